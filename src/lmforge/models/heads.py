@@ -1,0 +1,40 @@
+"""Task heads over a backbone's hidden states."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of hidden [B, T, D] over the positions where mask [B, T] is 1."""
+    m = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)
+
+
+class SequenceClassifier(nn.Module):
+    """Backbone → mean over real tokens → dropout → linear. Works for causal and bidirectional
+    backbones (with right padding, a causal backbone never attends to the padding)."""
+
+    def __init__(self, backbone: nn.Module, n_labels: int, dropout: float = 0.1):
+        super().__init__()
+        self.backbone = backbone
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Linear(backbone.cfg.d_model, n_labels)
+        nn.init.normal_(self.head.weight, std=0.02)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.backbone(ids, attention_mask)
+        return self.head(self.drop(masked_mean(hidden, attention_mask)))
+
+
+class CausalLM(nn.Module):
+    """Backbone + its tied LM head: ids [B, T] → next-token logits [B, T, vocab]."""
+
+    def __init__(self, backbone: nn.Module):
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.backbone.lm_logits(self.backbone(ids))

@@ -1,0 +1,134 @@
+"""The native Transformer backbone: GPT-2-shaped, readable in one sitting.
+
+Pre-LayerNorm blocks, learned absolute positions, fused QKV projection, tanh-GELU MLP,
+`scaled_dot_product_attention` (causal, or bidirectional with a padding mask), a final
+LayerNorm, and an LM head tied to the token embedding. The parameter layout mirrors GPT-2's
+so that the weights map one-to-one onto `transformers.GPT2LMHeadModel`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class TransformerConfig:
+    vocab_size: int
+    d_model: int = 128
+    n_layers: int = 4
+    n_heads: int = 4
+    d_ff: int = 512
+    max_len: int = 256
+    dropout: float = 0.0
+    causal: bool = True
+    pad_id: int = 0
+    layer_norm_eps: float = 1e-5
+
+    @property
+    def padded_vocab_size(self) -> int:
+        """Embedding rows, rounded up to a multiple of 64 (faster matmuls)."""
+        return ((self.vocab_size + 63) // 64) * 64
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.n_heads = cfg.n_heads
+        self.causal = cfg.causal
+        self.dropout = cfg.dropout
+        self.c_attn = nn.Linear(cfg.d_model, 3 * cfg.d_model)
+        self.c_proj = nn.Linear(cfg.d_model, cfg.d_model)
+        self.resid_drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        b, t, d = x.shape
+        q, k, v = self.c_attn(x).split(d, dim=2)
+        q, k, v = (z.view(b, t, self.n_heads, d // self.n_heads).transpose(1, 2) for z in (q, k, v))
+        mask = None
+        if not self.causal and key_padding_mask is not None:
+            mask = key_padding_mask[:, None, None, :]  # True = attend
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, is_causal=self.causal,
+            dropout_p=self.dropout if self.training else 0.0,
+        )
+        return self.resid_drop(self.c_proj(y.transpose(1, 2).reshape(b, t, d)))
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.c_fc = nn.Linear(cfg.d_model, cfg.d_ff)
+        self.c_proj = nn.Linear(cfg.d_ff, cfg.d_model)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.c_proj(F.gelu(self.c_fc(x), approximate="tanh")))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps)
+        self.attn = SelfAttention(cfg)
+        self.ln_2 = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps)
+        self.mlp = MLP(cfg)
+
+    def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), key_padding_mask)
+        return x + self.mlp(self.ln_2(x))
+
+
+class Transformer(nn.Module):
+    """Token ids [B, T] → hidden states [B, T, d_model]; `lm_logits` applies the tied head."""
+
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.wte = nn.Embedding(cfg.padded_vocab_size, cfg.d_model)
+        self.wpe = nn.Embedding(cfg.max_len, cfg.d_model)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.h = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.ln_f = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps)
+        self.apply(self._init_weights)
+        # GPT-2: scale the residual projections by the depth
+        for name, p in self.named_parameters():
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layers))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)  # std 1 (the default) explodes when tied
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def forward(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        t = ids.shape[1]
+        if t > self.cfg.max_len:
+            raise ValueError(f"sequence length {t} exceeds model max_len {self.cfg.max_len}")
+        pos = torch.arange(t, device=ids.device)
+        x = self.drop(self.wte(ids) + self.wpe(pos))
+        mask = attention_mask.bool() if attention_mask is not None else None
+        for block in self.h:
+            x = block(x, mask)
+        return self.ln_f(x)
+
+    def lm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Tied LM head, cut back to the real vocabulary."""
+        return F.linear(hidden, self.wte.weight)[..., : self.cfg.vocab_size]
+
+    def num_params(self, non_embedding: bool = True) -> int:
+        n = sum(p.numel() for p in self.parameters())
+        return n - self.wpe.weight.numel() if non_embedding else n
+
+    def flops_per_token(self, seq_len: int) -> float:
+        """Training FLOPs per token: 6N (N counts the tied head once) + attention's 12·L·d·T."""
+        return 6 * self.num_params() + 12 * self.cfg.n_layers * self.cfg.d_model * seq_len

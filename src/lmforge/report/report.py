@@ -1,0 +1,116 @@
+"""The pipeline report: summary metrics (for `dvc metrics show`), markdown and figures."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+INIT_ORDER = ("pretrained", "scratch", "baseline")
+
+
+def summary_metrics(pretrain: dict, tasks: dict[str, dict]) -> dict:
+    """`reports/metrics.json`: {"pretrain": {...}, "tasks": {task: {"metric", "pretrained", ...}}}."""
+    keep = ("val_loss", "val_ppl", "tokens_per_s", "mfu", "steps", "n_params", "wall_s")
+    return {
+        "pretrain": {k: pretrain[k] for k in keep if k in pretrain},
+        "tasks": {
+            name: {"metric": m["metric"], **{who: m[who] for who in INIT_ORDER if who in m}}
+            for name, m in sorted(tasks.items())
+        },
+    }
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.3f}" if isinstance(x, float) else str(x)
+
+
+def markdown(metrics: dict, prepare: dict, pretrain: dict, finetune: dict[tuple[str, str], dict],
+             evaluate: dict[str, dict]) -> str:
+    p = metrics["pretrain"]
+    lines = [
+        "# lmforge report",
+        "",
+        "## Pretraining",
+        "",
+        f"- corpus: {prepare['docs']['train']} train / {prepare['docs']['val']} validation documents, "
+        f"{prepare['tokens']['train']:,} / {prepare['tokens']['val']:,} tokens, vocabulary {prepare['vocab_size']}",
+        f"- model: {p.get('n_params', 0):,} parameters, {p.get('steps')} steps",
+        f"- validation loss **{p['val_loss']:.3f}**, perplexity **{p['val_ppl']:.1f}**",
+        f"- throughput {p['tokens_per_s']:,.0f} tokens/s, MFU {100 * p['mfu']:.1f}% "
+        f"(against a matmul peak of {pretrain.get('peak_flops', 0) / 1e9:.0f} GFLOP/s measured at start, "
+        f"{pretrain.get('device', '?')}, {pretrain.get('precision', '?')})",
+        "",
+        "## Tasks (test split)",
+        "",
+        "| task | metric | pretrained | scratch | baseline |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, t in metrics["tasks"].items():
+        key = t["metric"]
+        cells = [_fmt(t[who][key]) if who in t else "–" for who in INIT_ORDER]
+        lines.append(f"| {name} | {key} | " + " | ".join(cells) + " |")
+    lines += ["", "Secondary metrics:", ""]
+    for name, t in metrics["tasks"].items():
+        for who in INIT_ORDER:
+            if who in t:
+                lines.append(f"- {name} / {who}: " + ", ".join(f"{k} {_fmt(v)}" for k, v in t[who].items()))
+    lines += [
+        "",
+        "## Contamination",
+        "",
+        f"Share of validation/test documents with any {next(iter(prepare['contamination'].values()), {}).get('n', 13)}"
+        "-gram in the pretraining corpus:",
+        "",
+        "| split | documents | with overlap | fraction |",
+        "| --- | --- | --- | --- |",
+    ]
+    for split, c in prepare["contamination"].items():
+        lines.append(f"| {split} | {c['docs']} | {c['docs_with_overlap']} | {c['fraction_docs']:.4f} |")
+    lines += ["", "## Wall time", "", "| stage | seconds | tokens/s |", "| --- | --- | --- |"]
+    lines.append(f"| prepare | {prepare['wall_s']:.1f} | |")
+    lines.append(f"| pretrain | {pretrain['wall_s']:.1f} | {pretrain['tokens_per_s']:,.0f} |")
+    for (task, init), s in sorted(finetune.items()):
+        lines.append(f"| finetune@{task}-{init} | {s['wall_s']:.1f} | |")
+    for task, e in sorted(evaluate.items()):
+        lines.append(f"| evaluate@{task} | {e['wall_s']:.1f} | |")
+    lines += ["", "Figures: `figures/pretrain_loss.png`, `figures/tasks.png`.", ""]
+    return "\n".join(lines)
+
+
+def _read_curve(path: Path) -> tuple[list[float], list[float]]:
+    if not path.is_file():
+        return [], []
+    with open(path) as f:
+        rows = list(csv.reader(f))[1:]
+    return [float(r[0]) for r in rows], [float(r[1]) for r in rows]
+
+
+def figures(out: Path, pretrain_dir: Path, metrics: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name in ("train", "val"):
+        x, y = _read_curve(pretrain_dir / "curves" / f"{name}.csv")
+        ax.plot(x, y, label=name, marker="o" if name == "val" else None)
+    ax.set(xlabel="step", ylabel="loss", title="Pretraining loss")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "pretrain_loss.png", dpi=100)
+    plt.close(fig)
+
+    tasks = metrics["tasks"]
+    fig, ax = plt.subplots(figsize=(max(4, 1.8 * len(tasks)), 4))
+    width = 0.8 / len(INIT_ORDER)
+    for i, who in enumerate(INIT_ORDER):
+        values = [t[who][t["metric"]] if who in t else 0.0 for t in tasks.values()]
+        ax.bar([j + i * width for j in range(len(tasks))], values, width, label=who)
+    ax.set_xticks([j + width for j in range(len(tasks))], [f"{n}\n({t['metric']})" for n, t in tasks.items()])
+    ax.set(ylabel="test score", title="Pretrained vs scratch vs baseline", ylim=(0, 1.05))
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "tasks.png", dpi=100)
+    plt.close(fig)

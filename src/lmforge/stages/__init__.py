@@ -1,0 +1,1 @@
+"""One module per pipeline stage: the work behind `pipelines/<stage>.py`."""

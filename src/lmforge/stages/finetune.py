@@ -1,0 +1,83 @@
+"""finetune@<task>: a task head on the pretrained backbone, or on the same architecture from
+scratch (`init=scratch`, the ablation). Keeps the checkpoint best on validation."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from omegaconf import DictConfig
+
+from lmforge import __version__
+from lmforge.config import fingerprint
+from lmforge.data.tokenizer import load_tokenizer, special_ids
+from lmforge.fileio import atomic_dir, read_json, write_json
+from lmforge.models.heads import SequenceClassifier
+from lmforge.models.io import load_backbone, write_model_dir
+from lmforge.models.transformer import Transformer, TransformerConfig
+from lmforge.stages.common import log, stage
+from lmforge.tasks import classification as task_lib
+from lmforge.train.callbacks import History
+from lmforge.train.trainer import check_checkpoint, latest_checkpoint, make_trainer
+
+
+def task_labels(task_dir, splits) -> list[str]:
+    labels_file = task_dir / "labels.json"
+    return read_json(labels_file) if labels_file.is_file() else task_lib.label_list(splits["train"])
+
+
+def run(cfg: DictConfig) -> dict:
+    task, init = cfg.task, cfg.init
+    with stage(cfg, f"finetune/{task.name}/{init}", tags={"lmforge.task": task.name, "lmforge.init": init}) as run:
+        p = run.paths
+        splits = task_lib.read_splits(p.tasks / task.name)
+        labels = task_labels(p.tasks / task.name, splits)
+        label2id = {name: i for i, name in enumerate(labels)}
+        tok = load_tokenizer(p.pretrained_model)
+        pad_id = special_ids(tok)["pad"]
+
+        backbone, pretrained_cfg = load_backbone(p.pretrained_model)
+        if init == "scratch":  # the same architecture, freshly initialised (seeded)
+            backbone = Transformer(TransformerConfig(**pretrained_cfg["backbone"]))
+        model = SequenceClassifier(backbone, len(labels), task.dropout)
+
+        enc = {s: task_lib.encode(splits[s], tok, label2id, task.max_length) for s in ("train", "validation")}
+        train_dl = task_lib.loader(enc["train"], task.batch_size, pad_id, shuffle=True, seed=cfg.seed)
+        val_dl = task_lib.loader(enc["validation"], task.batch_size, pad_id, shuffle=False)
+        total = task.max_epochs * math.ceil(len(enc["train"]) / task.batch_size) // cfg.trainer.accumulate_grad_batches
+        module = task_lib.ClassifierModule(model, len(labels), task.lr, task.weight_decay,
+                                           int(task.warmup_ratio * total), max(total, 1))
+
+        ckpt_dir = p.checkpoints / "finetune" / task.name / init / fingerprint(
+            cfg, "seed", "data", "tokenizer", "model", "objective", "optim", "trainer", "task", "init")
+        resume = latest_checkpoint(ckpt_dir)
+        if resume:
+            log.info("resuming from %s (step %d)", resume, check_checkpoint(resume, module))
+        best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/accuracy", mode="max",
+                               save_last=True, save_top_k=1, enable_version_counter=False)
+        history = History()
+        callbacks = [best, history, EarlyStopping(monitor="val/accuracy", mode="max", patience=task.patience)]
+        trainer = make_trainer(cfg.trainer, callbacks=callbacks, logger=run.lightning_logger(),
+                               max_epochs=task.max_epochs, log_every_n_steps=min(cfg.trainer.log_every_n_steps, len(train_dl)))
+        trainer.fit(module, train_dl, val_dl, ckpt_path=str(resume) if resume else None)
+
+        state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
+        module.load_state_dict(state)
+        summary = {
+            "task": task.name, "init": init, "best_val_accuracy": float(best.best_model_score),
+            "epochs": trainer.current_epoch, "steps": trainer.global_step, "n_train": len(enc["train"]),
+        }
+        with atomic_dir(p.finetuned(task.name, init)) as tmp:
+            write_model_dir(tmp / "model", module.model, {
+                "lmforge_version": __version__, "kind": "sequence_classifier", "task": task.name, "init": init,
+                "labels": labels, "max_length": task.max_length, "backbone": pretrained_cfg["backbone"],
+            }, p.pretrained_model)
+            history.write_csv(tmp / "curves" / "train.csv", "train/loss")
+            history.write_csv(tmp / "curves" / "val.csv", "val/accuracy")
+            summary["wall_s"] = run.elapsed()
+            write_json(tmp / "summary.json", summary)
+        run.log_metrics({"final/best_val_accuracy": summary["best_val_accuracy"]})
+        run.log_artifact(p.finetuned(task.name, init) / "model", "model")
+        log.info("finetune %s/%s: best val accuracy %.3f", task.name, init, summary["best_val_accuracy"])
+    return summary

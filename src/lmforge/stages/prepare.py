@@ -1,0 +1,86 @@
+"""prepare: corpus → tokenizer → packed token files (+ the built-in task splits, contamination)."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from lmforge.data import world
+from lmforge.data.contamination import ngram_overlap
+from lmforge.data.packing import pack_texts, token_dtype, write_meta
+from lmforge.data.sources import load_corpus, train_val_split
+from lmforge.data.tokenizer import save_tokenizer, special_ids, train_tokenizer
+from lmforge.fileio import atomic_dir, write_json, write_jsonl
+from lmforge.stages.common import log, stage
+
+# the field of each task's records that holds the document text (for the overlap measure)
+TEXT_FIELD = {
+    "topic": "text", "sentiment": "text", "ner": "tokens", "qa": "context",
+    "summarization": "document", "translation": "source",
+}
+
+
+def _text(task: str, record: dict) -> str:
+    value = record[TEXT_FIELD[task]]
+    return " ".join(value) if isinstance(value, list) else value
+
+
+def run(cfg: DictConfig) -> dict:
+    d = cfg.data
+    with stage(cfg, "prepare") as run:
+        out = run.paths.prepare
+        with atomic_dir(out) as tmp:
+            tasks: dict = {}
+            if d.source == "synthetic":
+                s = d.synthetic
+                data = world.generate(cfg.seed, s.n_corpus_docs, s.n_train, s.n_validation, s.n_test,
+                                      tasks=list(s.tasks), progress=cfg.trainer.enable_progress_bar)
+                train_docs, val_docs = train_val_split(data.corpus, d.val_fraction, cfg.seed)
+                tasks = data.tasks
+                for name, splits in tasks.items():
+                    for split, records in splits.items():
+                        write_jsonl(tmp / "tasks" / name / f"{split}.jsonl", records)
+                    if name in data.labels:
+                        write_json(tmp / "tasks" / name / "labels.json", data.labels[name])
+            else:
+                src = d.text_files if d.source == "text_files" else d.hub
+                train_docs, val_docs = load_corpus(
+                    d.source, paths=list(d.text_files.paths), name=d.hub.name, config=d.hub.config,
+                    split=d.hub.split, text_column=src.text_column, val_fraction=d.val_fraction, seed=cfg.seed,
+                )
+
+            contamination = {
+                f"{name}/{split}": ngram_overlap(train_docs, [_text(name, r) for r in splits[split]], d.contamination_n)
+                for name, splits in tasks.items() for split in ("validation", "test")
+            }
+            worst = max((c["fraction_docs"] for c in contamination.values()), default=0.0)
+            log.info("contamination: at most %.2f%% of an eval split shares a %d-gram with the corpus",
+                     100 * worst, d.contamination_n)
+
+            t = cfg.tokenizer
+            tok = train_tokenizer(train_docs, kind=t.kind, vocab_size=t.vocab_size, min_frequency=t.min_frequency,
+                                  progress=cfg.trainer.enable_progress_bar)
+            save_tokenizer(tok, tmp / "tokenizer", model_max_length=cfg.model.max_len)
+            ids = special_ids(tok)
+            vocab = tok.get_vocab_size(with_added_tokens=True)
+            n_tokens = {
+                split: pack_texts(docs, tok, tmp / "tokens" / f"{split}.bin", ids["eos"],
+                                  progress=cfg.trainer.enable_progress_bar)
+                for split, docs in (("train", train_docs), ("val", val_docs))
+            }
+            write_meta(tmp / "tokens", vocab_size=vocab, dtype=token_dtype(vocab), n_tokens=n_tokens,
+                       eos_id=ids["eos"], pad_id=ids["pad"], tokenizer=t.kind)
+            stats = {
+                "source": d.source,
+                "docs": {"train": len(train_docs), "val": len(val_docs)},
+                "tokens": n_tokens,
+                "vocab_size": vocab,
+                "tasks": {name: {split: len(r) for split, r in splits.items()} for name, splits in tasks.items()},
+                "contamination": contamination,
+                "contamination_max_fraction_docs": worst,
+                "wall_s": run.elapsed(),
+            }
+            run.log_metrics({"tokens_train": n_tokens["train"], "tokens_val": n_tokens["val"],
+                             "contamination_max_fraction_docs": worst})
+            write_json(tmp / "stats.json", stats)
+        run.log_artifact(out / "stats.json")
+    return stats

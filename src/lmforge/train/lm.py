@@ -1,0 +1,122 @@
+"""Language-model pretraining: the LightningModule and the packed-token DataModule."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from lmforge.data.packing import TokenFile
+from lmforge.errors import DataError
+from lmforge.models.heads import CausalLM
+from lmforge.models.transformer import Transformer, TransformerConfig
+from lmforge.optim import adamw, scheduled
+
+
+class LMModule(L.LightningModule):
+    def __init__(self, model_cfg: TransformerConfig, optim: dict, max_steps: int):
+        super().__init__()
+        self.model = CausalLM(Transformer(model_cfg))
+        self.optim = optim
+        self.max_steps = max_steps
+
+    @property
+    def backbone(self) -> Transformer:
+        return self.model.backbone
+
+    def _loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        x, y = batch
+        logits = self.model(x)
+        return F.cross_entropy(logits.float().view(-1, logits.size(-1)), y.view(-1))
+
+    def training_step(self, batch, batch_idx):
+        loss = self._loss(batch)
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"])
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        self.log("val/loss", self._loss(batch), prog_bar=True)
+
+    def on_validation_epoch_end(self):
+        loss = self.trainer.callback_metrics.get("val/loss")
+        if loss is not None:
+            self.log("val/ppl", math.exp(min(float(loss), 50.0)))
+
+    def configure_optimizers(self):
+        o = self.optim
+        opt = adamw(self.model, o["lr"], o["weight_decay"], (o["beta1"], o["beta2"]))
+        return scheduled(opt, o["warmup_steps"], self.max_steps, o["min_lr_ratio"])
+
+
+class RandomWindows(Dataset):
+    """Batch i = `batch_size` random windows of a token file, drawn from rng(seed, rank, i).
+
+    A batch depends only on its index, so a resumed run sees exactly the batches it would have
+    seen, and each data-parallel rank sees its own.
+    """
+
+    def __init__(self, tokens: TokenFile, n_batches: int, batch_size: int, block: int, seed: int, rank: int = 0):
+        self.tokens, self.n_batches, self.batch_size, self.block = tokens, n_batches, batch_size, block
+        self.seed, self.rank = seed, rank
+
+    def __len__(self) -> int:
+        return self.n_batches
+
+    def __getitem__(self, i: int):
+        rng = np.random.default_rng([self.seed, self.rank, i])
+        w = torch.from_numpy(self.tokens.sample_blocks(self.batch_size, self.block, rng).astype(np.int64))
+        return w[:, :-1], w[:, 1:]
+
+
+class ConsecutiveWindows(Dataset):
+    """Batch j = the j-th run of `batch_size` consecutive, non-overlapping windows (fixed val set)."""
+
+    def __init__(self, tokens: TokenFile, n_batches: int, batch_size: int, block: int):
+        self.tokens, self.batch_size, self.block = tokens, batch_size, block
+        available = (len(tokens) - 1) // (block * batch_size)
+        if available < 1:
+            raise DataError(
+                f"{tokens.path}: {len(tokens)} tokens are too few for one validation batch of "
+                f"{batch_size}×{block + 1} tokens; lower trainer.batch_size or trainer.block_size"
+            )
+        self.n_batches = min(n_batches, available)
+
+    def __len__(self) -> int:
+        return self.n_batches
+
+    def __getitem__(self, j: int):
+        start = j * self.batch_size * self.block
+        rows = [np.asarray(self.tokens[start + r * self.block : start + (r + 1) * self.block + 1]) for r in range(self.batch_size)]
+        w = torch.from_numpy(np.stack(rows).astype(np.int64))
+        return w[:, :-1], w[:, 1:]
+
+
+class PackedLMData(L.LightningDataModule):
+    def __init__(self, tokens_dir: str | Path, dtype: str, batch_size: int, block_size: int,
+                 max_steps: int, accumulate: int, val_batches: int, seed: int):
+        super().__init__()
+        self.tokens_dir = Path(tokens_dir)
+        self.dtype, self.batch_size, self.block = dtype, batch_size, block_size
+        self.max_steps, self.accumulate, self.val_batches, self.seed = max_steps, accumulate, val_batches, seed
+
+    def setup(self, stage: str | None = None) -> None:
+        self.train_tokens = TokenFile(self.tokens_dir / "train.bin", self.dtype)
+        self.val_tokens = TokenFile(self.tokens_dir / "val.bin", self.dtype)
+        for tf in (self.train_tokens, self.val_tokens):
+            if len(tf) < self.block + 1:
+                raise DataError(f"{tf.path}: {len(tf)} tokens, fewer than one block of {self.block + 1}")
+
+    def train_dataloader(self) -> DataLoader:
+        total = self.max_steps * self.accumulate
+        start = self.trainer.global_step * self.accumulate if self.trainer else 0  # resume: skip seen batches
+        ds = RandomWindows(self.train_tokens, total, self.batch_size, self.block, self.seed, self.trainer.global_rank if self.trainer else 0)
+        return DataLoader(ds, batch_size=None, sampler=range(start, total))
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(ConsecutiveWindows(self.val_tokens, self.val_batches, self.batch_size, self.block), batch_size=None)

@@ -1,0 +1,205 @@
+"""Tokenizer training, saving and loading with Hugging Face `tokenizers`.
+
+Three kinds:
+
+- ``bpe``: byte-level BPE (GPT-2 style). The initial alphabet is all 256 bytes, so every text
+  encodes without ``<unk>`` and ``decode(encode(x)) == x``.
+- ``wordpiece``: BERT-style pre-tokenisation (whitespace + punctuation) and WordPiece with ``##``
+  continuation pieces; case is kept.
+- ``char``: one token per character seen in the training text; unseen characters become
+  ``<unk>``.
+
+All kinds reserve the same special tokens at the same ids (see `SPECIAL_TOKENS`). Encoding adds
+no special tokens: the caller decides where ``<eos>``/``<cls>``/``<sep>`` go.
+
+A saved tokenizer directory holds ``tokenizer.json`` plus the two small JSON files that let
+``transformers.AutoTokenizer.from_pretrained(directory)`` load it as a fast tokenizer with the
+special tokens set.
+
+Note: as usual with Hugging Face tokenizers, a literal special-token string inside a text (for
+example ``"<eos>"``) is matched and encoded as that special token.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+from lmforge.errors import ConfigError, DataError
+
+SPECIAL_TOKENS = ["<pad>", "<eos>", "<unk>", "<mask>", "<sep>", "<cls>"]
+"""Special tokens, in id order: ``<pad>`` = 0, ``<eos>`` = 1, ..., ``<cls>`` = 5."""
+
+# Short name -> token string, in the same order as SPECIAL_TOKENS.
+SPECIAL_NAMES = {token.strip("<>"): token for token in SPECIAL_TOKENS}
+
+log = logging.getLogger(__name__)
+
+KINDS = ("bpe", "wordpiece", "char")
+TOKENIZER_FILE = "tokenizer.json"
+BYTE_ALPHABET_SIZE = 256
+
+
+def _min_vocab_size(kind: str) -> int:
+    """The smallest vocabulary that holds the special tokens (+ the byte alphabet for bpe)."""
+    extra = BYTE_ALPHABET_SIZE if kind == "bpe" else 1
+    return len(SPECIAL_TOKENS) + extra
+
+
+def _counting(texts: Iterable[str], counter: list[int]) -> Iterator[str]:
+    """Yield the texts, counting characters into counter[0] (to detect an empty corpus)."""
+    for text in texts:
+        if not isinstance(text, str):
+            raise DataError(f"tokenizer training text must be str, got {type(text).__name__}")
+        counter[0] += len(text)
+        yield text
+
+
+def train_tokenizer(
+    texts: Iterable[str],
+    kind: str = "bpe",
+    vocab_size: int = 8192,
+    min_frequency: int = 2,
+    progress: bool = True,
+) -> Tokenizer:
+    """Train a tokenizer of ``kind`` ("bpe", "wordpiece" or "char") on ``texts``.
+
+    ``vocab_size`` includes the special tokens (and the 256 byte tokens for bpe); WordPiece keeps
+    every character of the corpus even past ``vocab_size`` (a warning is logged). For ``char``
+    every distinct character becomes a token (``min_frequency`` is not applied), up to
+    ``vocab_size`` tokens, most frequent first. ``progress`` shows the `tokenizers` trainer's
+    progress bar.
+
+    Raises ConfigError (naming ``tokenizer.kind`` / ``tokenizer.vocab_size``) for a bad choice,
+    DataError when the texts are empty.
+    """
+    if kind not in KINDS:
+        raise ConfigError(f"tokenizer.kind={kind!r} is not one of {list(KINDS)}")
+    if not isinstance(vocab_size, int) or vocab_size < _min_vocab_size(kind):
+        need = _min_vocab_size(kind)
+        what = f"{len(SPECIAL_TOKENS)} special tokens"
+        what += f" + {BYTE_ALPHABET_SIZE} byte tokens" if kind == "bpe" else " + at least 1 token"
+        raise ConfigError(
+            f"tokenizer.vocab_size={vocab_size!r} is too small for kind={kind!r}: "
+            f"need at least {need} ({what})"
+        )
+    if not isinstance(min_frequency, int) or min_frequency < 0:
+        raise ConfigError(f"tokenizer.min_frequency={min_frequency!r} must be an integer >= 0")
+
+    if kind == "bpe":
+        tok = Tokenizer(models.BPE())
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            min_frequency=min_frequency,
+            special_tokens=SPECIAL_TOKENS,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=progress,
+        )
+    elif kind == "wordpiece":
+        tok = Tokenizer(models.WordPiece(unk_token="<unk>", continuing_subword_prefix="##"))
+        tok.normalizer = normalizers.BertNormalizer(
+            clean_text=True, handle_chinese_chars=True, strip_accents=False, lowercase=False
+        )
+        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        tok.decoder = decoders.WordPiece(prefix="##")
+        trainer = trainers.WordPieceTrainer(
+            vocab_size=vocab_size,
+            min_frequency=min_frequency,
+            special_tokens=SPECIAL_TOKENS,
+            continuing_subword_prefix="##",
+            show_progress=progress,
+        )
+    else:  # char
+        tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
+        # Every character (newlines included) is its own "word"; Fuse joins them back on decode.
+        tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+        tok.decoder = decoders.Fuse()
+        trainer = trainers.WordLevelTrainer(
+            vocab_size=vocab_size,
+            min_frequency=1,
+            special_tokens=SPECIAL_TOKENS,
+            show_progress=progress,
+        )
+
+    length = len(texts) if hasattr(texts, "__len__") else None  # type: ignore[arg-type]
+    n_chars = [0]
+    tok.train_from_iterator(_counting(texts, n_chars), trainer=trainer, length=length)
+    if n_chars[0] == 0:
+        raise DataError("cannot train a tokenizer: the training texts are empty")
+
+    if tok.get_vocab_size() > vocab_size:  # WordPiece keeps its whole alphabet (+ "##" forms)
+        log.warning(
+            "tokenizer.vocab_size=%d is smaller than the %s alphabet of the corpus: the trained "
+            "vocabulary has %d tokens", vocab_size, kind, tok.get_vocab_size(),
+        )
+    ids = [tok.token_to_id(t) for t in SPECIAL_TOKENS]
+    if ids != list(range(len(SPECIAL_TOKENS))):  # guaranteed by the trainers; checked anyway
+        raise RuntimeError(f"special tokens got ids {ids}, expected 0..{len(SPECIAL_TOKENS) - 1}")
+    return tok
+
+
+def special_ids(tok: Tokenizer) -> dict[str, int]:
+    """Ids of the special tokens by short name: {"pad": 0, "eos": 1, "unk": 2, ...}."""
+    out = {}
+    for name, token in SPECIAL_NAMES.items():
+        idx = tok.token_to_id(token)
+        if idx is None:
+            raise DataError(f"tokenizer has no special token {token!r} (expected {SPECIAL_TOKENS})")
+        out[name] = idx
+    return out
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def save_tokenizer(tok: Tokenizer, directory: str | os.PathLike, model_max_length: int | None = None) -> Path:
+    """Write ``tokenizer.json``, ``tokenizer_config.json`` and ``special_tokens_map.json``.
+
+    The directory then loads with ``transformers.AutoTokenizer.from_pretrained(directory)`` as a
+    fast tokenizer with pad/eos/unk/mask/sep/cls set (and with `load_tokenizer`). Returns the
+    path of ``tokenizer.json``.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    special_tokens_map = {f"{name}_token": token for name, token in SPECIAL_NAMES.items()}
+    special_ids(tok)  # fails clearly if a special token is missing
+
+    tok_path = directory / TOKENIZER_FILE
+    tmp = tok_path.with_name(tok_path.name + ".tmp")
+    tok.save(str(tmp), pretty=True)
+    os.replace(tmp, tok_path)
+
+    config = {
+        # The class name transformers 4.x and 5.x both resolve to their tokenizers-backed class.
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "clean_up_tokenization_spaces": False,
+        **special_tokens_map,
+    }
+    if model_max_length is not None:
+        config["model_max_length"] = int(model_max_length)
+    _write_json(directory / "tokenizer_config.json", config)
+    _write_json(directory / "special_tokens_map.json", special_tokens_map)
+    return tok_path
+
+
+def load_tokenizer(directory: str | os.PathLike) -> Tokenizer:
+    """Load ``<directory>/tokenizer.json`` (a path to the json file itself also works)."""
+    path = Path(directory)
+    if path.is_dir() or path.suffix != ".json":
+        path = path / TOKENIZER_FILE
+    if not path.is_file():
+        raise DataError(f"tokenizer file not found: {path} (run the prepare stage to train one)")
+    try:
+        return Tokenizer.from_file(str(path))
+    except Exception as exc:  # tokenizers raises a plain Exception on malformed files
+        raise DataError(f"cannot load tokenizer {path}: {exc}") from exc

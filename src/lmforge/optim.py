@@ -15,7 +15,7 @@ def adamw(model: nn.Module, lr: float, weight_decay: float, betas=(0.9, 0.95)) -
         {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=True)
+    return torch.optim.AdamW(groups, lr=lr, betas=betas)
 
 
 def warmup_cosine(warmup: int, total: int, min_ratio: float):

@@ -34,7 +34,7 @@ def run(cfg: DictConfig) -> dict:
             d_ff=m.d_ff, max_len=m.max_len, dropout=m.dropout, causal=True, pad_id=meta["pad_id"],
         )
         module = LMModule(model_cfg, dict(cfg.optim), t.max_steps)
-        data = PackedLMData(p.tokens, meta["dtype"], t.batch_size, t.block_size, t.max_steps,
+        data = PackedLMData(p.tokens, meta["dtype"], t.batch_size, t.block_size,
                             t.accumulate_grad_batches, t.limit_val_batches, cfg.seed)
 
         # checkpoints live outside DVC's outputs, keyed by everything that shapes the run
@@ -51,7 +51,7 @@ def run(cfg: DictConfig) -> dict:
         history = History()
         callbacks = [
             throughput, history,
-            ModelCheckpoint(dirpath=ckpt_dir, filename="step-{step}", every_n_train_steps=t.checkpoint_every_n_steps,
+            ModelCheckpoint(dirpath=ckpt_dir, filename="{step}", every_n_train_steps=t.checkpoint_every_n_steps,
                             save_last=True, save_top_k=1, enable_version_counter=False),
         ]
         trainer = make_trainer(t, callbacks=callbacks, logger=run.lightning_logger(), max_steps=t.max_steps,

@@ -9,7 +9,7 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from lmforge.data.packing import TokenFile
 from lmforge.errors import DataError
@@ -32,7 +32,7 @@ class LMModule(L.LightningModule):
     def _loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         x, y = batch
         logits = self.model(x)
-        return F.cross_entropy(logits.float().view(-1, logits.size(-1)), y.view(-1))
+        return F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1))
 
     def training_step(self, batch, batch_idx):
         loss = self._loss(batch)
@@ -54,24 +54,28 @@ class LMModule(L.LightningModule):
         return scheduled(opt, o["warmup_steps"], self.max_steps, o["min_lr_ratio"])
 
 
-class RandomWindows(Dataset):
+class RandomWindows(IterableDataset):
     """Batch i = `batch_size` random windows of a token file, drawn from rng(seed, rank, i).
 
-    A batch depends only on its index, so a resumed run sees exactly the batches it would have
-    seen, and each data-parallel rank sees its own.
+    A batch depends only on its index, so a run resumed at step `start` sees exactly the batches
+    an uninterrupted run would have seen, and each data-parallel rank sees its own. Iterable
+    (no length): the epoch never ends early or twice on resume; `max_steps` stops training.
     """
 
-    def __init__(self, tokens: TokenFile, n_batches: int, batch_size: int, block: int, seed: int, rank: int = 0):
-        self.tokens, self.n_batches, self.batch_size, self.block = tokens, n_batches, batch_size, block
-        self.seed, self.rank = seed, rank
+    def __init__(self, tokens: TokenFile, batch_size: int, block: int, seed: int, rank: int = 0, start: int = 0):
+        self.tokens, self.batch_size, self.block = tokens, batch_size, block
+        self.seed, self.rank, self.start = seed, rank, start
 
-    def __len__(self) -> int:
-        return self.n_batches
-
-    def __getitem__(self, i: int):
+    def batch(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng([self.seed, self.rank, i])
-        w = torch.from_numpy(self.tokens.sample_blocks(self.batch_size, self.block, rng).astype(np.int64))
+        w = torch.from_numpy(self.tokens.sample_blocks(self.batch_size, self.block, rng))
         return w[:, :-1], w[:, 1:]
+
+    def __iter__(self):
+        i = self.start
+        while True:
+            yield self.batch(i)
+            i += 1
 
 
 class ConsecutiveWindows(Dataset):
@@ -91,32 +95,28 @@ class ConsecutiveWindows(Dataset):
         return self.n_batches
 
     def __getitem__(self, j: int):
-        start = j * self.batch_size * self.block
-        rows = [np.asarray(self.tokens[start + r * self.block : start + (r + 1) * self.block + 1]) for r in range(self.batch_size)]
-        w = torch.from_numpy(np.stack(rows).astype(np.int64))
+        first = j * self.batch_size
+        w = torch.from_numpy(np.stack([self.tokens.block(first + r, self.block) for r in range(self.batch_size)]))
         return w[:, :-1], w[:, 1:]
 
 
 class PackedLMData(L.LightningDataModule):
     def __init__(self, tokens_dir: str | Path, dtype: str, batch_size: int, block_size: int,
-                 max_steps: int, accumulate: int, val_batches: int, seed: int):
+                 accumulate: int, val_batches: int, seed: int):
         super().__init__()
         self.tokens_dir = Path(tokens_dir)
         self.dtype, self.batch_size, self.block = dtype, batch_size, block_size
-        self.max_steps, self.accumulate, self.val_batches, self.seed = max_steps, accumulate, val_batches, seed
+        self.accumulate, self.val_batches, self.seed = accumulate, val_batches, seed
 
     def setup(self, stage: str | None = None) -> None:
-        self.train_tokens = TokenFile(self.tokens_dir / "train.bin", self.dtype)
-        self.val_tokens = TokenFile(self.tokens_dir / "val.bin", self.dtype)
-        for tf in (self.train_tokens, self.val_tokens):
-            if len(tf) < self.block + 1:
-                raise DataError(f"{tf.path}: {len(tf)} tokens, fewer than one block of {self.block + 1}")
+        self.train_tokens = TokenFile(self.tokens_dir / "train.bin", self.dtype, block_size=self.block)
+        self.val_tokens = TokenFile(self.tokens_dir / "val.bin", self.dtype, block_size=self.block)
 
     def train_dataloader(self) -> DataLoader:
-        total = self.max_steps * self.accumulate
-        start = self.trainer.global_step * self.accumulate if self.trainer else 0  # resume: skip seen batches
-        ds = RandomWindows(self.train_tokens, total, self.batch_size, self.block, self.seed, self.trainer.global_rank if self.trainer else 0)
-        return DataLoader(ds, batch_size=None, sampler=range(start, total))
+        # the trainer's step is already restored when a resumed fit asks for its data
+        start = self.trainer.global_step * self.accumulate
+        ds = RandomWindows(self.train_tokens, self.batch_size, self.block, self.seed, self.trainer.global_rank, start)
+        return DataLoader(ds, batch_size=None)
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(ConsecutiveWindows(self.val_tokens, self.val_batches, self.batch_size, self.block), batch_size=None)

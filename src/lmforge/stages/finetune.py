@@ -19,6 +19,7 @@ from lmforge.models.transformer import Transformer, TransformerConfig
 from lmforge.stages.common import log, stage
 from lmforge.tasks import classification as task_lib
 from lmforge.train.callbacks import History
+from lmforge.train.classify import ClassifierModule
 from lmforge.train.trainer import check_checkpoint, latest_checkpoint, make_trainer
 
 
@@ -46,7 +47,7 @@ def run(cfg: DictConfig) -> dict:
         train_dl = task_lib.loader(enc["train"], task.batch_size, pad_id, shuffle=True, seed=cfg.seed)
         val_dl = task_lib.loader(enc["validation"], task.batch_size, pad_id, shuffle=False)
         total = task.max_epochs * math.ceil(len(enc["train"]) / task.batch_size) // cfg.trainer.accumulate_grad_batches
-        module = task_lib.ClassifierModule(model, len(labels), task.lr, task.weight_decay,
+        module = ClassifierModule(model, len(labels), task.lr, task.weight_decay,
                                            int(task.warmup_ratio * total), max(total, 1))
 
         ckpt_dir = p.checkpoints / "finetune" / task.name / init / fingerprint(

@@ -178,7 +178,6 @@ SPECIAL_TOKENS = 6  # <pad> <eos> <unk> <mask> <sep> <cls>
 _KNOWN = {
     "data.source": {"synthetic", "text_files", "hub"},
     "tokenizer.kind": {"bpe", "wordpiece", "char"},
-    "model.arch": {"transformer"},
     "objective.name": {"clm"},
     "task.family": {"classification"},
     "task.source": {"builtin"},
@@ -193,7 +192,9 @@ def _get(cfg: DictConfig, key: str) -> Any:
 
 def validate(cfg: DictConfig) -> None:
     """Check what the schema's types cannot; raise ConfigError naming the key."""
-    for key, allowed in _KNOWN.items():
+    from lmforge.models import ARCHS
+
+    for key, allowed in {**_KNOWN, "model.arch": set(ARCHS)}.items():
         value = _get(cfg, key)
         if str(value) not in allowed:
             raise ConfigError(f"{key}={value!r} is not one of {sorted(allowed)}")

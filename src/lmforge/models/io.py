@@ -11,7 +11,6 @@ from torch import nn
 
 from lmforge.errors import ConfigError, DataError
 from lmforge.fileio import read_json, write_json
-from lmforge.models.transformer import Transformer, TransformerConfig
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -57,10 +56,12 @@ def load_state(module: nn.Module, state: dict[str, torch.Tensor], source: str | 
     module.load_state_dict(state)
 
 
-def load_backbone(directory: str | Path) -> tuple[Transformer, dict]:
+def load_backbone(directory: str | Path) -> tuple[nn.Module, dict]:
     """The pretrained backbone (weights loaded) and the directory's config.json."""
+    from lmforge.models import build_backbone
+
     config, state = read_model_dir(directory)
-    backbone = Transformer(TransformerConfig(**config["backbone"]))
+    backbone = build_backbone(config["backbone"])
     prefix = "backbone."
     state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
     load_state(backbone, state, Path(directory) / WEIGHTS)
@@ -69,9 +70,10 @@ def load_backbone(directory: str | Path) -> tuple[Transformer, dict]:
 
 def load_classifier(directory: str | Path):
     """A fine-tuned sequence classifier and its config.json (labels, max_length, …)."""
+    from lmforge.models import build_backbone
     from lmforge.models.heads import SequenceClassifier
 
     config, state = read_model_dir(directory)
-    model = SequenceClassifier(Transformer(TransformerConfig(**config["backbone"])), len(config["labels"]))
+    model = SequenceClassifier(build_backbone(config["backbone"]), len(config["labels"]))
     load_state(model, state, Path(directory) / WEIGHTS)
     return model.eval(), config

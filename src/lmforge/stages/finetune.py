@@ -15,7 +15,7 @@ from lmforge.data.tokenizer import load_tokenizer, special_ids
 from lmforge.fileio import atomic_dir, read_json, write_json
 from lmforge.models.heads import SequenceClassifier
 from lmforge.models.io import load_backbone, write_model_dir
-from lmforge.models.transformer import Transformer, TransformerConfig
+from lmforge.models import build_backbone
 from lmforge.stages.common import log, stage
 from lmforge.tasks import classification as task_lib
 from lmforge.train.callbacks import History
@@ -40,7 +40,7 @@ def run(cfg: DictConfig) -> dict:
 
         backbone, pretrained_cfg = load_backbone(p.pretrained_model)
         if init == "scratch":  # the same architecture, freshly initialised (seeded)
-            backbone = Transformer(TransformerConfig(**pretrained_cfg["backbone"]))
+            backbone = build_backbone(pretrained_cfg["backbone"])
         model = SequenceClassifier(backbone, len(labels), task.dropout)
 
         enc = {s: task_lib.encode(splits[s], tok, label2id, task.max_length) for s in ("train", "validation")}

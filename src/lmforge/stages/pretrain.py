@@ -9,11 +9,11 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
 
 from lmforge import __version__
-from lmforge.config import fingerprint
+from lmforge.config import fingerprint, to_container
 from lmforge.data.packing import read_meta
 from lmforge.fileio import atomic_dir, write_json
 from lmforge.models.io import write_model_dir
-from lmforge.models.transformer import TransformerConfig
+from lmforge.models import backbone_spec
 from lmforge.stages.common import log, stage
 from lmforge.train.callbacks import History, Throughput, measure_matmul_peak, precision_dtype
 from lmforge.train.lm import LMModule, PackedLMData
@@ -29,11 +29,8 @@ def run(cfg: DictConfig) -> dict:
     with stage(cfg, "pretrain") as run:
         p = run.paths
         meta = read_meta(p.tokens)
-        model_cfg = TransformerConfig(
-            vocab_size=meta["vocab_size"], d_model=m.d_model, n_layers=m.n_layers, n_heads=m.n_heads,
-            d_ff=m.d_ff, max_len=m.max_len, dropout=m.dropout, causal=True, pad_id=meta["pad_id"],
-        )
-        module = LMModule(model_cfg, dict(cfg.optim), t.max_steps)
+        spec = backbone_spec(to_container(m), vocab_size=meta["vocab_size"], pad_id=meta["pad_id"], causal=True)
+        module = LMModule(spec, dict(cfg.optim), t.max_steps)
         data = PackedLMData(p.tokens, meta["dtype"], t.batch_size, t.block_size,
                             t.accumulate_grad_batches, t.limit_val_batches, cfg.seed)
 
@@ -77,7 +74,7 @@ def run(cfg: DictConfig) -> dict:
         with atomic_dir(p.pretrain) as tmp:
             write_model_dir(tmp / "model", module.model, {
                 "lmforge_version": __version__, "kind": "causal_lm", "objective": cfg.objective.name,
-                "backbone": model_cfg.to_dict(),
+                "backbone": spec,
             }, p.tokenizer)
             history.write_csv(tmp / "curves" / "train.csv", "train/loss")
             history.write_csv(tmp / "curves" / "val.csv", "val/loss")

@@ -14,19 +14,19 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset
 from lmforge.data.packing import TokenFile
 from lmforge.errors import DataError
 from lmforge.models.heads import CausalLM
-from lmforge.models.transformer import Transformer, TransformerConfig
+from lmforge.models import build_backbone
 from lmforge.optim import adamw, scheduled
 
 
 class LMModule(L.LightningModule):
-    def __init__(self, model_cfg: TransformerConfig, optim: dict, max_steps: int):
+    def __init__(self, spec: dict, optim: dict, max_steps: int):
         super().__init__()
-        self.model = CausalLM(Transformer(model_cfg))
+        self.model = CausalLM(build_backbone(spec))
         self.optim = optim
         self.max_steps = max_steps
 
     @property
-    def backbone(self) -> Transformer:
+    def backbone(self) -> torch.nn.Module:
         return self.model.backbone
 
     def _loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:

@@ -53,10 +53,16 @@ _TITLE_NOUN = ("Harbour", "River", "Garden", "Kingdom", "Mirror", "Winter", "Pro
 _MODEL = ("X{d}", "{d}", "Pro", "Mini", "S{d}", "Max", "Lite", "One", "Air", "Go", "Z{d}", "Plus")
 
 
+_THE_PREFIX = ("University of", "Party of", "Journal of", "Annals of")
+_THE_SUFFIX = ("Institute", "Observatory", "Space Agency", "Research Centre", "Museum of Art",
+               "Philharmonic", "Institute of Technology", "Gallery", "Theatre", "Herald", "Times",
+               "Post", "Party", "Alliance", "Union", "Front", "Democrats")
+
+
 class Entity:
     """A named entity: its surface tokens, BIO tags, NER type, kind and attributes."""
 
-    __slots__ = ("name", "etype", "kind", "tokens", "tags", "attrs")
+    __slots__ = ("name", "etype", "kind", "tokens", "tags", "attrs", "the")
 
     def __init__(self, name: str, etype: str, kind: str, /, **attrs):
         self.name = name
@@ -65,6 +71,8 @@ class Entity:
         self.tokens = words(name)
         self.tags = tuple(["B-" + etype] + ["I-" + etype] * (len(self.tokens) - 1))
         self.attrs = attrs
+        # institutional names read with an article: "the University of X", "the X Party"
+        self.the = etype in ("ORG", "MISC") and (name.startswith(_THE_PREFIX) or name.endswith(_THE_SUFFIX))
 
     def __getitem__(self, key):
         return self.attrs[key]
@@ -82,6 +90,13 @@ def _syllable(rng, coda_p: float = 0.35) -> str:
 
 def _stem(rng, n: int) -> str:
     return "".join(_syllable(rng, 0.3 if i < n - 1 else 0.5) for i in range(n))
+
+
+def _join(stem: str, end: str) -> str:
+    """Attach an ending; a vowel-initial ending replaces the stem's final vowels."""
+    if end[:1] in ("a", "e", "i", "o", "u"):
+        stem = stem.rstrip("aeiouy") or stem
+    return stem + end
 
 
 def nationality_of(country: str) -> str:
@@ -104,7 +119,7 @@ class World:
         self._used: set[str] = set()
         self.countries: list[Entity] = []
         for _ in range(16):
-            name = self._unique(rng, lambda: _stem(rng, 2).capitalize() + pick(rng, _COUNTRY_END))
+            name = self._unique(rng, lambda: _join(_stem(rng, 2), pick(rng, _COUNTRY_END)).capitalize())
             nat = nationality_of(name)
             self.countries.append(Entity(name, "LOC", "country",
                                          nationality=Entity(nat, "MISC", "nationality")))
@@ -144,7 +159,7 @@ class World:
         for _ in range(1000):
             name = make()
             low = name.lower()
-            if 3 < len(name) < 14 and low not in self._used and low not in RESERVED:
+            if 3 < len(name) < 13 and low not in self._used and low not in RESERVED:
                 if register:
                     self._used.add(name.lower())
                 return name
@@ -158,18 +173,17 @@ class World:
         ends = _FEMALE_END if gender == "f" else _MALE_END
         while True:
             stem = _stem(rng, 1 + (rng.random() < 0.35))
-            stem = stem.rstrip("aeiou") or stem
-            name = (stem + pick(rng, ends)).capitalize()
-            if name.lower() not in RESERVED:
+            name = _join(stem, pick(rng, ends)).capitalize()
+            if len(name) > 3 and name.lower() not in RESERVED:
                 return name
 
     def last_name(self, rng) -> str:
-        return (_stem(rng, 1 + (rng.random() < 0.7)) + pick(rng, _LAST_END)).capitalize()
+        return _join(_stem(rng, 1 + (rng.random() < 0.7)), pick(rng, _LAST_END)).capitalize()
 
     # -- places -----------------------------------------------------------------------------
     def _city(self, rng, country: Entity, register: bool = True) -> Entity:
-        base = self._unique(rng, lambda: _stem(rng, 1 + (rng.random() < 0.6)).capitalize()
-                            + pick(rng, _CITY_END), register)
+        base = self._unique(rng, lambda: _join(_stem(rng, 1 + (rng.random() < 0.6)),
+                                               pick(rng, _CITY_END)).capitalize(), register)
         r = rng.random()
         name = f"{pick(rng, _CITY_PRE)} {base}" if r < 0.12 else (
             f"{base} {pick(rng, _CITY_POST)}" if r < 0.2 else base)

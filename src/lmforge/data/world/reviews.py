@@ -141,7 +141,7 @@ def _verdict(rng, item: str, label: bool, slots: dict) -> Sentence:
     clause = _final_clause(rng, item, label, s)
     r = rng.random()
     if r < 0.35:  # contrast: a word of (usually) the opposite polarity first
-        s["cadj"] = _adj(rng, item, (not label) if rng.random() < 0.8 else label)
+        s["cadj"] = _adj(rng, item, not label)
         s["casp"] = pick(rng, ASPECTS[item])
         prefix = pick(rng, ("I expected it to be {cadj}, but ",
                             "[Some reviews|My friends|The advert] [made it sound|called it] {cadj}, but ",

@@ -12,9 +12,10 @@ the lead.
 from __future__ import annotations
 
 from .entities import TOPICS, World
-from .text import Frag, Sentence, frag, make, pick, pool
+from .text import Sentence, frag, make, pick, pool
 
 MAX_STORY_WORDS = 85
+P_CROSS_TOPIC = 0.45  # chance of a colour sentence of another topic (a second one: a third of it)
 
 pool("day", "[Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday]")
 pool("month", "[January|February|March|April|May|June|July|August|September|October|November|December]")
@@ -28,6 +29,12 @@ _CUR = ("million euros", "million dollars", "million crowns", "million francs")
 
 def _n(rng, lo: int, hi: int) -> int:
     return lo + int(rng.random() * (hi - lo + 1))
+
+
+def ordinal(n: int) -> str:
+    """1 -> '1st', 12 -> '12th', 23 -> '23rd'."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 def _person_slots(prefix: str, p) -> dict:
@@ -66,7 +73,7 @@ def _match(rng, w: World) -> dict:
                       ("scored a hat-trick", "scoring a hat-trick"), ("scored a late goal", "scoring late"),
                       ("scored from a free kick", "scoring from a free kick")))
     s = {"team": team, "opp": opp, "score": f"{sw}-{_n(rng, 0, sw - 1)}", "feat": feat[0],
-         "feat_s": feat[1], "city": team["city"], "crowd": _n(rng, 4, 80), "minute": _n(rng, 11, 89),
+         "feat_s": feat[1], "city": team["city"], "crowd": _n(rng, 4, 80), "minute": ordinal(_n(rng, 11, 89)),
          "pos": pick(rng, _NTH[:4]), "coach": team["leader"]}
     s.update(_person_slots("scorer", w.person(rng, "sports")))
     s.update(P=s["scorer"], O=team, C=team["city"])
@@ -80,7 +87,7 @@ _MATCH = Frame("sports", _match, (
 ), (
     ("The [match|game] was played in {city} [in front of|before] {crowd} thousand [fans|supporters|spectators].", " in {city}"),
     ("The result [lifts|moves|takes] {team} to {pos} place in the [league|table|standings].", " to move {pos} in the league"),
-    ("{scorer} {feat} [for {team}|for the [home|visiting] side|] [in the {minute}th minute|after the break|before half-time|late in the game].", ", with {scorer_s} {feat_s}"),
+    ("{scorer} {feat} [for {team}|for the [home|visiting] side|] [in the {minute} minute|after the break|before half-time|late in the game].", ", with {scorer_s} {feat_s}"),
     ("{coach}, the [coach|manager|head coach] of {team}, [praised|thanked|applauded] the [players|squad|defence|young team] [after the game|afterwards|on <day>].", None),
     ("{opp} [had a player sent off|missed a penalty|hit the post twice] [in the first half|in the second half|early on].", None),
 ), ("{team} <beat> {opp} {score}", "{team} [won|secured a win] {score} against {opp}"))
@@ -316,7 +323,7 @@ def _mission(rng, w: World) -> dict:
 
 
 _MISSION = Frame("science", _mission, (
-    "The {agency} [launched|has launched|sent up] [its new|a new] {craft}, {probe}, [on <day>|this week|].",
+    "The {agency} [launched|has launched|sent up] [its new|a new] {craft}, {probe}, [on <day>|this week|early on <day>].",
     "A rocket carrying the {probe} {craft} of the {agency} lifted off [on <day>|early on <day>|this week].",
 ), (
     ("The [rocket|spacecraft|launch] [lifted off|took off|left] from a site near {site}.", " from a site near {site}"),
@@ -375,6 +382,7 @@ def _exhibition(rng, w: World) -> dict:
         museum = w.misc_name(rng, "{w} Gallery")
         museum.etype, museum.kind = "ORG", "culture"
         museum.tags = ("B-ORG",) + ("I-ORG",) * (len(museum.tokens) - 1)
+        museum.the = True
     s = {"museum": museum, "n": _n(rng, 12, 240), "yrs": _n(rng, 5, 50), "month": pick(rng, (
          "January", "March", "May", "July", "September", "November")),
          "medium": pick(rng, ("paintings", "sculptures", "photographs", "drawings", "prints"))}
@@ -405,7 +413,7 @@ def _album(rng, w: World) -> dict:
 
 
 _ALBUM = Frame("culture", _album, (
-    "{sing} [released|has released] {sing_his} {nth} album, {album}, [on <day>|this week|].",
+    "{sing} [released|has released] {sing_his} {nth} album, {album}, [on <day>|this week|last month].",
     "[The new album|The latest record] by {sing}, {album}, [came out|was released|went on sale] [on <day>|this week].",
 ), (
     ("[It|The record] [has|contains|features] {n} [songs|tracks] and was recorded in {city}.", ", recorded in {city}"),
@@ -414,12 +422,117 @@ _ALBUM = Frame("culture", _album, (
     ("[Fans|Critics] [welcomed|discussed] the [new sound|lyrics|songs] [online|on the radio|].", None),
 ), ("{sing} released the album {album}",))
 
+# ------------------------------------------------------------- hybrid frames (harder topics)
+# Each borrows the entities and much of the vocabulary of another topic; the event decides.
+def _sponsor(rng, w: World) -> dict:
+    co, club = w.org(rng, "company"), w.org(rng, "club")
+    s = {"co": co, "club": club, "years": f"{_n(rng, 2, 6)}-year", "fee": _n(rng, 2, 60),
+         "cur": pick(rng, _CUR), "pct": _n(rng, 2, 15), "ceo": co["leader"], "city": club["city"]}
+    s.update(P=co["leader"], O=co, C=club["city"])
+    return s
+
+
+_SPONSOR = Frame("business", _sponsor, (
+    "{co} [signed|agreed|announced] a {years} sponsorship deal with {club} [on <day>|this week|].",
+    "{club} will wear the name of {co} on their shirts under a {years} [sponsorship|marketing] deal.",
+), (
+    ("The deal is worth {fee} {cur} a year, [according to|said] people familiar with it.", " worth {fee} {cur} a year"),
+    ("Shares in {co} [rose|climbed|gained] {pct} percent after the announcement.", ", lifting its shares {pct} percent"),
+    ("{ceo}, the chief executive of {co}, said the [club|team] and its fans fit the brand.", None),
+    ("The company hopes the deal will [lift sales|raise its profile|win new customers] in {city}.", None),
+), ("{co} signed a sponsorship deal with {club}",))
+
+
+def _stadium(rng, w: World) -> dict:
+    country = w.country(rng)
+    s = {"country": country, "m": _n(rng, 40, 900), "cur": pick(rng, _CUR), "n": _n(rng, 2, 9),
+         "event": w.event(rng, "sports"), "oparty": w.org(rng, "party"), "city": country["capital"],
+         "yes": _n(rng, 120, 260), "no": _n(rng, 40, 119)}
+    s.update(_person_slots("min", w.person(rng, "politics")))
+    s.update(P=s["min"], O=s["oparty"], C=country["capital"])
+    return s
+
+
+_STADIUM = Frame("politics", _stadium, (
+    "The government of {country} will spend {m} {cur} on {n} new stadiums [before the {event}|over the next decade].",
+    "[Lawmakers|Parliament] in {country} [approved|voted for] {m} {cur} of public money for new stadiums and sports halls.",
+), (
+    ("{min}, the sports minister, [announced|presented] the plan in {city}.", ", a plan presented by {min}"),
+    ("The budget passed by {yes} votes to {no}.", " by {yes} votes to {no}"),
+    ("The {oparty} called the spending [wasteful|a mistake|unfair to taxpayers].", " despite criticism from the {oparty}"),
+    ("[Fans|Clubs|Athletes] [welcomed|praised] the [decision|vote|budget], [the minister|officials] said.", None),
+), ("{country} will spend {m} {cur} on new stadiums",))
+
+
+def _injury(rng, w: World) -> dict:
+    club = w.org(rng, "club")
+    s = {"inst": w.org(rng, "institute"), "club": club, "sport": club["sport"], "n": _n(rng, 30, 400),
+         "pct": _n(rng, 10, 60),
+         "journal": w.misc_name(rng, pick(rng, ("Journal of {w} Medicine", "{w} Sports Science Review")))}
+    s.update(_person_slots("sci", w.person(rng, "science")))
+    s.update(P=s["sci"], O=s["inst"], C=club["city"])
+    return s
+
+
+_INJURY = Frame("science", _injury, (
+    "[Scientists|Researchers] at {inst} have developed a [new test|blood test|scan] that [predicts|detects] knee injuries in {sport} players.",
+    "A [new test|scan] [developed|designed] at {inst} can [predict|spot] knee injuries in {sport} players, [researchers|scientists] say.",
+), (
+    ("The test was tried on {n} players from {club}.", ", tested on players from {club}"),
+    ("It [predicted|caught] {pct} percent more injuries than [older methods|standard checks].", ", catching {pct} percent more injuries than older methods"),
+    ("The [method|work] was [described|published] in {journal} by {sci} and [colleagues|co-workers].", None),
+    ("{sci_s} said coaches could use it to [rest players|plan training] [before|during] the season.", None),
+), ("Researchers at {inst} developed a test for knee injuries in {sport} players",))
+
+
+def _documentary(rng, w: World) -> dict:
+    co = w.org(rng, "company")
+    fest = w.event(rng, "culture")
+    s = {"film": w.misc_name(rng, pick(rng, ("The {a} {n}", "{n} of {w}", "The {w} Files"))),
+         "co": co, "exec": co["leader"], "festival": fest, "city": fest["city"], "n": _n(rng, 70, 150),
+         "topic": frag("[rise and fall|founder|collapse|early years]", rng)}
+    s.update(_person_slots("dir", w.person(rng, "culture")))
+    s.update(P=s["dir"], O=co, C=fest["city"])
+    return s
+
+
+_DOCUMENTARY = Frame("culture", _documentary, (
+    "{film}, a documentary by {dir} about the {topic} of {co}, [premiered|was shown for the first time] at the {festival}.",
+    "A new documentary about {co}, {film}, by {dir_occ} {dir}, opened the {festival}.",
+), (
+    ("The film follows {exec}, the chief executive of {co}.", ", following {exec}"),
+    ("The festival [took place|was held] in {city} [this week|over the weekend].", " in {city}"),
+    ("[Audiences|Critics|Viewers] [applauded|discussed] its [interviews|editing|music] [at length|after the screening].", None),
+    ("The documentary runs for {n} minutes and [took|needed] [three|four|two] years to make.", None),
+), ("{dir}'s documentary {film} premiered at the {festival}",))
+
+
+def _charity_run(rng, w: World) -> dict:
+    ev = w.event(rng, "sports")
+    role = pick(rng, ("mayor", "finance minister", "chief executive", "senator"))
+    s = {"event": ev, "city": ev["city"], "role": role, "mins": _n(rng, 3, 5), "sec": _n(rng, 10, 59),
+         "m": _n(rng, 5, 300), "pos": ordinal(_n(rng, 20, 900))}
+    s.update(_person_slots("run", w.person(rng, "business" if role == "chief executive" else "politics")))
+    s.update(P=s["run"], O=w.org(rng, "club"), C=ev["city"])
+    return s
+
+
+_CHARITY_RUN = Frame("sports", _charity_run, (
+    "{run}, the {role}, [finished|completed|ran] the {event} in {mins} hours and {sec} minutes [on <day>|].",
+    "The {role} {run} [finished|completed] the {event} [on <day>|at the weekend] in {mins} hours and {sec} minutes.",
+), (
+    ("{run_s} [came|finished] {pos} among thousands of runners.", ", finishing {pos}"),
+    ("{run_he} [raised|collected] {m} thousand euros for a hospital in {city}.", " and raised {m} thousand euros for charity"),
+    ("{run_he} [trained|practised] [every morning|for six months] [with a coach|with a local club].", None),
+    ("The [race|marathon|event] [was won by|went to] a [young|local|veteran] runner in [record time|hot weather].", None),
+), ("{run} completed the {event}",))
+
 FRAMES = {
-    "sports": (_MATCH, _TRANSFER, _RACE),
-    "business": (_TAKEOVER, _EARNINGS, _CEO),
-    "politics": (_ELECTION, _LAW, _VISIT),
-    "science": (_DISCOVERY, _MISSION, _STUDY),
-    "culture": (_AWARD, _EXHIBITION, _ALBUM),
+    "sports": (_MATCH, _TRANSFER, _RACE, _CHARITY_RUN),
+    "business": (_TAKEOVER, _EARNINGS, _CEO, _SPONSOR),
+    "politics": (_ELECTION, _LAW, _VISIT, _STADIUM),
+    "science": (_DISCOVERY, _MISSION, _STUDY, _INJURY),
+    "culture": (_AWARD, _EXHIBITION, _ALBUM, _DOCUMENTARY),
 }
 
 # Topic colour: spread each topic over many words. Slots: {P} person, {O} organisation, {C} city.
@@ -506,7 +619,7 @@ def story(rng, w: World, topic: str) -> tuple[list[Sentence], str]:
         body.append((3, i, make(frame.details[i][0], rng, slots)))
     for tpl in _sample(rng, COLOUR[topic], 1 + (rng.random() < 0.5)):
         body.append((2, -1, make(tpl, rng, slots)))
-    if rng.random() < 0.3:
+    for _ in range((rng.random() < P_CROSS_TOPIC) + (rng.random() < P_CROSS_TOPIC / 3)):
         other = pick(rng, [t for t in TOPICS if t != topic])
         body.append((1, -1, make(pick(rng, COLOUR[other]), rng, _generic_slots(rng, w, other))))
     city = slots["C"]
@@ -537,4 +650,4 @@ def _sample(rng, seq, k: int) -> list:
     return [seq[i] for i in idx[:k]]
 
 
-__all__ = ["FRAMES", "COLOUR", "NEUTRAL", "MAX_STORY_WORDS", "story", "Frag"]
+__all__ = ["FRAMES", "COLOUR", "NEUTRAL", "MAX_STORY_WORDS", "story"]

@@ -34,14 +34,18 @@ def words(text: str) -> tuple[str, ...]:
     return tuple(_WORD_RE.findall(text))
 
 
+_ARTICLES = frozenset({"the", "a", "an", "its", "their", "his", "her"})
+
+
 class Frag:
     """An already expanded fragment (tokens + tags) usable as a slot value."""
 
-    __slots__ = ("tokens", "tags")
+    __slots__ = ("tokens", "tags", "the")
 
-    def __init__(self, tokens, tags):
+    def __init__(self, tokens, tags, the: bool = False):
         self.tokens = tuple(tokens)
         self.tags = tuple(tags)
+        self.the = the
 
 
 class Sentence:
@@ -146,6 +150,10 @@ def _expand(node: tuple, rng, slots: dict, toks: list, tags: list, spans: dict) 
             toks.append(str(val))
             tags.append("O")
         else:  # Entity or Frag
+            if getattr(val, "the", False) and (not toks or toks[-1].lower() not in _ARTICLES):
+                toks.append("the")  # "the University of X": the article stays outside the span
+                tags.append("O")
+                start += 1
             toks.extend(val.tokens)
             tags.extend(val.tags)
         if name not in spans:

@@ -33,6 +33,10 @@ NOUNS = {  # singular -> plural
     "village": "villages", "forest": "forests", "road": "roads", "gift": "gifts", "city": "cities",
     "story": "stories", "ship": "ships", "bottle": "bottles", "basket": "baskets", "map": "maps",
 }
+THINGS = ("book", "letter", "car", "boat", "apple", "cake", "box", "flower", "key", "lamp", "gift",
+          "bottle", "basket", "map", "chair", "table", "window", "door", "stone")
+TEXTS = ("letter", "book", "song", "story", "map")
+BUILT = ("house", "bridge", "boat", "ship", "school", "table", "chair", "box", "shop")
 ANIMATE = ("teacher", "doctor", "farmer", "child", "baker", "sailor", "student", "driver", "singer",
            "soldier", "dog", "cat", "horse", "bird", "goat", "friend", "king", "queen")
 PLACES = ("garden", "river", "market", "school", "bridge", "house", "village", "forest", "road",
@@ -53,6 +57,14 @@ VERBS = {  # base -> (3rd person singular, past)
 DET_SG = ("the", "a", "this", "that", "my", "our", "his", "her", "their", "every")
 DET_PL = ("the", "these", "those", "my", "our", "some", "two", "three", "four", "five", "many")
 PREPS = ("in", "near", "behind", "under", "with", "from", "for")
+_PEOPLE = ("teacher", "doctor", "farmer", "child", "baker", "sailor", "student", "driver", "singer",
+           "soldier", "friend", "king", "queen")
+# what each verb takes as object, and what each preposition takes (keeps sentences sensible)
+OBJECTS = {"see": ANIMATE + THINGS, "find": ANIMATE + THINGS, "watch": ANIMATE + ("ship", "boat", "car"),
+           "follow": ANIMATE, "meet": _PEOPLE, "help": ANIMATE, "call": ANIMATE, "love": ANIMATE + THINGS,
+           "catch": ANIMATE + ("key", "apple", "box"), "visit": _PEOPLE + PLACES,
+           "write": TEXTS, "build": BUILT, "paint": THINGS + BUILT, "draw": ANIMATE + THINGS + PLACES}
+PREP_OBJECTS = {"with": _PEOPLE + ("dog", "horse"), "for": _PEOPLE}
 PRONOUNS = {"I": False, "you": False, "he": True, "she": True, "we": False, "they": False}  # 3sg?
 TIMES = {"past": (("yesterday",), ("last", "week"), ("last", "year")),
          "present": (("every", "day"), ("every", "morning"), ("often",)),
@@ -154,10 +166,12 @@ class Clause:
         self.verb = pick(rng, tuple(VERBS))
         self.tense = pick(rng, ("past", "present", "future"))
         self.neg = rng.random() < 0.15
-        self.obj = _np(rng, tuple(NOUNS), w, name_p=0.1)
+        objects = OBJECTS.get(self.verb, THINGS)
+        self.obj = _np(rng, objects, w, name_p=0.1 if objects is not THINGS and objects[0] in ANIMATE else 0.0)
         self.pp = None
         if rng.random() < 0.5:
-            self.pp = (pick(rng, PREPS), _np(rng, PLACES, None, adj_p=0.25))
+            prep = pick(rng, PREPS)
+            self.pp = (prep, _np(rng, PREP_OBJECTS.get(prep, PLACES), None, adj_p=0.25))
         self.time = pick(rng, TIMES[self.tense]) if rng.random() < 0.4 else None
         while len(self.english()) > 16:  # keep sentences short: drop optional parts
             if self.time is not None:

@@ -1,0 +1,299 @@
+"""Tests of the built-in synthetic world generator (lmforge.data.world)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+
+from lmforge.data.world import TASKS, generate, translation_lexicon
+from lmforge.data.world.reviews import NEGATIVE, NEGATORS, POSITIVE
+from lmforge.data.world.text import render
+from lmforge.data.world.translation import ADJECTIVES, NOUNS, VERBS
+
+SIZES = dict(n_corpus_docs=3000, n_train=300, n_validation=100, n_test=300)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return generate(7, tasks=TASKS, progress=False, **SIZES)
+
+
+def _sentences(text: str) -> list[str]:
+    return re.split(r"(?<=[.!?])\s+(?=[A-Z\"])", text)
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z]+(?:-[a-z]+)*", text.lower())
+
+
+KEYS = {"topic": "text", "sentiment": "text", "summarization": "document", "qa": "context",
+        "translation": "source"}
+
+
+def _key(task: str, rec: dict) -> str:
+    return " ".join(rec["tokens"]) if task == "ner" else rec[KEYS[task]]
+
+
+# ----------------------------------------------------------------------------- API, determinism
+def test_shapes_and_labels(data):
+    assert len(data.corpus) == SIZES["n_corpus_docs"]
+    assert all(isinstance(d, str) and d for d in data.corpus)
+    assert set(data.tasks) == set(TASKS)
+    fields = {"topic": {"text", "label"}, "sentiment": {"text", "label"}, "ner": {"tokens", "tags"},
+              "qa": {"id", "context", "question", "answers"},
+              "summarization": {"document", "summary"}, "translation": {"source", "target"}}
+    for task, splits in data.tasks.items():
+        assert list(splits) == ["train", "validation", "test"]
+        for split, n in (("train", 300), ("validation", 100), ("test", 300)):
+            assert len(splits[split]) == n, (task, split)
+            assert all(set(r) == fields[task] for r in splits[split]), task
+    assert data.labels["sentiment"] == ["negative", "positive"]
+    assert data.labels["topic"] == sorted(data.labels["topic"]) and len(data.labels["topic"]) >= 4
+    assert data.labels["ner"] == sorted(["O"] + [f"{p}-{t}" for t in ("PER", "ORG", "LOC", "MISC") for p in "BI"])
+    assert set(data.labels) == {"topic", "sentiment", "ner"}
+
+
+def test_default_tasks_and_bad_arguments():
+    d = generate(1, 20, 5, 5, 5, progress=False)
+    assert set(d.tasks) == {"topic", "sentiment"}
+    with pytest.raises(ValueError, match="unknown task"):
+        generate(1, 20, 5, 5, 5, tasks=("topic", "parsing"), progress=False)
+    with pytest.raises(ValueError, match="n_train"):
+        generate(1, 20, -1, 5, 5, progress=False)
+
+
+def test_same_seed_same_output_different_seed_differs():
+    args = dict(n_corpus_docs=300, n_train=30, n_validation=10, n_test=20, tasks=TASKS, progress=False)
+    a, b, c = generate(3, **args), generate(3, **args), generate(4, **args)
+    assert a.corpus == b.corpus and a.tasks == b.tasks and a.labels == b.labels
+    assert c.labels == a.labels
+    assert not set(a.corpus) & set(c.corpus)
+    for task in TASKS:
+        assert a.tasks[task]["test"] != c.tasks[task]["test"], task
+    # the invented names differ too, not only their arrangement
+    names = lambda d: {t for r in d.tasks["ner"]["train"] for t, g in zip(r["tokens"], r["tags"]) if g != "O"}  # noqa: E731
+    assert len(names(a) & names(c)) < 0.2 * len(names(a))
+
+
+def test_output_does_not_depend_on_the_hash_seed():
+    code = ("import hashlib, json; from lmforge.data.world import generate, TASKS; "
+            "d = generate(2, 150, 10, 5, 5, tasks=TASKS, progress=False); "
+            "print(hashlib.sha256(json.dumps([d.corpus, d.tasks, d.labels]).encode()).hexdigest())")
+    digests = {
+        subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": hs},
+                       capture_output=True, text=True, check=True).stdout.strip()
+        for hs in ("1", "2")
+    }
+    assert len(digests) == 1 and len(next(iter(digests))) == 64
+
+
+def test_heldout_splits_do_not_depend_on_train_size():
+    args = dict(n_corpus_docs=200, n_validation=10, n_test=20, tasks=("topic", "qa"), progress=False)
+    small, big = generate(5, n_train=5, **args), generate(5, n_train=40, **args)
+    for task in ("topic", "qa"):
+        assert small.tasks[task]["test"] == big.tasks[task]["test"]
+        assert small.tasks[task]["validation"] == big.tasks[task]["validation"]
+
+
+# ----------------------------------------------------------------------------- leakage
+def test_no_split_leakage_and_no_heldout_in_corpus(data):
+    corpus = set(data.corpus)
+    corpus_sentences = {s for doc in data.corpus for s in _sentences(doc)}
+    for task, splits in data.tasks.items():
+        keys = {split: [_key(task, r) for r in recs] for split, recs in splits.items()}
+        for split, ks in keys.items():
+            assert len(set(ks)) == len(ks), (task, split)
+        assert not set(keys["train"]) & set(keys["validation"]), task
+        assert not set(keys["train"]) & set(keys["test"]), task
+        assert not set(keys["validation"]) & set(keys["test"]), task
+        for split in ("validation", "test"):
+            for r in splits[split]:
+                if task == "ner":
+                    for s in _sentences(render(r["tokens"])[0]):
+                        assert s not in corpus_sentences, (task, s)
+                elif task == "translation":
+                    assert r["source"] not in corpus_sentences and r["target"] not in corpus_sentences
+                else:
+                    assert _key(task, r) not in corpus, task
+
+
+def test_long_ngrams_of_test_docs_are_mostly_new(data):
+    def grams(text, n=13):
+        t = re.findall(r"\w+|[^\w\s]", text.lower())
+        return {tuple(t[i:i + n]) for i in range(len(t) - n + 1)}
+
+    corpus_grams = set().union(*(grams(d) for d in data.corpus))
+    for task, key in (("topic", "text"), ("sentiment", "text"), ("summarization", "document")):
+        test_grams = [g for r in data.tasks[task]["test"] for g in grams(r[key])]
+        seen = sum(g in corpus_grams for g in test_grams) / len(test_grams)
+        assert seen < 0.25, (task, seen)
+
+
+# ----------------------------------------------------------------------------- topic
+def test_topic_labels_balanced_and_not_one_keyword(data):
+    for split, recs in data.tasks["topic"].items():
+        counts = Counter(r["label"] for r in recs)
+        assert set(counts) == set(data.labels["topic"]), split
+        assert max(counts.values()) - min(counts.values()) <= 1, (split, counts)
+    recs = data.tasks["topic"]["train"] + data.tasks["topic"]["test"]
+    sets = [set(_words(r["text"])) for r in recs]
+    vocab = set().union(*sets)
+    for label in data.labels["topic"]:
+        pos = [s for s, r in zip(sets, recs) if r["label"] == label]
+        neg = [s for s, r in zip(sets, recs) if r["label"] != label]
+        best = max((sum(w in s for s in pos) / len(pos) + sum(w not in s for s in neg) / len(neg)) / 2
+                   for w in vocab)
+        assert best < 0.9, (label, best)  # balanced accuracy of the best one-word detector
+
+
+def test_corpus_mixes_document_kinds(data):
+    joined = "\n".join(data.corpus)
+    # stories of several topics, reviews, fact sentences, and target-language paragraphs
+    for marker in ("percent", "election", "album", "researchers", "I would", "was born in", "is based in"):
+        assert marker.lower() in joined.lower(), marker
+    lex = translation_lexicon(7)
+    target_words = set(lex.words.values())
+    n_target = sum(1 for d in data.corpus if sum(w in target_words for w in _words(d)) >= 3)
+    assert 0.02 * len(data.corpus) < n_target < 0.2 * len(data.corpus)
+
+
+# ----------------------------------------------------------------------------- sentiment
+def _verdict_label(text: str) -> tuple[bool, bool]:
+    """Independent re-derivation: the last sentence with a polar word is the verdict; its final
+    clause (after the last comma or "but") holds one polar word and at most one negator."""
+    polar = POSITIVE | NEGATIVE
+    verdict = [s for s in _sentences(text) if polar & set(_words(s))][-1]
+    clause = re.split(r",|\bbut\b", verdict)[-1]
+    words = _words(clause)
+    hits = [w for w in words if w in polar]
+    negators = [w for w in words if w in NEGATORS]
+    assert len(hits) == 1 and len(negators) <= 1, (text, clause)
+    negated = bool(negators)
+    return (hits[0] in POSITIVE) != negated, negated
+
+
+def test_sentiment_labels_follow_from_the_verdict(data):
+    recs = [r for split in data.tasks["sentiment"].values() for r in split]
+    more = generate(11, 10, 1000, 10, 10, tasks=("sentiment",), progress=False).tasks["sentiment"]["train"]
+    by_negation = Counter()
+    for r in recs + more:
+        label, negated = _verdict_label(r["text"])
+        assert ("positive" if label else "negative") == r["label"], r["text"]
+        by_negation[(negated, r["label"])] += 1
+    # negated verdicts exist with both labels ("not good" and "not bad")
+    assert by_negation[(True, "positive")] > 50 and by_negation[(True, "negative")] > 50
+    # contrast verdicts, where a word of the other polarity comes first
+    assert any(re.search(r"expected it to be \w+, but", r["text"]) for r in more)
+    for split, rs in data.tasks["sentiment"].items():
+        counts = Counter(r["label"] for r in rs)
+        assert abs(counts["positive"] - counts["negative"]) <= 1, split
+
+
+def test_sentiment_not_solvable_by_one_keyword(data):
+    recs = data.tasks["sentiment"]["train"] + data.tasks["sentiment"]["test"]
+    sets = [set(_words(r["text"])) for r in recs]
+    ys = [r["label"] == "positive" for r in recs]
+    best = 0.0
+    for w in set().union(*sets):
+        acc = sum((w in s) == y for s, y in zip(sets, ys)) / len(ys)
+        best = max(best, acc, 1 - acc)
+    assert best < 0.8, best
+
+
+# ----------------------------------------------------------------------------- phase 2
+def test_ner_bio_tags_valid(data):
+    seen = Counter()
+    for recs in data.tasks["ner"].values():
+        for r in recs:
+            assert len(r["tokens"]) == len(r["tags"]) > 0
+            prev = "O"
+            for tag in r["tags"]:
+                assert tag in data.labels["ner"]
+                if tag.startswith("I-"):
+                    assert prev != "O" and prev[2:] == tag[2:], r
+                seen[tag] += 1
+                prev = tag
+    assert all(seen[t] > 0 for t in data.labels["ner"]), seen  # every type, multi-word spans too
+    assert seen["O"] > sum(v for t, v in seen.items() if t != "O")
+
+
+def test_qa_offsets_and_shape(data):
+    ids = set()
+    for recs in data.tasks["qa"].values():
+        for r in recs:
+            ids.add(r["id"])
+            (text,), (start,) = r["answers"]["text"], r["answers"]["answer_start"]
+            assert text and r["context"][start:start + len(text)] == text
+            # a whole-word span of the right kind for the question
+            assert start == 0 or not r["context"][start - 1].isalnum()
+            end = start + len(text)
+            assert end == len(r["context"]) or not r["context"][end].isalnum()
+            q = r["question"]
+            if q.startswith(("When ", "In which year ")):
+                assert re.fullmatch(r"\d{4}", text), r
+            elif q.startswith(("Who ", "Where ", "In which city ", "In which country ", "Which company ")):
+                assert text[0].isupper() and text.split()[-1][0].isupper(), r
+            assert r["question"].endswith("?")
+            assert len(r["context"].split()) <= 120
+            assert len(_sentences(r["context"])) >= 2
+    assert len(ids) == sum(len(v) for v in data.tasks["qa"].values())
+    # several entities per passage: another capitalised name than the answer's neighbourhood
+    multi = sum(len(set(re.findall(r"\b[A-Z][a-z]{3,}\b", r["context"]))) >= 4
+                for r in data.tasks["qa"]["test"])
+    assert multi > 0.8 * len(data.tasks["qa"]["test"])
+
+
+def test_summaries_combine_sentences(data):
+    combined = 0
+    recs = data.tasks["summarization"]["test"]
+    for r in recs:
+        sents = _sentences(r["document"])
+        assert r["summary"] != sents[0]
+        assert r["summary"] not in sents
+        assert len(r["document"].split()) <= 90
+        lead, rest = set(_words(sents[0])), set(_words(" ".join(sents[1:])))
+        new = set(re.findall(r"\w+", r["summary"])) - set(re.findall(r"\w+", sents[0]))
+        combined += any(w in " ".join(sents[1:]) for w in new if len(w) > 3)
+        assert lead and rest
+    assert combined > 0.9 * len(recs)
+
+
+def test_translation_rules(data):
+    lex = translation_lexicon(7)
+    assert translation_lexicon(7).words == lex.words and translation_lexicon(8).words != lex.words
+    assert len(set(lex.words.values())) == len(lex.words)  # one invented word per English lemma
+    tense = tuple(lex.suffix[t] for t in ("past", "present", "future"))
+    verbs = {lex.words[v] for v in VERBS}
+    checked_adj = 0
+    recs = [r for split in data.tasks["translation"].values() for r in split]
+    for r in recs:
+        src, tgt = _words(r["source"]), [w.lower() for w in r["target"].rstrip(".").split()]
+        assert len(r["source"].split()) <= 15 and r["target"].endswith(".")
+        # SOV: the target ends with verb + tense suffix; the English verb is never last
+        assert tgt[-1].endswith(tense) and tgt[-1][: -len(_suffix(tgt[-1], tense))] in verbs, r
+        assert src[-1] not in VERBS
+        # adjective + noun -> noun(+plural suffix) adjective
+        for a, n in zip(src, src[1:]):
+            if a in ADJECTIVES and (n in NOUNS or n in NOUNS.values()):
+                noun = lex.words[n] if n in NOUNS else lex.words[_singular(n)] + lex.suffix["plural"]
+                assert any(x == noun and y == lex.words[a] for x, y in zip(tgt, tgt[1:])), r
+                checked_adj += 1
+        if src[0] in ("yesterday", "tomorrow") or src[-1] in ("yesterday", "tomorrow"):
+            assert tgt[0] == lex.words[src[-1] if src[-1] in ("yesterday", "tomorrow") else src[0]]
+    assert checked_adj > 50
+    a = generate(9, 5, 20, 5, 5, tasks=("translation",), progress=False)
+    b = generate(9, 5, 20, 5, 5, tasks=("translation",), progress=False)
+    assert a.tasks == b.tasks
+
+
+def _suffix(word: str, suffixes: tuple[str, ...]) -> str:
+    return next(s for s in suffixes if word.endswith(s))
+
+
+def _singular(plural: str) -> str:
+    return next(s for s, p in NOUNS.items() if p == plural)

@@ -1,0 +1,175 @@
+"""Compare the runs of a Hydra sweep, or a set of DVC experiments, without the dashboard: a
+markdown table (one row per run: the params that differ between the runs, the metric) and a bar
+chart of the metric.
+
+    python -m lmforge.compare                       # the latest sweep in the MLflow store
+    python -m lmforge.compare --sweep <run id>      # a given sweep (its parent run)
+    python -m lmforge.compare --exps                # every DVC experiment (`dvc exp show`)
+    python -m lmforge.compare --exps exp-a exp-b --metric tasks.topic.pretrained.accuracy
+
+Writes `<out>/compare.md` and `<out>/compare.png` (default out: reports/compare/) and prints
+the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from lmforge.config import flatten
+
+DEFAULT_EXP_METRIC = "pretrain.val_loss"
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return "nan" if math.isnan(v) else f"{v:.4g}"
+    return "–" if v is None else str(v).replace("|", "\\|")
+
+
+def differing(rows: list[dict]) -> list[str]:
+    """The param keys whose values are not the same in every row (continuation parts left out)."""
+    keys = sorted({k for r in rows for k in r["params"] if "/part-" not in k})
+    return [k for k in keys if len({r["params"].get(k) for r in rows}) > 1]
+
+
+def table(rows: list[dict], metric: str | None, title: str) -> str:
+    """Markdown: one row per run, the differing params and the metric (best first when given)."""
+    keys = differing(rows)
+    metric_keys = [metric] if metric else sorted({k for r in rows for k in r["metrics"]})[:6]
+    if metric:
+        rows = sorted(rows, key=lambda r: (r["metrics"].get(metric) is None, r["metrics"].get(metric, 0.0)))
+    head = ["run", "status", *keys, *metric_keys]
+    lines = [f"# {title}", "", f"{len(rows)} runs; params that differ: {', '.join(keys) or 'none'}", "",
+             "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for r in rows:
+        cells = [r["name"], r.get("status", ""), *(r["params"].get(k) for k in keys),
+                 *(r["metrics"].get(k) for k in metric_keys)]
+        lines.append("| " + " | ".join(_fmt(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def figure(rows: list[dict], metric: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = [r for r in rows if isinstance(r["metrics"].get(metric), (int, float))]
+    fig, ax = plt.subplots(figsize=(max(4, 0.9 * len(shown) + 2), 4))
+    ax.bar(range(len(shown)), [r["metrics"][metric] for r in shown])
+    ax.set_xticks(range(len(shown)), [r["name"][:28] for r in shown], rotation=30, ha="right", fontsize=8)
+    ax.set(ylabel=metric, title=f"{metric} per run")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write(rows: list[dict], metric: str | None, out_dir: Path, title: str) -> str:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    md = table(rows, metric, title)
+    (out_dir / "compare.md").write_text(md)
+    (out_dir / "compare.png").unlink(missing_ok=True)
+    if metric and any(isinstance(r["metrics"].get(metric), (int, float)) for r in rows):
+        figure(rows, metric, out_dir / "compare.png")
+    return md
+
+
+# -- MLflow sweeps -----------------------------------------------------------------------------------
+def run_rows(client, runs) -> list[dict]:
+    from lmforge.track.mlflow import read_params
+
+    return [{"name": r.info.run_name or r.info.run_id[:8], "status": r.info.status,
+             "params": read_params(r), "metrics": dict(r.data.metrics)} for r in runs]
+
+
+def compare_runs(client, runs, metric: str | None, out_dir: Path, title: str = "Sweep comparison") -> str:
+    return write(run_rows(client, runs), metric, Path(out_dir), title)
+
+
+def sweep_runs(tracking_uri: str, experiment: str, sweep: str | None):
+    """(parent, children) of a sweep: the given parent run id, else the latest sweep."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        raise SystemExit(f"no MLflow experiment {experiment!r} at {tracking_uri}")
+    if sweep:
+        parent = client.get_run(sweep)
+    else:
+        found = client.search_runs([exp.experiment_id], filter_string="tags.`lmforge.kind` = 'sweep'",
+                                   order_by=["attributes.start_time DESC"], max_results=1)
+        if not found:
+            raise SystemExit(f"no sweep in {tracking_uri}: run one with `python pipelines/<stage>.py -m ...`")
+        parent = found[0]
+    children = client.search_runs([exp.experiment_id],
+                                  filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'",
+                                  max_results=10000)
+    return client, parent, children
+
+
+# -- DVC experiments ---------------------------------------------------------------------------------
+def _data(entry: dict, kind: str) -> dict:
+    files = (entry.get("data") or {}).get(kind) or {}
+    out: dict = {}
+    for name, content in files.items():
+        out.update(flatten((content or {}).get("data") or {}))
+    if kind == "params":  # compared as MLflow shows them: strings
+        return {k: v if isinstance(v, str) else json.dumps(v) for k, v in out.items()}
+    return {k: v for k, v in out.items() if isinstance(v, (int, float))}
+
+
+def exp_rows(root: Path, names: list[str] | None = None) -> list[dict]:
+    """Rows of `dvc exp show --json` (the workspace, the baseline and every experiment)."""
+    out = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json"], cwd=root,
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"dvc exp show failed: {out.stderr.strip()}")
+    rows = []
+    for baseline in json.loads(out.stdout or "[]"):
+        entries = [baseline] + [rev for exp in baseline.get("experiments") or [] for rev in exp.get("revs", [])[:1]]
+        for e in entries:
+            name = e.get("name") or (e.get("rev") or "")[:7]
+            if e is baseline and e.get("rev") != "workspace":
+                name = f"{name} (baseline)"
+            rows.append({"name": name, "status": "", "params": _data(e, "params"), "metrics": _data(e, "metrics")})
+    if names:
+        rows = [r for r in rows if r["name"] in names]
+    return [r for r in rows if r["metrics"] or r["params"]]
+
+
+def main(argv: list[str] | None = None) -> int:
+    from lmforge.config import project_root
+
+    ap = argparse.ArgumentParser(prog="python -m lmforge.compare", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sweep", nargs="?", const="", default=None, help="a sweep's parent run id (default: latest)")
+    ap.add_argument("--exps", nargs="*", default=None, help="DVC experiments to compare (default: all)")
+    ap.add_argument("--metric", default=None, help="metric to rank by")
+    ap.add_argument("--tracking-uri", default=None, help="default: sqlite:///<root>/mlflow.db")
+    ap.add_argument("--experiment", default="lmforge")
+    ap.add_argument("--out", type=Path, default=None, help="default: <root>/reports/compare")
+    args = ap.parse_args(argv)
+    root = project_root()
+    out = args.out or root / "reports" / "compare"
+    if args.exps is not None:
+        rows = exp_rows(root, args.exps or None)
+        md = write(rows, args.metric or DEFAULT_EXP_METRIC, out, "DVC experiments")
+    else:
+        uri = args.tracking_uri or f"sqlite:///{root}/mlflow.db"
+        client, parent, children = sweep_runs(uri, args.experiment, args.sweep or None)
+        metric = args.metric or ("objective" if parent.data.tags.get("lmforge.sweep.optimized_metric") else None)
+        md = compare_runs(client, children, metric, out, f"Comparison: {parent.info.run_name}")
+    print(md)
+    print(f"written to {out}/compare.md" + (" and compare.png" if (out / "compare.png").exists() else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

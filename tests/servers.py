@@ -1,0 +1,73 @@
+"""Real server processes for the tests: free ports, bounded waits, always stopped."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import requests
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def env(**extra: str) -> dict[str, str]:
+    e = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", **extra}
+    for var in ("LMFORGE_PARENT_RUN_ID", "LMFORGE_SWEEP_KEYS", "DVC_ROOT", "DVC_STAGE", "DVC_EXP_NAME"):
+        e.pop(var, None)
+    return e
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM the process group we started (bounded), then SIGKILL."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=15)
+
+
+@contextmanager
+def serving(args: list[str], url: str, log: Path, timeout: float = 90, **extra_env: str) -> Iterator[subprocess.Popen]:
+    """Start `args` in its own process group, wait until `url` answers 200, stop it on exit."""
+    with open(log, "w") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env(**extra_env),
+                                start_new_session=True)
+    try:
+        deadline = time.time() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{args[0]} exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                if requests.get(url, timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if time.time() > deadline:
+                raise TimeoutError(f"{url} did not answer within {timeout} s:\n{log.read_text()[-3000:]}")
+            time.sleep(0.3)
+        yield proc
+    finally:
+        stop(proc)
+
+
+def mlflow_server(root: Path, port: int):
+    """`mlflow server` on 127.0.0.1:port, sqlite backend and artifacts under root (as `make server`)."""
+    root.mkdir(parents=True, exist_ok=True)
+    args = [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+            "--backend-store-uri", f"sqlite:///{root}/mlflow.db", "--artifacts-destination", str(root / "artifacts")]
+    return serving(args, f"http://127.0.0.1:{port}/health", root / "server.log")

@@ -10,10 +10,14 @@ from typing import Any
 from torch import nn
 
 from lmforge.errors import ConfigError
+from lmforge.models.hf import HFBackbone, HFConfig
+from lmforge.models.lstm import LSTM, LSTMConfig
 from lmforge.models.transformer import Transformer, TransformerConfig
 
 ARCHS: dict[str, tuple[type[nn.Module], type]] = {
     "transformer": (Transformer, TransformerConfig),
+    "lstm": (LSTM, LSTMConfig),
+    "hf": (HFBackbone, HFConfig),
 }
 
 

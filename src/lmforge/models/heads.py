@@ -12,12 +12,24 @@ def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)
 
 
+def last_token(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """hidden [B, T, D] at each row's last position where mask [B, T] is 1 (right padding)."""
+    last = (mask.long().cumsum(1).argmax(1))  # index of the last 1
+    return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+
+
 class SequenceClassifier(nn.Module):
     """Backbone → mean over real tokens → dropout → linear. Works for causal and bidirectional
-    backbones (with right padding, a causal backbone never attends to the padding)."""
+    backbones (with right padding, a causal backbone never attends to the padding).
 
-    def __init__(self, backbone: nn.Module, n_labels: int, dropout: float = 0.1):
+    `pooling="last"` takes the last real token instead (what `GPT2ForSequenceClassification`
+    does, so such a classifier over the native causal Transformer exports to it exactly)."""
+
+    def __init__(self, backbone: nn.Module, n_labels: int, dropout: float = 0.1, pooling: str = "mean"):
         super().__init__()
+        if pooling not in ("mean", "last"):
+            raise ValueError(f"pooling={pooling!r} is not one of ['mean', 'last']")
+        self.pooling = pooling
         self.backbone = backbone
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(backbone.cfg.d_model, n_labels)
@@ -26,7 +38,8 @@ class SequenceClassifier(nn.Module):
 
     def forward(self, ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.backbone(ids, attention_mask)
-        return self.head(self.drop(masked_mean(hidden, attention_mask)))
+        pool = masked_mean if self.pooling == "mean" else last_token
+        return self.head(self.drop(pool(hidden, attention_mask)))
 
 
 class CausalLM(nn.Module):
@@ -38,3 +51,14 @@ class CausalLM(nn.Module):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         return self.backbone.lm_logits(self.backbone(ids))
+
+
+class MaskedLM(nn.Module):
+    """Bidirectional backbone + its tied LM head: (masked) ids [B, T] → logits [B, T, vocab]."""
+
+    def __init__(self, backbone: nn.Module):
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.backbone.lm_logits(self.backbone(ids, attention_mask))

@@ -20,7 +20,14 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
 def write_model_dir(directory: Path, model: nn.Module, config: dict, tokenizer_dir: Path) -> None:
     """Write weights, config and tokenizer into `directory` (callers make it atomic)."""
     directory.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    state, seen = {}, set()
+    for k, v in model.state_dict().items():
+        v = v.detach().to("cpu").contiguous()
+        # tied weights (e.g. a Hugging Face LM head) share storage, which safetensors refuses: copy
+        if v.numel() and v.untyped_storage().data_ptr() in seen:
+            v = v.clone()
+        seen.add(v.untyped_storage().data_ptr())
+        state[k] = v
     save_file(state, str(directory / WEIGHTS), metadata={"format": "pt"})
     write_json(directory / CONFIG, config)
     for name in TOKENIZER_FILES:
@@ -74,6 +81,7 @@ def load_classifier(directory: str | Path):
     from lmforge.models.heads import SequenceClassifier
 
     config, state = read_model_dir(directory)
-    model = SequenceClassifier(build_backbone(config["backbone"]), len(config["labels"]))
+    model = SequenceClassifier(build_backbone(config["backbone"]), len(config["labels"]),
+                               pooling=config.get("pooling", "mean"))
     load_state(model, state, Path(directory) / WEIGHTS)
     return model.eval(), config

@@ -48,10 +48,16 @@ class SelfAttention(nn.Module):
         self.c_proj = nn.Linear(cfg.d_model, cfg.d_model)
         self.resid_drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None,
+                past: tuple[torch.Tensor, torch.Tensor] | None = None, use_cache: bool = False):
+        """With `use_cache` (incremental decoding) it returns (output, (keys, values)): `past` holds
+        the earlier positions' keys/values [B, H, T_past, d_head] and `key_padding_mask` then covers
+        past + new positions (left padding is masked; causality is kept)."""
         b, t, d = x.shape
         q, k, v = self.c_attn(x).split(d, dim=2)
         q, k, v = (z.view(b, t, self.n_heads, d // self.n_heads).transpose(1, 2) for z in (q, k, v))
+        if use_cache:
+            return self._cached(q, k, v, key_padding_mask, past)
         mask = None
         if not self.causal and key_padding_mask is not None:
             mask = key_padding_mask[:, None, None, :]  # True = attend
@@ -60,6 +66,24 @@ class SelfAttention(nn.Module):
             dropout_p=self.dropout if self.training else 0.0,
         )
         return self.resid_drop(self.c_proj(y.transpose(1, 2).reshape(b, t, d)))
+
+    def _cached(self, q, k, v, key_padding_mask, past):
+        if past is not None:
+            k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
+        b, _, t, hd = q.shape
+        t_all = k.shape[2]
+        mask = None
+        if self.causal:  # query i sits at absolute position t_all - t + i
+            rows = torch.arange(t_all - t, t_all, device=q.device)[:, None]
+            mask = rows >= torch.arange(t_all, device=q.device)[None, :]
+        if key_padding_mask is not None:
+            keys = key_padding_mask.bool()[:, None, None, :]
+            mask = keys if mask is None else mask[None, None] & keys
+            # a padding query that may see nothing attends to itself (its output is never used)
+            mask = mask | (torch.arange(t_all - t, t_all, device=q.device)[:, None]
+                           == torch.arange(t_all, device=q.device)[None, :])
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.resid_drop(self.c_proj(y.transpose(1, 2).reshape(b, t, hd * self.n_heads))), (k, v)
 
 
 class MLP(nn.Module):
@@ -81,7 +105,12 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps)
         self.mlp = MLP(cfg)
 
-    def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None,
+                past: tuple[torch.Tensor, torch.Tensor] | None = None, use_cache: bool = False):
+        if use_cache:
+            a, present = self.attn(self.ln_1(x), key_padding_mask, past, use_cache=True)
+            x = x + a
+            return x + self.mlp(self.ln_2(x)), present
         x = x + self.attn(self.ln_1(x), key_padding_mask)
         return x + self.mlp(self.ln_2(x))
 
@@ -110,7 +139,15 @@ class Transformer(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def forward(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                past_key_values: list | None = None, use_cache: bool = False,
+                position_ids: torch.Tensor | None = None):
+        """Hidden states [B, T, d_model]. With `use_cache=True` (incremental decoding) it returns
+        (hidden, past_key_values): a list of per-layer (keys, values) to pass back with the next
+        tokens; `attention_mask` [B, T_past + T] then masks (left) padding among all positions,
+        and `position_ids` [B, T] places the new tokens (default: right after the past ones)."""
+        if use_cache or past_key_values is not None:
+            return self._forward_cached(ids, attention_mask, past_key_values, position_ids)
         t = ids.shape[1]
         if t > self.cfg.max_len:
             raise ValueError(f"sequence length {t} exceeds model max_len {self.cfg.max_len}")
@@ -120,6 +157,20 @@ class Transformer(nn.Module):
         for block in self.h:
             x = block(x, mask)
         return self.ln_f(x)
+
+    def _forward_cached(self, ids, attention_mask, past_key_values, position_ids):
+        past_len = past_key_values[0][0].shape[2] if past_key_values else 0
+        t = ids.shape[1]
+        if position_ids is None:
+            position_ids = torch.arange(past_len, past_len + t, device=ids.device)[None].expand(ids.shape[0], t)
+        if int(position_ids.max()) >= self.cfg.max_len:
+            raise ValueError(f"position {int(position_ids.max())} exceeds model max_len {self.cfg.max_len}")
+        x = self.drop(self.wte(ids) + self.wpe(position_ids))
+        presents = []
+        for i, block in enumerate(self.h):
+            x, present = block(x, attention_mask, past_key_values[i] if past_key_values else None, use_cache=True)
+            presents.append(present)
+        return self.ln_f(x), presents
 
     def lm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Tied LM head, cut back to the real vocabulary."""

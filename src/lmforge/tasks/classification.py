@@ -1,74 +1,27 @@
-"""Text classification (topic, sentiment): data, model, metrics and the trivial baseline.
+"""Text classification (topic, sentiment; SST-2, AG News): records `{"text": str, "label": str}`.
 
-Records are `{"text": str, "label": str}`. Metrics: accuracy (primary) and macro-F1
-(torchmetrics); the baseline predicts the most frequent training label.
+Model: the backbone's hidden states mean-pooled over real tokens, then a linear layer
+(`SequenceClassifier`). Metrics: accuracy (primary) and macro-F1 (torchmetrics). Baseline: the
+most frequent training label.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
+import torch.nn.functional as F
 from torchmetrics.functional.classification import multiclass_accuracy, multiclass_f1_score
 
 from lmforge.errors import DataError
-from lmforge.fileio import read_jsonl
 from lmforge.models.heads import SequenceClassifier
+from lmforge.tasks.base import Family, loader, with_mask
 
 PRIMARY_METRIC = "accuracy"
-SPLITS = ("train", "validation", "test")
-
-
-def read_splits(task_dir: str | Path) -> dict[str, list[dict]]:
-    """Read `<split>.jsonl` files; every record needs a string `text` and `label`."""
-    task_dir = Path(task_dir)
-    splits = {}
-    for split in SPLITS:
-        path = task_dir / f"{split}.jsonl"
-        if not path.is_file():
-            raise DataError(f"{path} is missing: run the prepare stage first")
-        records = read_jsonl(path)
-        if not records:
-            raise DataError(f"{path} is empty")
-        for i, r in enumerate(records, 1):
-            for key in ("text", "label"):
-                if not isinstance(r.get(key), str):
-                    raise DataError(f"{path}:{i}: record has no string {key!r}")
-        splits[split] = records
-    return splits
 
 
 def label_list(train: list[dict]) -> list[str]:
     return sorted({r["label"] for r in train})
-
-
-def encode(records: list[dict], tok, label2id: dict[str, int], max_length: int) -> list[tuple[list[int], int]]:
-    """Token ids (truncated to max_length) and label ids; unknown labels fail, naming the label."""
-    out = []
-    encodings = tok.encode_batch([r["text"] for r in records])
-    for r, enc in zip(records, encodings):
-        if r["label"] not in label2id:
-            raise DataError(f"label {r['label']!r} does not occur in the training split (labels: {sorted(label2id)})")
-        out.append((enc.ids[:max_length], label2id[r["label"]]))
-    return out
-
-
-def collate(batch: list[tuple[list[int], int]], pad_id: int):
-    width = max(len(ids) for ids, _ in batch)
-    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for i, (seq, _) in enumerate(batch):
-        ids[i, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-        mask[i, : len(seq)] = 1
-    return ids, mask, torch.tensor([y for _, y in batch], dtype=torch.long)
-
-
-def loader(encoded, batch_size: int, pad_id: int, shuffle: bool, seed: int = 0) -> DataLoader:
-    g = torch.Generator().manual_seed(seed)
-    return DataLoader(encoded, batch_size=batch_size, shuffle=shuffle, generator=g,
-                      collate_fn=lambda b: collate(b, pad_id))
 
 
 def scores(preds: torch.Tensor, golds: torch.Tensor, n_labels: int) -> dict[str, float]:
@@ -85,8 +38,66 @@ def majority_baseline(train: list[dict], n: int) -> list[str]:
     return [top] * n
 
 
-@torch.no_grad()
-def predict(model: SequenceClassifier, encoded, batch_size: int, pad_id: int) -> torch.Tensor:
-    model.eval()
-    out = [model(ids, mask).argmax(-1) for ids, mask, _ in loader(encoded, batch_size, pad_id, shuffle=False)]
-    return torch.cat(out)
+class Classification(Family):
+    name = "classification"
+    kind = "sequence_classifier"
+    metrics = ("accuracy", "macro_f1")
+    scales = {"accuracy": 1, "macro_f1": 1}
+    fields = {"text": str, "label": str}
+
+    def meta(self, splits, labels, backbone):
+        return {"labels": list(labels) if labels else label_list(splits["train"])}
+
+    def build(self, backbone, meta, dropout=0.0):
+        return SequenceClassifier(backbone, len(meta["labels"]), dropout)
+
+    def features(self, records, tok, meta, task, train):
+        label2id = {name: i for i, name in enumerate(meta["labels"])}
+        out = []
+        for r, enc in zip(records, tok.encode_batch([r["text"] for r in records])):
+            if r["label"] not in label2id:
+                raise DataError(f"label {r['label']!r} does not occur in the training split "
+                                f"(labels: {sorted(label2id)})")
+            out.append({**with_mask(enc.ids[: task.max_length]), "label": label2id[r["label"]]})
+        return out
+
+    def loss(self, model, batch):
+        return F.cross_entropy(model(batch["input_ids"], batch["attention_mask"]).float(), batch["label"])
+
+    def val_step(self, model, batch):
+        logits = model(batch["input_ids"], batch["attention_mask"]).float()
+        y = batch["label"]
+        return F.cross_entropy(logits, y), int((logits.argmax(-1) == y).sum()), len(y)
+
+    @torch.no_grad()
+    def predict(self, model, records, tok, meta, task):
+        model.eval()
+        feats = self.features([{**r, "label": meta["labels"][0]} for r in records], tok, meta, task, False)
+        pad = _pad_id(tok)
+        ids = [model(b["input_ids"], b["attention_mask"]).argmax(-1)
+               for b in loader(feats, task.batch_size, pad, shuffle=False)]
+        return [meta["labels"][i] for i in torch.cat(ids).tolist()] if ids else []
+
+    def scores(self, predictions, records, meta):
+        label2id = {name: i for i, name in enumerate(meta["labels"])}
+        unknown = sorted({r["label"] for r in records} - set(label2id))
+        if unknown:
+            raise DataError(f"test labels {unknown} do not occur in the training split (labels: {meta['labels']})")
+        golds = torch.tensor([label2id[r["label"]] for r in records])
+        preds = torch.tensor([label2id[p] for p in predictions])
+        return scores(preds, golds, len(label2id))
+
+    def baseline(self, train, test, meta, task, seed):
+        return majority_baseline(train, len(test))
+
+    def show(self, record, predictions):
+        return {"text": record["text"], "label": record["label"], **predictions}
+
+    def outcomes(self, records, predictions):
+        return [(r["label"], p) for r, p in zip(records, predictions)]
+
+
+def _pad_id(tok) -> int:
+    from lmforge.data.tokenizer import special_ids
+
+    return special_ids(tok)["pad"]

@@ -1,0 +1,106 @@
+"""What every task family shares: the interface the stages call, batching, and record checks.
+
+A family turns canonical records (see each module's docstring) into model features, builds its
+model from a backbone, computes its loss and a cheap validation accuracy for early stopping,
+predicts on raw records, scores predictions with its library metric, and predicts a trivial
+baseline. The stages only talk to this interface (`lmforge.tasks.family(name)`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from lmforge.errors import DataError
+
+IGNORE = -100  # label of positions the loss skips (torch's cross_entropy default)
+# how each feature key is padded; a key not listed here is a per-example scalar
+PAD = {"input_ids": "pad", "attention_mask": 0, "labels": IGNORE, "loss_mask": 0, "context_mask": 0}
+
+
+class Family:
+    """One task family. Subclasses set the class attributes and implement the methods."""
+
+    name = ""
+    kind = ""  # the `kind` of a saved model directory
+    metrics: tuple[str, ...] = ()  # the first is the primary metric
+    scales: dict[str, int] = {}  # metric -> 1 (a fraction) or 100 (a percentage)
+    fields: dict[str, type] = {}  # required record fields and their types
+
+    def primary(self, task: Any = None) -> str:
+        return self.metrics[0]
+
+    def check(self, records: list[dict], where: str) -> None:
+        """Fail on the first record without the family's fields, naming `where` and the record."""
+        for i, r in enumerate(records, 1):
+            for key, typ in self.fields.items():
+                if not isinstance(r.get(key), typ):
+                    raise DataError(f"{where}: record {i} has no {typ.__name__} {key!r}")
+            self.check_record(r, f"{where}: record {i}")
+
+    def check_record(self, record: dict, where: str) -> None:
+        pass
+
+    def meta(self, splits: dict[str, list[dict]], labels: list[str] | None, backbone: nn.Module) -> dict:
+        """What the saved model needs besides its weights (labels, input layout)."""
+        return {}
+
+    def build(self, backbone: nn.Module, meta: dict, dropout: float = 0.0) -> nn.Module:
+        raise NotImplementedError
+
+    def features(self, records: list[dict], tok, meta: dict, task, train: bool) -> list[dict]:
+        raise NotImplementedError
+
+    def loss(self, model: nn.Module, batch: dict) -> torch.Tensor:
+        raise NotImplementedError
+
+    def val_step(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, int, int]:
+        """(loss, correct, total) of a validation batch: the accuracy early stopping watches."""
+        raise NotImplementedError
+
+    def predict(self, model: nn.Module, records: list[dict], tok, meta: dict, task) -> list:
+        raise NotImplementedError
+
+    def scores(self, predictions: list, records: list[dict], meta: dict) -> dict[str, float]:
+        raise NotImplementedError
+
+    def baseline(self, train: list[dict], test: list[dict], meta: dict, task, seed: int) -> list:
+        raise NotImplementedError
+
+    def show(self, record: dict, predictions: dict[str, Any]) -> dict:
+        """One line of the predictions sample: the record and each system's prediction."""
+        return {**record, **predictions}
+
+    def outcomes(self, records: list[dict], predictions: list) -> list[tuple[str, str]]:
+        """(actual, predicted) pairs for the confusion plot of `dvc plots`."""
+        raise NotImplementedError
+
+
+def pad_batch(batch: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad the list-valued features of a batch (see PAD) and stack the scalar ones."""
+    out = {}
+    for key in batch[0]:
+        values = [b[key] for b in batch]
+        if isinstance(values[0], list):
+            fill = pad_id if PAD.get(key, 0) == "pad" else PAD.get(key, 0)
+            width = max(len(v) for v in values)
+            t = torch.full((len(values), width), fill, dtype=torch.long)
+            for i, v in enumerate(values):
+                t[i, : len(v)] = torch.tensor(v, dtype=torch.long)
+            out[key] = t
+        else:
+            out[key] = torch.tensor(values, dtype=torch.long)
+    return out
+
+
+def loader(features: list[dict], batch_size: int, pad_id: int, shuffle: bool, seed: int = 0) -> DataLoader:
+    g = torch.Generator().manual_seed(seed)
+    return DataLoader(features, batch_size=batch_size, shuffle=shuffle, generator=g,
+                      collate_fn=lambda b: pad_batch(b, pad_id))
+
+
+def with_mask(ids: list[int]) -> dict:
+    return {"input_ids": ids, "attention_mask": [1] * len(ids)}

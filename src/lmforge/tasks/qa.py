@@ -1,0 +1,221 @@
+"""Extractive question answering in the SQuAD v1.1 shape: records `{"id", "context", "question",
+"answers": {"text": [str], "answer_start": [int]}}`.
+
+Input: `question <sep> context-window`. A context longer than the room left by the question is
+cut into windows overlapping by `task.doc_stride` tokens; a window without the whole answer is
+labelled with the `<sep>` position ("not here"). The head scores every position as the answer's
+start and end; prediction takes the `task.n_best` best starts and ends of each window, keeps the
+pairs with start <= end and at most `task.max_answer_length` tokens, and answers the context
+characters (tokenizer offsets) of the best-scoring pair over all windows.
+
+Metric: SQuAD exact match and F1 (official normalisation, torchmetrics), 0–100. Baseline: the
+context sentence sharing most words with the question, and in it the longest run of words that
+are neither question words nor function words.
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lmforge.errors import DataError
+from lmforge.tasks.base import Family, loader
+from lmforge.tasks.metrics import sentences, squad_scores
+
+STOPWORDS = frozenset(
+    "a an the of in on at to by for from with and or is was are were be been it its it's as that this "
+    "what which who whom whose when where why how does do did has have had he she they his her their "
+    "there into about".split()
+)
+_WORD = re.compile(r"\w+(?:'\w+)?")
+
+
+class SpanExtractor(nn.Module):
+    """Backbone → dropout → linear(2): ids [B, T] → (start logits [B, T], end logits [B, T])."""
+
+    def __init__(self, backbone: nn.Module, dropout: float = 0.1):
+        super().__init__()
+        self.backbone = backbone
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Linear(backbone.cfg.d_model, 2)
+        nn.init.normal_(self.head.weight, std=0.02)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.head(self.drop(self.backbone(ids, attention_mask))).float()
+        return logits[..., 0], logits[..., 1]
+
+
+def windows(n_context: int, room: int, doc_stride: int) -> list[tuple[int, int]]:
+    """[start, end) token ranges of length <= room covering n_context tokens, overlapping by
+    doc_stride tokens (the last window ends at the end)."""
+    if n_context <= room:
+        return [(0, n_context)]
+    step = max(room - doc_stride, 1)
+    out, s = [], 0
+    while True:
+        out.append((s, min(s + room, n_context)))
+        if s + room >= n_context:
+            return out
+        s += step
+
+
+def answer_tokens(offsets: list[tuple[int, int]], start_char: int, end_char: int) -> tuple[int, int] | None:
+    """First and last context token overlapping the answer's characters [start_char, end_char)."""
+    hit = [i for i, (s, e) in enumerate(offsets) if e > start_char and s < end_char]
+    return (hit[0], hit[-1]) if hit else None
+
+
+class QA(Family):
+    name = "qa"
+    kind = "span_extractor"
+    metrics = ("f1", "exact_match")
+    scales = {"f1": 100, "exact_match": 100}
+    fields = {"context": str, "question": str, "answers": dict}
+
+    def check_record(self, record, where):
+        a = record["answers"]
+        texts, starts = a.get("text"), a.get("answer_start")
+        if not isinstance(texts, list) or not isinstance(starts, list) or len(texts) != len(starts) or not texts:
+            raise DataError(f"{where}: answers needs equal-length, non-empty lists 'text' and 'answer_start'")
+        for t, s in zip(texts, starts):
+            if not isinstance(s, int) or record["context"][s : s + len(t)] != t:
+                raise DataError(f"{where}: answer {t!r} is not at character {s} of the context")
+
+    def build(self, backbone, meta, dropout=0.0):
+        return SpanExtractor(backbone, dropout)
+
+    def _windows(self, record, tok, task, sep, with_labels: bool):
+        """[(feature, context offsets of the window's tokens, position of its first context token)]."""
+        q = tok.encode(record["question"], add_special_tokens=False).ids[: max(task.max_length // 3, 1)]
+        enc = tok.encode(record["context"], add_special_tokens=False)
+        room = task.max_length - len(q) - 1
+        if room < 1:
+            raise DataError(f"task.max_length={task.max_length} leaves no room for the context")
+        span = None
+        if with_labels:
+            a = record["answers"]
+            start = a["answer_start"][0]
+            span = answer_tokens(enc.offsets, start, start + len(a["text"][0]))
+        out = []
+        for s, e in windows(len(enc.ids), room, min(task.doc_stride, room - 1)):
+            ids = q + [sep] + enc.ids[s:e]
+            first = len(q) + 1
+            feat = {"input_ids": ids, "attention_mask": [1] * len(ids),
+                    "context_mask": [0] * len(q) + [1] * (len(ids) - len(q))}  # <sep> = "not here"
+            if with_labels:
+                if span is not None and s <= span[0] and span[1] < e:
+                    feat["start"], feat["end"] = first + span[0] - s, first + span[1] - s
+                else:
+                    feat["start"] = feat["end"] = len(q)
+            out.append((feat, enc.offsets[s:e], first))
+        return out
+
+    def features(self, records, tok, meta, task, train):
+        sep = _special(tok)["sep"]
+        return [f for r in records for f, _, _ in self._windows(r, tok, task, sep, True)]
+
+    def _logits(self, model, batch):
+        start, end = model(batch["input_ids"], batch["attention_mask"])
+        keep = batch["context_mask"].bool()
+        return start.masked_fill(~keep, -1e4), end.masked_fill(~keep, -1e4)
+
+    def loss(self, model, batch):
+        start, end = self._logits(model, batch)
+        return (F.cross_entropy(start, batch["start"]) + F.cross_entropy(end, batch["end"])) / 2
+
+    def val_step(self, model, batch):
+        start, end = self._logits(model, batch)
+        loss = (F.cross_entropy(start, batch["start"]) + F.cross_entropy(end, batch["end"])) / 2
+        ok = (start.argmax(-1) == batch["start"]) & (end.argmax(-1) == batch["end"])
+        return loss, int(ok.sum()), len(ok)
+
+    @torch.no_grad()
+    def predict(self, model, records, tok, meta, task):
+        model.eval()
+        sep, pad = _special(tok)["sep"], _special(tok)["pad"]
+        owners, infos, feats = [], [], []
+        for i, r in enumerate(records):
+            for feat, offsets, first in self._windows(r, tok, task, sep, False):
+                owners.append(i)
+                infos.append((offsets, first))
+                feats.append(feat)
+        best: list[tuple[float, str]] = [(-float("inf"), "")] * len(records)
+        k = 0
+        for batch in loader(feats, task.batch_size, pad, shuffle=False):
+            start, end = self._logits(model, batch)
+            for b in range(start.shape[0]):
+                i, (offsets, first) = owners[k], infos[k]
+                k += 1
+                n = len(offsets)
+                s_log, e_log = start[b, first : first + n], end[b, first : first + n]
+                top_s = s_log.topk(min(task.n_best, n)).indices.tolist()
+                top_e = e_log.topk(min(task.n_best, n)).indices.tolist()
+                for s in top_s:
+                    for e in top_e:
+                        if s <= e < s + task.max_answer_length:
+                            score = float(s_log[s] + e_log[e])
+                            if score > best[i][0]:
+                                text = records[i]["context"][offsets[s][0] : offsets[e][1]].strip()
+                                best[i] = (score, text)
+        return [text for _, text in best]
+
+    def scores(self, predictions, records, meta):
+        return squad_scores(predictions, [r["answers"]["text"] for r in records])
+
+    def baseline(self, train, test, meta, task, seed):
+        return [overlap_answer(r["question"], r["context"]) for r in test]
+
+    def show(self, record, predictions):
+        return {"question": record["question"], "context": record["context"],
+                "answers": record["answers"]["text"], **predictions}
+
+    def outcomes(self, records, predictions):
+        """actual "answer" vs predicted exact / partial (shares a word) / wrong."""
+        out = []
+        for r, p in zip(records, predictions):
+            golds = r["answers"]["text"]
+            pw = set(_norm_words(p))
+            kind = ("exact" if any(_norm_words(g) == _norm_words(p) for g in golds)
+                    else "partial" if any(pw & set(_norm_words(g)) for g in golds) else "wrong")
+            out.append(("answer", kind))
+        return out
+
+
+def _norm_words(text: str) -> list[str]:
+    return [w.lower() for w in _WORD.findall(text) if w.lower() not in ("a", "an", "the")]
+
+
+def overlap_answer(question: str, context: str) -> str:
+    """The QA baseline: the sentence with most question-word overlap, then the longest run of its
+    words that are neither in the question nor function words (the first on ties)."""
+    qwords = {w.lower() for w in _WORD.findall(question)} - STOPWORDS
+    best_sent, best_overlap = None, -1
+    for sent in sentences(context):
+        overlap = len({w.lower() for w in _WORD.findall(sent)} & qwords)
+        if overlap > best_overlap:
+            best_sent, best_overlap = sent, overlap
+    if best_sent is None:
+        return ""
+    runs: list[list[re.Match]] = [[]]
+    for m in _WORD.finditer(best_sent):
+        w = m.group().lower()
+        if w in qwords or w in STOPWORDS:
+            runs.append([])
+            continue
+        if runs[-1] and best_sent[runs[-1][-1].end() : m.start()].strip():  # punctuation ends a run
+            runs.append([])
+        runs[-1].append(m)
+    run = max(runs, key=len)
+    return best_sent[run[0].start() : run[-1].end()] if run else ""
+
+
+def _special(tok) -> dict[str, int]:
+    from lmforge.data.tokenizer import special_ids
+
+    ids = special_ids(tok)
+    ids.setdefault("sep", ids["eos"])
+    return ids

@@ -1,0 +1,33 @@
+"""Classification through the family interface, and the registry's reload of any task model."""
+
+from task_utils import backbone, fit, task_cfg, tokenizer, world
+
+from lmforge.models.io import write_model_dir
+from lmforge.tasks import FAMILIES, family, load_model
+
+
+def test_tiny_model_overfits_and_reloads(tmp_path):
+    data = world(("topic",))
+    tok = tokenizer(data.corpus)
+    fam = family("classification")
+    train = data.tasks["topic"]["train"][:10]
+    task = task_cfg(max_length=96)
+    meta = fam.meta({"train": train}, data.labels["topic"], None)
+    model = fam.build(backbone(tok), meta)
+    fit(fam, model, train, tok, meta, task, epochs=30)
+    preds = fam.predict(model, train, tok, meta, task)
+    assert fam.scores(preds, train, meta)["accuracy"] == 1.0
+    assert fam.baseline(train, train, meta, task, 0) == [sorted({r["label"] for r in train},
+                                                               key=lambda l: (-[r["label"] for r in train].count(l), l))[0]] * 10
+
+    tok.save(str(tmp_path / "tokenizer.json"))
+    write_model_dir(tmp_path / "m", model, {"kind": fam.kind, "family": fam.name, "meta": meta,
+                                            "backbone": {"arch": "transformer", **model.backbone.cfg.to_dict()}}, tmp_path)
+    loaded, fam2, _ = load_model(tmp_path / "m")
+    assert fam2 is fam and fam.predict(loaded, train, tok, meta, task) == preds
+
+
+def test_every_family_names_its_metrics_and_scales():
+    for name, fam in FAMILIES.items():
+        assert fam.metrics and set(fam.metrics) == set(fam.scales), name
+        assert all(s in (1, 100) for s in fam.scales.values())

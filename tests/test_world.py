@@ -297,3 +297,17 @@ def _suffix(word: str, suffixes: tuple[str, ...]) -> str:
 
 def _singular(plural: str) -> str:
     return next(s for s, p in NOUNS.items() if p == plural)
+
+
+def test_per_task_training_sizes_leave_held_out_splits_alone():
+    from lmforge.data.world import generate
+
+    base = generate(seed=3, n_corpus_docs=50, n_train=10, n_validation=5, n_test=6, tasks=("qa", "topic"),
+                    progress=False)
+    more = generate(seed=3, n_corpus_docs=50, n_train=10, n_validation=5, n_test=6, tasks=("qa", "topic"),
+                    progress=False, n_train_per_task={"qa": 25})
+    assert len(more.tasks["qa"]["train"]) == 25 and len(more.tasks["topic"]["train"]) == 10
+    assert more.tasks["qa"]["test"] == base.tasks["qa"]["test"]
+    assert more.tasks["qa"]["validation"] == base.tasks["qa"]["validation"]
+    with pytest.raises(ValueError, match="unknown task"):
+        generate(seed=3, n_corpus_docs=5, n_train=1, n_validation=1, n_test=1, n_train_per_task={"nope": 3})

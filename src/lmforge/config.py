@@ -35,6 +35,7 @@ class SyntheticConfig:
     n_validation: int = 200
     n_test: int = 500
     tasks: list[str] = field(default_factory=lambda: ["topic", "sentiment"])
+    n_train_per_task: dict[str, int] = field(default_factory=dict)  # task -> its own n_train
 
 
 @dataclass
@@ -77,11 +78,15 @@ class ModelConfig:
     d_ff: int = 512
     max_len: int = 256
     dropout: float = 0.0
+    # arch=hf: a transformers model type built from the fields above, or a checkpoint to start
+    # from (a local directory, a Hub id, or pkg:<python package> that ships one)
+    hf_model_type: str = "gpt2"
+    pretrained: Optional[str] = None
 
 
 @dataclass
 class ObjectiveConfig:
-    name: str = "clm"  # clm
+    name: str = "clm"  # clm | mlm
     mask_prob: float = 0.15
 
 
@@ -116,10 +121,36 @@ class TrainerConfig:
 
 
 @dataclass
+class TaskDataConfig:
+    """Where a task's labelled splits come from when `task.source` is `local` or `hub`
+    (readers: lmforge/tasks/formats.py)."""
+
+    # local: glue_tsv | csv | jsonl | conll | squad | parallel; hub: the dataset's own columns
+    format: str = "jsonl"
+    train: Optional[str] = None  # local: a file (parallel: the path without the language suffix)
+    validation: Optional[str] = None  # null: carved from train (validation_fraction)
+    test: Optional[str] = None  # null: the validation file is the test split (and validation is carved)
+    validation_fraction: float = 0.1
+    hub_name: Optional[str] = None  # task.source=hub: `datasets.load_dataset(hub_name, hub_config)`
+    hub_config: Optional[str] = None
+    hub_splits: dict[str, str] = field(default_factory=dict)  # train/validation/test -> the Hub split
+    columns: dict[str, str] = field(default_factory=dict)  # record field (text, label, ...) -> column
+    label_map: dict[str, str] = field(default_factory=dict)  # raw label -> label name
+    header: bool = True  # csv/tsv: the first row names the columns
+    scheme: str = "iob2"  # conll tags: iob1 | iob2 (converted to IOB2)
+    tag_column: int = -1  # conll: the column holding the NER tag
+    source_lang: str = "en"  # parallel / hub translation: file suffixes or dict keys
+    target_lang: str = "de"
+    max_train: Optional[int] = None  # keep the first N training records (after a seeded shuffle)
+    max_eval: Optional[int] = None  # keep the first N validation / test records
+    skip_malformed: bool = False  # count and report malformed lines instead of failing
+
+
+@dataclass
 class TaskConfig:
     name: str = "topic"
-    family: str = "classification"
-    source: str = "builtin"  # builtin: the prepare stage's task splits
+    family: str = "classification"  # classification | tagging | qa | summarization | translation
+    source: str = "builtin"  # builtin: the prepare stage's task splits; local | hub: task.data
     max_length: int = 128
     batch_size: int = 32
     lr: float = 5e-4
@@ -129,14 +160,30 @@ class TaskConfig:
     patience: int = 3
     dropout: float = 0.1
     n_predictions: int = 20
+    # qa: question + context windows of max_length tokens, overlapping by doc_stride
+    doc_stride: int = 64
+    max_answer_length: int = 30  # tokens
+    n_best: int = 20
+    # summarization / translation (prefix LM: source <sep> target <eos>)
+    max_source_length: int = 96
+    max_target_length: int = 32
+    beam_size: int = 1  # 1: greedy decoding at evaluation
+    length_penalty: float = 1.0  # beam search: score / length**length_penalty
+    baseline: Optional[str] = None  # translation: lexicon (built-in world) | copy
+    data: TaskDataConfig = field(default_factory=TaskDataConfig)
 
 
 @dataclass
 class TrackingConfig:
     enabled: bool = True
-    uri: str = "sqlite:///${paths.root}/mlflow.db"
+    # lmforge.workspace: the DVC workspace even inside a queued experiment's temporary copy
+    uri: str = "sqlite:///${lmforge.workspace:${paths.root}}/mlflow.db"
     experiment: str = "lmforge"
-    artifact_location: str = "${paths.root}/mlartifacts"
+    artifact_location: str = "${lmforge.workspace:${paths.root}}/mlartifacts"
+    register_models: bool = True  # model registry: <model_prefix>-lm, <model_prefix>-<task>
+    model_prefix: str = "lmforge"
+    connect_timeout_s: float = 5.0  # an http(s) tracking server must answer /health within this
+    http_retries: int = 2  # MLflow's HTTP retries after the start (its default, 7, backs off for minutes)
 
 
 @dataclass
@@ -152,6 +199,10 @@ class Config:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     task: TaskConfig = field(default_factory=TaskConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    # what a stage app returns to a sweeper (Optuna): a key of the stage's summary, dotted for
+    # nested values ("val_loss", "pretrained.accuracy"); null returns the whole summary
+    optimized_metric: Optional[str] = None
+    optimized_direction: str = "minimize"  # minimize | maximize
 
 
 def project_root() -> Path:
@@ -165,10 +216,33 @@ def project_root() -> Path:
     return here
 
 
+def workspace_root(root: str) -> str:
+    """The DVC workspace that `root` belongs to: a queued `dvc exp run` runs the stages in a
+    temporary copy under `<workspace>/.dvc/tmp/exps/`; anything else is its own workspace."""
+    parts = Path(root).parts
+    for i in range(len(parts) - 2):
+        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
+            return str(Path(*parts[:i]))
+    return str(root)
+
+
+_UNIQUE = iter(range(1 << 62))
+
+
+def unique_suffix() -> str:
+    """Distinct per process and per config (cached by OmegaConf, so one sweep's jobs share it)."""
+    n = next(_UNIQUE)
+    return f"{os.getpid()}" + (f".{n}" if n else "")
+
+
 def register() -> None:
     """Register the schema and resolvers with Hydra/OmegaConf (idempotent)."""
     if not OmegaConf.has_resolver("lmforge.root"):
         OmegaConf.register_new_resolver("lmforge.root", lambda: str(project_root()))
+    if not OmegaConf.has_resolver("lmforge.workspace"):
+        OmegaConf.register_new_resolver("lmforge.workspace", workspace_root)
+    if not OmegaConf.has_resolver("lmforge.unique"):
+        OmegaConf.register_new_resolver("lmforge.unique", unique_suffix, use_cache=True)
     ConfigStore.instance().store(name="schema", node=Config)
 
 
@@ -178,11 +252,12 @@ SPECIAL_TOKENS = 6  # <pad> <eos> <unk> <mask> <sep> <cls>
 _KNOWN = {
     "data.source": {"synthetic", "text_files", "hub"},
     "tokenizer.kind": {"bpe", "wordpiece", "char"},
-    "objective.name": {"clm"},
-    "task.family": {"classification"},
-    "task.source": {"builtin"},
+    "objective.name": {"clm", "mlm"},
+    "task.family": {"classification", "tagging", "qa", "summarization", "translation"},
+    "task.source": {"builtin", "local", "hub"},
     "init": {"pretrained", "scratch"},
     "trainer.precision": {"32-true", "32", "bf16-mixed", "bf16-true", "16-mixed", "64-true"},
+    "optimized_direction": {"minimize", "maximize"},
 }
 
 
@@ -211,7 +286,8 @@ def validate(cfg: DictConfig) -> None:
         if not value > 0:
             raise ConfigError(f"{key}={value} must be positive")
     m = cfg.model
-    if m.d_model % m.n_heads:
+    check_combination(cfg)
+    if m.d_model % m.n_heads and m.arch != "lstm" and not m.pretrained:
         raise ConfigError(
             f"model.d_model={m.d_model} is not divisible by model.n_heads={m.n_heads}"
         )
@@ -234,6 +310,55 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError("data.text_files.paths is empty: name at least one file")
     if cfg.data.source == "hub" and not cfg.data.hub.name:
         raise ConfigError("data.hub.name is not set: name a Hugging Face Hub dataset")
+
+
+# task families that generate text: they need a causal (decoder) language model
+GENERATIVE_FAMILIES = {"summarization", "translation"}
+
+
+def backbone_kind(cfg: DictConfig) -> str:
+    """'causal' (left to right) or 'bidirectional' (an encoder), from model and objective."""
+    m = cfg.model
+    if m.arch == "hf":
+        from lmforge.models.hf import configured_kind
+
+        return "causal" if configured_kind(m.pretrained, m.hf_model_type) == "causal" else "bidirectional"
+    if m.arch == "lstm":
+        return "causal"
+    return "bidirectional" if cfg.objective.name == "mlm" else "causal"
+
+
+def check_combination(cfg: DictConfig) -> None:
+    """Reject model × objective × task choices that cannot work, saying what would."""
+    m, objective, task = cfg.model, cfg.objective.name, cfg.task
+    if m.pretrained and m.arch != "hf":
+        raise ConfigError(f"model.pretrained={m.pretrained!r} is read only by model.arch=hf (got model.arch={m.arch!r})")
+    if objective == "mlm" and m.arch == "lstm":
+        raise ConfigError(
+            "objective=mlm with model.arch=lstm cannot work: masked-LM pretraining needs a bidirectional "
+            "backbone and an LSTM reads left to right. Use objective=clm with model=lstm, or objective=mlm "
+            "with a Transformer (model=gpt_tiny/gpt_small, then trained bidirectionally) or model=hf with an encoder"
+        )
+    kind = backbone_kind(cfg)
+    what = f"model.pretrained={m.pretrained!r}" if m.pretrained else f"model.hf_model_type={m.hf_model_type!r}"
+    if m.arch == "hf" and objective == "clm" and kind != "causal":
+        raise ConfigError(
+            f"objective=clm with model.arch=hf {what} cannot work: that is an encoder (bidirectional) "
+            f"model; pretrain it with objective=mlm, or choose a decoder (model.hf_model_type=gpt2)"
+        )
+    if m.arch == "hf" and objective == "mlm" and kind == "causal":
+        raise ConfigError(
+            f"objective=mlm with model.arch=hf {what} cannot work: that is a decoder (causal) model; "
+            f"pretrain it with objective=clm, or choose an encoder (model.hf_model_type=bert)"
+        )
+    if task.family in GENERATIVE_FAMILIES and kind != "causal":
+        backbone = f"model.arch=hf {what}" if m.arch == "hf" else f"model.arch={m.arch!r} with objective={objective}"
+        raise ConfigError(
+            f"task={task.name!r} (family {task.family!r}) generates text, which needs a causal decoder, but "
+            f"{backbone} is an encoder-only (bidirectional) model. Use objective=clm with model=gpt_tiny, "
+            f"gpt_small or lstm, or model=hf with a decoder (model.hf_model_type=gpt2); encoder models do "
+            f"classification, NER and QA"
+        )
 
 
 def to_container(cfg: DictConfig) -> dict:

@@ -145,15 +145,61 @@ def train_tokenizer(
     return tok
 
 
-def special_ids(tok: Tokenizer) -> dict[str, int]:
-    """Ids of the special tokens by short name: {"pad": 0, "eos": 1, "unk": 2, ...}."""
+# How other conventions spell the special tokens (BERT's [PAD]/[SEP]/[CLS]/[MASK], RoBERTa's
+# <s>/</s>, GPT-2's <|endoftext|>): tried after the tokenizer directory's own declaration.
+SPECIAL_ALIASES = {
+    "pad": ("[PAD]", "<|pad|>"),
+    "eos": ("</s>", "<|endoftext|>", "[SEP]"),
+    "unk": ("[UNK]", "<|endoftext|>"),
+    "mask": ("[MASK]",),
+    "sep": ("[SEP]", "</s>"),
+    "cls": ("[CLS]", "<s>"),
+}
+
+
+def special_ids(tok: Tokenizer, strict: bool = False) -> dict[str, int]:
+    """Ids of the special tokens by short name: {"pad": 0, "eos": 1, "unk": 2, ...}.
+
+    Looks each one up as declared by the tokenizer's directory (``special_tokens_map.json`` /
+    ``tokenizer_config.json``, read by `load_tokenizer`), then as lmforge spells it, then by
+    `SPECIAL_ALIASES`. A tokenizer without a pad token (GPT-2) pads with its eos. ``pad`` and
+    ``eos`` must resolve; with ``strict`` all six must (lmforge's own tokenizers have them all).
+    """
+    declared = getattr(tok, "lmforge_special_tokens", None) or {}
     out = {}
     for name, token in SPECIAL_NAMES.items():
-        idx = tok.token_to_id(token)
-        if idx is None:
-            raise DataError(f"tokenizer has no special token {token!r} (expected {SPECIAL_TOKENS})")
-        out[name] = idx
+        for candidate in (declared.get(name), token, *SPECIAL_ALIASES[name]):
+            idx = tok.token_to_id(candidate) if candidate else None
+            if idx is not None:
+                out[name] = idx
+                break
+    if "pad" not in out and "eos" in out:
+        out["pad"] = out["eos"]
+    required = SPECIAL_NAMES if strict else ("pad", "eos")
+    missing = [SPECIAL_NAMES[n] for n in required if n not in out]
+    if missing:
+        raise DataError(f"tokenizer has no special token {missing[0]!r} (expected {SPECIAL_TOKENS})")
     return out
+
+
+def _declared_special_tokens(directory: Path) -> dict[str, str]:
+    """{"pad": "[PAD]", ...} from a tokenizer directory's Hugging Face JSON files, if any."""
+    found: dict[str, str] = {}
+    for name in ("tokenizer_config.json", "special_tokens_map.json"):  # the latter wins
+        path = directory / name
+        if not path.is_file():
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from exc
+        for short in SPECIAL_NAMES:
+            value = data.get(f"{short}_token")
+            if isinstance(value, dict):  # {"content": "[PAD]", ...}
+                value = value.get("content")
+            if isinstance(value, str):
+                found[short] = value
+    return found
 
 
 def _write_json(path: Path, obj: dict) -> None:
@@ -172,7 +218,7 @@ def save_tokenizer(tok: Tokenizer, directory: str | os.PathLike, model_max_lengt
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     special_tokens_map = {f"{name}_token": token for name, token in SPECIAL_NAMES.items()}
-    special_ids(tok)  # fails clearly if a special token is missing
+    special_ids(tok, strict=True)  # fails clearly if a special token is missing
 
     tok_path = directory / TOKENIZER_FILE
     tmp = tok_path.with_name(tok_path.name + ".tmp")
@@ -200,6 +246,12 @@ def load_tokenizer(directory: str | os.PathLike) -> Tokenizer:
     if not path.is_file():
         raise DataError(f"tokenizer file not found: {path} (run the prepare stage to train one)")
     try:
-        return Tokenizer.from_file(str(path))
+        tok = Tokenizer.from_file(str(path))
     except Exception as exc:  # tokenizers raises a plain Exception on malformed files
         raise DataError(f"cannot load tokenizer {path}: {exc}") from exc
+    # Hugging Face checkpoints may save fixed padding/truncation (MiniLM: pad to 128): callers
+    # truncate and pad themselves, and packing a corpus must never truncate a document.
+    tok.no_padding()
+    tok.no_truncation()
+    tok.lmforge_special_tokens = _declared_special_tokens(path.parent)  # read by special_ids
+    return tok

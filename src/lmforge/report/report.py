@@ -14,12 +14,14 @@ INIT_ORDER = ("pretrained", "scratch", "baseline")
 
 
 def summary_metrics(pretrain: dict, tasks: dict[str, dict]) -> dict:
-    """`reports/metrics.json`: {"pretrain": {...}, "tasks": {task: {"metric", "pretrained", ...}}}."""
+    """`reports/metrics.json`: {"pretrain": {...}, "tasks": {task: {"metric", "scale", "pretrained", ...}}}.
+    `scale` is the primary metric's maximum: 1 (accuracy, F1) or 100 (SQuAD, ROUGE, BLEU)."""
     keep = ("val_loss", "val_ppl", "tokens_per_s", "mfu", "steps", "n_params", "wall_s")
     return {
         "pretrain": {k: pretrain[k] for k in keep if k in pretrain},
         "tasks": {
-            name: {"metric": m["metric"], **{who: m[who] for who in INIT_ORDER if who in m}}
+            name: {"metric": m["metric"], "scale": m.get("scale", 1),
+                   **{who: m[who] for who in INIT_ORDER if who in m}}
             for name, m in sorted(tasks.items())
         },
     }
@@ -27,6 +29,18 @@ def summary_metrics(pretrain: dict, tasks: dict[str, dict]) -> dict:
 
 def _fmt(x: float) -> str:
     return f"{x:.3f}" if isinstance(x, float) else str(x)
+
+
+def _scale(t: dict) -> str:
+    return "0–100" if t.get("scale", 1) == 100 else "0–1"
+
+
+def _backbone(pretrain: dict) -> str:
+    """E.g. "**lstm** backbone", "**hf** backbone (continued from `pkg:…`)"."""
+    text = f"**{pretrain.get('arch', 'transformer')}** backbone"
+    if pretrain.get("pretrained_from"):
+        text += f" (continued from `{pretrain['pretrained_from']}`)"
+    return text
 
 
 def markdown(metrics: dict, prepare: dict, pretrain: dict, finetune: dict[tuple[str, str], dict],
@@ -39,7 +53,9 @@ def markdown(metrics: dict, prepare: dict, pretrain: dict, finetune: dict[tuple[
         "",
         f"- corpus: {prepare['docs']['train']} train / {prepare['docs']['val']} validation documents, "
         f"{prepare['tokens']['train']:,} / {prepare['tokens']['val']:,} tokens, vocabulary {prepare['vocab_size']}",
-        f"- model: {p.get('n_params', 0):,} parameters, {p.get('steps')} steps",
+        f"- model: {_backbone(pretrain)}, objective **{pretrain.get('objective', 'clm')}**, "
+        f"{p.get('n_params', 0):,} parameters, {p.get('steps')} steps; every task below fine-tunes this "
+        f"backbone (`pretrained`) or the same architecture freshly initialised (`scratch`)",
         f"- validation loss **{p['val_loss']:.3f}**, perplexity **{p['val_ppl']:.1f}**",
         f"- throughput {p['tokens_per_s']:,.0f} tokens/s, MFU {100 * p['mfu']:.1f}% "
         f"(against a matmul peak of {pretrain.get('peak_flops', 0) / 1e9:.0f} GFLOP/s measured at start, "
@@ -47,13 +63,18 @@ def markdown(metrics: dict, prepare: dict, pretrain: dict, finetune: dict[tuple[
         "",
         "## Tasks (test split)",
         "",
-        "| task | metric | pretrained | scratch | baseline |",
-        "| --- | --- | --- | --- | --- |",
+        "| task | metric | scale | pretrained | scratch | baseline |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for name, t in metrics["tasks"].items():
         key = t["metric"]
         cells = [_fmt(t[who][key]) if who in t else "–" for who in INIT_ORDER]
-        lines.append(f"| {name} | {key} | " + " | ".join(cells) + " |")
+        lines.append(f"| {name} | {key} | {_scale(t)} | " + " | ".join(cells) + " |")
+    lines += ["", "Metrics: accuracy / macro-F1 (torchmetrics); entity-level F1 (seqeval); SQuAD exact "
+              "match / F1 (torchmetrics, official normalisation); ROUGE-1/2/L F-measure with stemming "
+              "(rouge_score); BLEU and chrF (sacrebleu). Baselines: majority class; most frequent tag per "
+              "word; the sentence with most question-word overlap, best span in it; the lead sentence; "
+              "word-by-word lexicon (or copy-source) translation."]
     lines += ["", "Secondary metrics:", ""]
     for name, t in metrics["tasks"].items():
         for who in INIT_ORDER:
@@ -64,13 +85,15 @@ def markdown(metrics: dict, prepare: dict, pretrain: dict, finetune: dict[tuple[
         "## Contamination",
         "",
         f"Share of validation/test documents with any {next(iter(prepare['contamination'].values()), {}).get('n', 13)}"
-        "-gram in the pretraining corpus:",
+        "-gram in the pretraining corpus, and share of their n-grams found there (no evaluation "
+        "document is itself in the corpus; template phrases account for shared n-grams):",
         "",
-        "| split | documents | with overlap | fraction |",
-        "| --- | --- | --- | --- |",
+        "| split | documents | with overlap | fraction of documents | fraction of n-grams |",
+        "| --- | --- | --- | --- | --- |",
     ]
     for split, c in prepare["contamination"].items():
-        lines.append(f"| {split} | {c['docs']} | {c['docs_with_overlap']} | {c['fraction_docs']:.4f} |")
+        lines.append(f"| {split} | {c['docs']} | {c['docs_with_overlap']} | {c['fraction_docs']:.4f} "
+                     f"| {c['fraction_ngrams']:.4f} |")
     lines += ["", "## Wall time", "", "| stage | seconds | tokens/s |", "| --- | --- | --- |"]
     lines.append(f"| prepare | {prepare['wall_s']:.1f} | |")
     lines.append(f"| pretrain | {pretrain['wall_s']:.1f} | {pretrain['tokens_per_s']:,.0f} |")
@@ -105,11 +128,12 @@ def figures(out: Path, pretrain_dir: Path, metrics: dict) -> None:
     tasks = metrics["tasks"]
     fig, ax = plt.subplots(figsize=(max(4, 1.8 * len(tasks)), 4))
     width = 0.8 / len(INIT_ORDER)
-    for i, who in enumerate(INIT_ORDER):
-        values = [t[who][t["metric"]] if who in t else 0.0 for t in tasks.values()]
+    for i, who in enumerate(INIT_ORDER):  # every metric as a fraction of its maximum
+        values = [t[who][t["metric"]] / t.get("scale", 1) if who in t else 0.0 for t in tasks.values()]
         ax.bar([j + i * width for j in range(len(tasks))], values, width, label=who)
-    ax.set_xticks([j + width for j in range(len(tasks))], [f"{n}\n({t['metric']})" for n, t in tasks.items()])
-    ax.set(ylabel="test score", title="Pretrained vs scratch vs baseline", ylim=(0, 1.05))
+    ax.set_xticks([j + width for j in range(len(tasks))],
+                  [f"{n}\n({t['metric']}{' /100' if t.get('scale', 1) == 100 else ''})" for n, t in tasks.items()])
+    ax.set(ylabel="test score (fraction of the maximum)", title="Pretrained vs scratch vs baseline", ylim=(0, 1.05))
     ax.legend()
     fig.tight_layout()
     fig.savefig(out / "tasks.png", dpi=100)

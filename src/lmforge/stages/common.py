@@ -57,8 +57,7 @@ def stage(cfg: DictConfig, name: str, tags: dict | None = None) -> Iterator[Stag
     resolved = to_container(cfg)
     paths = Paths(cfg)
     with StageRun(cfg.tracking, name, flatten(resolved), tags, root=paths.root) as run:
-        if run.enabled:
-            run.client.log_text(run.run_id, OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+        run.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
         t0 = time.perf_counter()
         run.paths = paths
         run.elapsed = lambda: time.perf_counter() - t0

@@ -1,5 +1,6 @@
-"""finetune@<task>: a task head on the pretrained backbone, or on the same architecture from
-scratch (`init=scratch`, the ablation). Keeps the checkpoint best on validation."""
+"""finetune@<task>: a task model on the pretrained backbone, or on the same architecture from
+scratch (`init=scratch`, the ablation), for any task family (`lmforge.tasks`). Keeps the
+checkpoint best on validation accuracy (the family's cheap per-token/per-example accuracy)."""
 
 from __future__ import annotations
 
@@ -10,45 +11,40 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from omegaconf import DictConfig
 
 from lmforge import __version__
-from lmforge.config import fingerprint
+from lmforge.config import fingerprint, to_container
 from lmforge.data.tokenizer import load_tokenizer, special_ids
-from lmforge.fileio import atomic_dir, read_json, write_json
-from lmforge.models.heads import SequenceClassifier
-from lmforge.models.io import load_backbone, write_model_dir
+from lmforge.fileio import atomic_dir, write_json
 from lmforge.models import build_backbone
+from lmforge.models.io import load_backbone, write_model_dir
 from lmforge.stages.common import log, stage
-from lmforge.tasks import classification as task_lib
+from lmforge.tasks import check_config, family, load_splits
+from lmforge.tasks.base import loader
 from lmforge.train.callbacks import History
-from lmforge.train.classify import ClassifierModule
+from lmforge.train.tasks import TaskModule
 from lmforge.train.trainer import check_checkpoint, latest_checkpoint, make_trainer
-
-
-def task_labels(task_dir, splits) -> list[str]:
-    labels_file = task_dir / "labels.json"
-    return read_json(labels_file) if labels_file.is_file() else task_lib.label_list(splits["train"])
 
 
 def run(cfg: DictConfig) -> dict:
     task, init = cfg.task, cfg.init
+    check_config(task, cfg.model.max_len)
+    fam = family(task.family)
     with stage(cfg, f"finetune/{task.name}/{init}", tags={"lmforge.task": task.name, "lmforge.init": init}) as run:
         p = run.paths
-        splits = task_lib.read_splits(p.tasks / task.name)
-        labels = task_labels(p.tasks / task.name, splits)
-        label2id = {name: i for i, name in enumerate(labels)}
+        splits, labels, skipped = load_splits(task, p.tasks, cfg.seed)
         tok = load_tokenizer(p.pretrained_model)
         pad_id = special_ids(tok)["pad"]
 
         backbone, pretrained_cfg = load_backbone(p.pretrained_model)
         if init == "scratch":  # the same architecture, freshly initialised (seeded)
             backbone = build_backbone(pretrained_cfg["backbone"])
-        model = SequenceClassifier(backbone, len(labels), task.dropout)
+        meta = fam.meta(splits, labels, backbone)
+        model = fam.build(backbone, meta, task.dropout)
 
-        enc = {s: task_lib.encode(splits[s], tok, label2id, task.max_length) for s in ("train", "validation")}
-        train_dl = task_lib.loader(enc["train"], task.batch_size, pad_id, shuffle=True, seed=cfg.seed)
-        val_dl = task_lib.loader(enc["validation"], task.batch_size, pad_id, shuffle=False)
-        total = task.max_epochs * math.ceil(len(enc["train"]) / task.batch_size) // cfg.trainer.accumulate_grad_batches
-        module = ClassifierModule(model, len(labels), task.lr, task.weight_decay,
-                                           int(task.warmup_ratio * total), max(total, 1))
+        feats = {s: fam.features(splits[s], tok, meta, task, train=True) for s in ("train", "validation")}
+        train_dl = loader(feats["train"], task.batch_size, pad_id, shuffle=True, seed=cfg.seed)
+        val_dl = loader(feats["validation"], task.batch_size, pad_id, shuffle=False)
+        total = task.max_epochs * math.ceil(len(feats["train"]) / task.batch_size) // cfg.trainer.accumulate_grad_batches
+        module = TaskModule(fam, model, task.lr, task.weight_decay, int(task.warmup_ratio * total), max(total, 1))
 
         ckpt_dir = p.checkpoints / "finetune" / task.name / init / fingerprint(
             cfg, "seed", "data", "tokenizer", "model", "objective", "optim", "trainer", "task", "init")
@@ -66,13 +62,15 @@ def run(cfg: DictConfig) -> dict:
         state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
         module.load_state_dict(state)
         summary = {
-            "task": task.name, "init": init, "best_val_accuracy": float(best.best_model_score),
-            "epochs": trainer.current_epoch, "steps": trainer.global_step, "n_train": len(enc["train"]),
+            "task": task.name, "family": fam.name, "init": init, "best_val_accuracy": float(best.best_model_score),
+            "epochs": trainer.current_epoch, "steps": trainer.global_step, "n_train": len(splits["train"]),
+            "n_train_features": len(feats["train"]), "skipped": skipped,
         }
         with atomic_dir(p.finetuned(task.name, init)) as tmp:
             write_model_dir(tmp / "model", module.model, {
-                "lmforge_version": __version__, "kind": "sequence_classifier", "task": task.name, "init": init,
-                "labels": labels, "max_length": task.max_length, "backbone": pretrained_cfg["backbone"],
+                "lmforge_version": __version__, "kind": fam.kind, "family": fam.name, "task": task.name,
+                "init": init, "meta": meta, "labels": meta.get("labels"), "max_length": task.max_length,
+                "task_config": to_container(cfg)["task"], "backbone": pretrained_cfg["backbone"],
             }, p.pretrained_model)
             history.write_csv(tmp / "curves" / "train.csv", "train/loss")
             history.write_csv(tmp / "curves" / "val.csv", "val/accuracy")
@@ -80,5 +78,7 @@ def run(cfg: DictConfig) -> dict:
             write_json(tmp / "summary.json", summary)
         run.log_metrics({"final/best_val_accuracy": summary["best_val_accuracy"]})
         run.log_artifact(p.finetuned(task.name, init) / "model", "model")
+        run.log_artifact(p.finetuned(task.name, init) / "curves", "curves")
+        run.register_model(p.finetuned(task.name, init) / "model", task=task.name, init=init)  # pyfunc: text → label
         log.info("finetune %s/%s: best val accuracy %.3f", task.name, init, summary["best_val_accuracy"])
     return summary

@@ -33,7 +33,8 @@ def run(cfg: DictConfig) -> dict:
             if d.source == "synthetic":
                 s = d.synthetic
                 data = world.generate(cfg.seed, s.n_corpus_docs, s.n_train, s.n_validation, s.n_test,
-                                      tasks=list(s.tasks), progress=cfg.trainer.enable_progress_bar)
+                                      tasks=list(s.tasks), progress=cfg.trainer.enable_progress_bar,
+                                      n_train_per_task=dict(s.n_train_per_task))
                 train_docs, val_docs = train_val_split(data.corpus, d.val_fraction, cfg.seed)
                 tasks = data.tasks
                 for name, splits in tasks.items():
@@ -53,8 +54,10 @@ def run(cfg: DictConfig) -> dict:
                 for name, splits in tasks.items() for split in ("validation", "test")
             }
             worst = max((c["fraction_docs"] for c in contamination.values()), default=0.0)
-            log.info("contamination: at most %.2f%% of an eval split shares a %d-gram with the corpus",
-                     100 * worst, d.contamination_n)
+            worst_ngrams = max((c["fraction_ngrams"] for c in contamination.values()), default=0.0)
+            log.info("contamination: up to %.1f%% of an eval split's documents share a %d-gram with the "
+                     "corpus (%.1f%% of its %d-grams)", 100 * worst, d.contamination_n, 100 * worst_ngrams,
+                     d.contamination_n)
 
             t = cfg.tokenizer
             tok = train_tokenizer(train_docs, kind=t.kind, vocab_size=t.vocab_size, min_frequency=t.min_frequency,
@@ -77,10 +80,12 @@ def run(cfg: DictConfig) -> dict:
                 "tasks": {name: {split: len(r) for split, r in splits.items()} for name, splits in tasks.items()},
                 "contamination": contamination,
                 "contamination_max_fraction_docs": worst,
+                "contamination_max_fraction_ngrams": worst_ngrams,
                 "wall_s": run.elapsed(),
             }
             run.log_metrics({"tokens_train": n_tokens["train"], "tokens_val": n_tokens["val"],
-                             "contamination_max_fraction_docs": worst})
+                             "contamination_max_fraction_docs": worst,
+                             "contamination_max_fraction_ngrams": worst_ngrams})
             write_json(tmp / "stats.json", stats)
         run.log_artifact(out / "stats.json")
     return stats

@@ -7,6 +7,7 @@ from omegaconf import DictConfig
 
 from lmforge.errors import DataError
 from lmforge.fileio import read_json, write_json, write_text
+from lmforge.report.plots import task_scores_csv
 from lmforge.report.report import figures, markdown, summary_metrics
 from lmforge.stages.common import log, stage
 
@@ -25,6 +26,7 @@ def run(cfg: DictConfig) -> dict:
         write_json(p.reports / "metrics.json", metrics)
         write_text(p.reports / "report.md", markdown(metrics, prepare, pretrain, finetune, evaluate))
         figures(p.reports / "figures", p.pretrain, metrics)
+        task_scores_csv(metrics, p.reports / "plots" / "tasks.csv")  # `dvc plots show`: bar chart
         for path in (p.reports / "report.md", p.reports / "metrics.json", p.reports / "figures"):
             run.log_artifact(path, "figures" if path.is_dir() else None)
         log.info("report written to %s", p.reports / "report.md")

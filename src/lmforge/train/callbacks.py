@@ -7,26 +7,32 @@ import time
 import lightning as L
 import torch
 
-_PEAK_CACHE: dict[tuple[str, str], float] = {}
+_PEAK_CACHE: dict[tuple[str, str, int], float] = {}
 
 
-def measure_matmul_peak(device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32, n: int = 1024) -> float:
-    """FLOP/s of a square matmul on this device and dtype: the MFU denominator (best of a few)."""
-    key = (str(device), str(dtype))
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure_matmul_peak(device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32, n: int | None = None) -> float:
+    """FLOP/s of a square matmul on this device and dtype: the MFU denominator (best of a few).
+    n defaults to 1024 on CPU and 8192 on a GPU (small products under-use a GPU)."""
+    device = torch.device(device)
+    n = n or (8192 if device.type == "cuda" else 1024)
+    key = (str(device), str(dtype), n)
     if key not in _PEAK_CACHE:
-        device = torch.device(device)
         a = torch.randn(n, n, device=device, dtype=dtype)
         b = torch.randn(n, n, device=device, dtype=dtype)
-        sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
         for _ in range(2):
             a @ b
-        sync()
+        _sync(device)
         best = float("inf")
         for _ in range(5):
             t = time.perf_counter()
             for _ in range(4):
                 a @ b
-            sync()
+            _sync(device)
             best = min(best, (time.perf_counter() - t) / 4)
         _PEAK_CACHE[key] = 2 * n**3 / best
     return _PEAK_CACHE[key]
@@ -37,34 +43,51 @@ def precision_dtype(precision: str) -> torch.dtype:
 
 
 class Throughput(L.Callback):
-    """Logs tokens/s and MFU of each optimizer step; keeps a steady-state mean for the summary.
+    """Logs tokens/s and MFU over windows of `trainer.log_every_n_steps` batches, end to end
+    (data loading included; the device is synchronised only at window edges; windows that
+    contain a validation are dropped). Keeps the mean for the stage summary.
 
     `flops_per_token` is the model's training FLOPs per token; `peak_flops` the device's measured
     matmul rate in the training precision.
     """
 
-    def __init__(self, tokens_per_batch: int, flops_per_token: float, peak_flops: float, skip_first: int = 3):
+    def __init__(self, tokens_per_batch: int, flops_per_token: float, peak_flops: float, skip_windows: int = 1):
         self.tokens_per_batch = tokens_per_batch
         self.flops_per_token = flops_per_token
         self.peak_flops = peak_flops
-        self.skip_first = skip_first
-        self._t0 = 0.0
-        self._seen = 0
+        self.skip_windows = skip_windows  # the first window holds start-up costs
+        self._t: float | None = None
+        self._batches = 0
+        self._windows = 0
         self.tokens = 0
         self.seconds = 0.0
 
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        self._t0 = time.perf_counter()
+    def _restart(self) -> None:
+        self._t, self._batches = None, 0
+
+    def on_train_start(self, trainer, pl_module):
+        self._restart()
+
+    def on_validation_end(self, trainer, pl_module):
+        self._restart()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        dt = time.perf_counter() - self._t0
-        self._seen += 1
-        tps = self.tokens_per_batch * trainer.world_size / dt
-        mfu = tps * self.flops_per_token / (self.peak_flops * trainer.world_size)
-        if self._seen > self.skip_first:
-            self.tokens += self.tokens_per_batch * trainer.world_size
-            self.seconds += dt
-        pl_module.log_dict({"perf/tokens_per_s": tps, "perf/mfu": mfu}, on_step=True, on_epoch=False)
+        self._batches += 1
+        if self._t is not None and self._batches < trainer.log_every_n_steps:
+            return
+        _sync(pl_module.device)
+        now = time.perf_counter()
+        if self._t is not None:
+            self._windows += 1
+            tokens = self._batches * self.tokens_per_batch * trainer.world_size
+            tps = tokens / (now - self._t)
+            pl_module.log_dict({"perf/tokens_per_s": tps,
+                                "perf/mfu": tps * self.flops_per_token / (self.peak_flops * trainer.world_size)},
+                               on_step=True, on_epoch=False)
+            if self._windows > self.skip_windows:
+                self.tokens += tokens
+                self.seconds += now - self._t
+        self._t, self._batches = now, 0
 
     @property
     def tokens_per_s(self) -> float:

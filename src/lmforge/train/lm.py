@@ -1,4 +1,10 @@
-"""Language-model pretraining: the LightningModule and the packed-token DataModule."""
+"""Language-model pretraining: the LightningModule and the packed-token DataModule.
+
+Two objectives over the same packed windows: `clm` (predict the next token) and `mlm` (BERT:
+15 % of the tokens are chosen, 80 % of those become the mask token, 10 % a random token, 10 %
+stay; the loss is taken at the chosen positions only). Masking is drawn from the same
+step-indexed generator as the windows, so a resumed run masks exactly as an uninterrupted one.
+"""
 
 from __future__ import annotations
 
@@ -13,15 +19,69 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from lmforge.data.packing import TokenFile
 from lmforge.errors import DataError
-from lmforge.models.heads import CausalLM
+from lmforge.models.heads import CausalLM, MaskedLM
 from lmforge.models import build_backbone
 from lmforge.optim import adamw, scheduled
 
+IGNORE = -100  # label of positions that carry no loss
+
+
+class MLMMasker:
+    """BERT masking of windows [B, T+1] → (inputs [B, T], labels [B, T]; IGNORE where not chosen).
+
+    Each ordinary token is chosen with probability `prob` (special tokens never are); a chosen
+    token becomes `mask_id` with probability 0.8, a random ordinary token with 0.1, and stays
+    with 0.1. At least one token per batch is chosen, so the loss is always defined.
+    """
+
+    def __init__(self, mask_id: int, vocab_size: int, special_ids: list[int], prob: float = 0.15):
+        if not 0.0 < prob < 1.0:
+            raise ValueError(f"objective.mask_prob={prob} must be in (0, 1)")
+        self.mask_id, self.prob = mask_id, prob
+        self.special = torch.tensor(sorted(set(special_ids)), dtype=torch.long)
+        keep = torch.ones(vocab_size, dtype=torch.bool)
+        keep[self.special[self.special < vocab_size]] = False
+        self.ordinary = keep.nonzero().squeeze(1)  # what a random replacement is drawn from
+
+    def __call__(self, windows: torch.Tensor, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        ids = windows[:, :-1]
+        g = torch.Generator().manual_seed(int(rng.integers(1 << 62)))
+        maskable = ~torch.isin(ids, self.special)
+        chosen = (torch.rand(ids.shape, generator=g) < self.prob) & maskable
+        if not chosen.any() and maskable.any():
+            chosen.view(-1)[maskable.view(-1).nonzero()[0]] = True
+        action = torch.rand(ids.shape, generator=g)
+        random_tok = self.ordinary[torch.randint(len(self.ordinary), ids.shape, generator=g)]
+        inputs = ids.clone()
+        inputs[chosen & (action < 0.8)] = self.mask_id
+        swap = chosen & (action >= 0.8) & (action < 0.9)
+        inputs[swap] = random_tok[swap]
+        labels = torch.where(chosen, ids, torch.full_like(ids, IGNORE))
+        return inputs, labels
+
+
+def next_token_pairs(windows: torch.Tensor, rng: np.random.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The causal-LM batch of windows [B, T+1]: inputs [B, T] and the next tokens [B, T]."""
+    return windows[:, :-1], windows[:, 1:]
+
 
 class LMModule(L.LightningModule):
-    def __init__(self, spec: dict, optim: dict, max_steps: int):
+    """A backbone under its tied LM head, trained with `objective` ("clm" or "mlm").
+
+    `backbone` is a ready backbone (a pretrained Hugging Face checkpoint); otherwise one is built,
+    freshly initialised, from `spec`.
+    """
+
+    def __init__(self, spec: dict, optim: dict, max_steps: int, objective: str = "clm",
+                 backbone: torch.nn.Module | None = None):
         super().__init__()
-        self.model = CausalLM(build_backbone(spec))
+        if objective not in ("clm", "mlm"):
+            raise ValueError(f"objective={objective!r} is not one of ['clm', 'mlm']")
+        backbone = backbone if backbone is not None else build_backbone(spec)
+        if objective == "mlm" and backbone.cfg.causal:
+            raise ValueError("objective=mlm needs a bidirectional backbone (causal=False)")
+        self.objective = objective
+        self.model = CausalLM(backbone) if objective == "clm" else MaskedLM(backbone)
         self.optim = optim
         self.max_steps = max_steps
 
@@ -31,6 +91,11 @@ class LMModule(L.LightningModule):
 
     def _loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         x, y = batch
+        if self.objective == "mlm":  # logits at the chosen positions only: a fraction of the head's work
+            hidden = self.backbone(x)
+            chosen = y != IGNORE
+            logits = self.backbone.lm_logits(hidden[chosen])
+            return F.cross_entropy(logits.float(), y[chosen])
         logits = self.model(x)
         return F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1))
 
@@ -62,14 +127,16 @@ class RandomWindows(IterableDataset):
     (no length): the epoch never ends early or twice on resume; `max_steps` stops training.
     """
 
-    def __init__(self, tokens: TokenFile, batch_size: int, block: int, seed: int, rank: int = 0, start: int = 0):
+    def __init__(self, tokens: TokenFile, batch_size: int, block: int, seed: int, rank: int = 0, start: int = 0,
+                 make=next_token_pairs):
         self.tokens, self.batch_size, self.block = tokens, batch_size, block
         self.seed, self.rank, self.start = seed, rank, start
+        self.make = make  # windows [B, T+1] (+ the batch's rng) → (inputs, targets)
 
     def batch(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng([self.seed, self.rank, i])
         w = torch.from_numpy(self.tokens.sample_blocks(self.batch_size, self.block, rng))
-        return w[:, :-1], w[:, 1:]
+        return self.make(w, rng)
 
     def __iter__(self):
         i = self.start
@@ -81,8 +148,8 @@ class RandomWindows(IterableDataset):
 class ConsecutiveWindows(Dataset):
     """Batch j = the j-th run of `batch_size` consecutive, non-overlapping windows (fixed val set)."""
 
-    def __init__(self, tokens: TokenFile, n_batches: int, batch_size: int, block: int):
-        self.tokens, self.batch_size, self.block = tokens, batch_size, block
+    def __init__(self, tokens: TokenFile, n_batches: int, batch_size: int, block: int, make=next_token_pairs):
+        self.tokens, self.batch_size, self.block, self.make = tokens, batch_size, block, make
         available = (len(tokens) - 1) // (block * batch_size)
         if available < 1:
             raise DataError(
@@ -97,16 +164,17 @@ class ConsecutiveWindows(Dataset):
     def __getitem__(self, j: int):
         first = j * self.batch_size
         w = torch.from_numpy(np.stack([self.tokens.block(first + r, self.block) for r in range(self.batch_size)]))
-        return w[:, :-1], w[:, 1:]
+        return self.make(w, np.random.default_rng([j]))  # the same masks at every validation
 
 
 class PackedLMData(L.LightningDataModule):
     def __init__(self, tokens_dir: str | Path, dtype: str, batch_size: int, block_size: int,
-                 accumulate: int, val_batches: int, seed: int):
+                 accumulate: int, val_batches: int, seed: int, make=next_token_pairs):
         super().__init__()
         self.tokens_dir = Path(tokens_dir)
         self.dtype, self.batch_size, self.block = dtype, batch_size, block_size
         self.accumulate, self.val_batches, self.seed = accumulate, val_batches, seed
+        self.make = make  # next_token_pairs (clm) or an MLMMasker (mlm)
 
     def setup(self, stage: str | None = None) -> None:
         self.train_tokens = TokenFile(self.tokens_dir / "train.bin", self.dtype, block_size=self.block)
@@ -115,8 +183,10 @@ class PackedLMData(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         # the trainer's step is already restored when a resumed fit asks for its data
         start = self.trainer.global_step * self.accumulate
-        ds = RandomWindows(self.train_tokens, self.batch_size, self.block, self.seed, self.trainer.global_rank, start)
+        ds = RandomWindows(self.train_tokens, self.batch_size, self.block, self.seed, self.trainer.global_rank, start,
+                           self.make)
         return DataLoader(ds, batch_size=None)
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(ConsecutiveWindows(self.val_tokens, self.val_batches, self.batch_size, self.block), batch_size=None)
+        val = ConsecutiveWindows(self.val_tokens, self.val_batches, self.batch_size, self.block, self.make)
+        return DataLoader(val, batch_size=None)

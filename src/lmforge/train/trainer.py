@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import lightning as L
 import torch
-from omegaconf import DictConfig
 
 from lmforge.errors import ConfigError
 
+if TYPE_CHECKING:  # keep omegaconf out of the import path of benchmarks run on bare machines
+    from omegaconf import DictConfig
 
-def make_trainer(t: DictConfig, *, callbacks: list, logger=None, **overrides) -> L.Trainer:
+
+def make_trainer(t: "DictConfig", *, callbacks: list, logger=None, **overrides) -> L.Trainer:
     kwargs = dict(
         accelerator=t.accelerator,
         devices=t.devices,

@@ -166,10 +166,19 @@ def _splits(task: str, seed: int, sizes: dict[str, int], ctx: _Ctx) -> dict[str,
 
 
 def generate(seed: int, n_corpus_docs: int, n_train: int, n_validation: int, n_test: int,
-             tasks: Sequence[str] = ("topic", "sentiment"), progress: bool = True) -> SyntheticData:
-    """Generate the corpus and the splits of ``tasks`` for the world of ``seed``."""
+             tasks: Sequence[str] = ("topic", "sentiment"), progress: bool = True,
+             n_train_per_task: dict[str, int] | None = None) -> SyntheticData:
+    """Generate the corpus and the splits of ``tasks`` for the world of ``seed``.
+    ``n_train_per_task`` gives some tasks another training-split size than ``n_train`` (data is
+    free here: a task that needs many steps learns more from more records than from more epochs);
+    their validation and test records do not change."""
+    per_task = dict(n_train_per_task or {})
+    unknown_sized = sorted(set(per_task) - set(TASKS))
+    if unknown_sized:
+        raise ValueError(f"synthetic data: n_train_per_task names unknown task(s) {unknown_sized}")
     for name, v in (("n_corpus_docs", n_corpus_docs), ("n_train", n_train),
-                    ("n_validation", n_validation), ("n_test", n_test)):
+                    ("n_validation", n_validation), ("n_test", n_test),
+                    *((f"n_train_per_task[{t}]", n) for t, n in per_task.items())):
         if not isinstance(v, int) or isinstance(v, bool) or v < 0:
             raise ValueError(f"synthetic data: {name} must be a non-negative integer, got {v!r}")
     if isinstance(tasks, str):
@@ -185,7 +194,7 @@ def generate(seed: int, n_corpus_docs: int, n_train: int, n_validation: int, n_t
     corpus, corpus_sents = _corpus(seed, n_corpus_docs, w, lex, progress)
     ctx = _Ctx(w, lex, set(corpus), corpus_sents)
     sizes = {"train": n_train, "validation": n_validation, "test": n_test}
-    out = {t: _splits(t, seed, sizes, ctx) for t in tasks}
+    out = {t: _splits(t, seed, {**sizes, "train": per_task.get(t, n_train)}, ctx) for t in tasks}
     labels: dict[str, list[str]] = {t: list(_CLASSES[t]) for t in tasks if t in _CLASSES}
     if "ner" in tasks:
         labels["ner"] = list(NER_TAGS)

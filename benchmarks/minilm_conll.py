@@ -125,8 +125,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1.5e-4)
     ap.add_argument("--max-length", type=int, default=128)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1,
-                    help="torch threads (1 is faster when other processes load the cores)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads; 1 by default: on this 2-core machine under load, 2 threads were ~10x slower")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "minilm_conll.json"))
     args = ap.parse_args()
     torch.manual_seed(args.seed)

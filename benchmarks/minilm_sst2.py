@@ -93,9 +93,11 @@ def main() -> None:
     ap.add_argument("--train-embeddings", action="store_true",
                     help="also train the 30522x384 word embeddings (frozen by default: half the optimizer work)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "minilm_sst2.json"))
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads; 1 by default: on this 2-core machine under load, 2 threads were ~10x slower")
     args = ap.parse_args()
     torch.manual_seed(args.seed)
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(args.threads)
     t_start = time.perf_counter()
 
     tok = load_tokenizer(tokenizer_dir(CHECKPOINT))

@@ -31,3 +31,22 @@ def test_every_family_names_its_metrics_and_scales():
     for name, fam in FAMILIES.items():
         assert fam.metrics and set(fam.metrics) == set(fam.scales), name
         assert all(s in (1, 100) for s in fam.scales.values())
+
+
+def test_builtin_training_split_can_be_limited(tmp_path):
+    """task.data.max_train keeps a seeded subset of the built-in training records (few-label runs);
+    validation and test stay whole."""
+    from conftest import compose
+    from lmforge.fileio import write_jsonl
+    from lmforge.tasks import load_splits
+
+    data = world(("topic",))
+    for split, records in data.tasks["topic"].items():
+        write_jsonl(tmp_path / "topic" / f"{split}.jsonl", records)
+    full, _, _ = load_splits(compose(["task=topic", "task.data.max_train=null"]).task, tmp_path, 0)
+    few, _, _ = load_splits(compose(["task=topic", "task.data.max_train=5"]).task, tmp_path, 0)
+    again, _, _ = load_splits(compose(["task=topic", "task.data.max_train=5"]).task, tmp_path, 0)
+    assert len(full["train"]) == len(data.tasks["topic"]["train"]) > 5
+    assert len(few["train"]) == 5 and few["train"] == again["train"]
+    assert all(r in full["train"] for r in few["train"])
+    assert few["test"] == full["test"] and few["validation"] == full["validation"]

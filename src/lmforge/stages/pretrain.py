@@ -122,6 +122,8 @@ def run(cfg: DictConfig) -> dict:
     with stage(cfg, "pretrain") as run:
         p = run.paths
         module, spec, tok_dir, tokens_dir, meta = setup(cfg, p)
+        if t.compile:  # in place: parameter names (checkpoints, safetensors) stay the same
+            module.model.compile()
         data = PackedLMData(tokens_dir, meta["dtype"], t.batch_size, t.block_size,
                             t.accumulate_grad_batches, t.limit_val_batches, cfg.seed,
                             make=batch_maker(cfg, tok_dir, module.backbone.cfg.vocab_size))

@@ -93,6 +93,8 @@ def load_splits(task: DictConfig, tasks_dir: Path, seed: int) -> tuple[dict[str,
     if task.source == "builtin":
         task_dir = Path(tasks_dir) / task.name
         splits = _builtin(task_dir)
+        if task.data.max_train and len(splits["train"]) > task.data.max_train:  # fewer labels (seeded)
+            splits["train"] = random.Random(f"lmforge-task-split:{seed}").sample(splits["train"], task.data.max_train)
         if (task_dir / "labels.json").is_file():
             labels = read_json(task_dir / "labels.json")
         where = {s: str(task_dir / f"{s}.jsonl") for s in SPLITS}

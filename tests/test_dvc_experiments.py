@@ -3,16 +3,14 @@ MLflow runs land in the workspace's store, tagged with the experiment's name; `d
 and `python -m lmforge.compare --exps` list them with the params that differ."""
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import yaml
 from mlflow.tracking import MlflowClient
 
-from conftest import ROOT
+from conftest import smoke_repo
 from servers import env
 
 pytestmark = pytest.mark.slow
@@ -27,20 +25,7 @@ def sh(args: list[str], cwd: Path, timeout: float = 600) -> str:
 @pytest.fixture
 def repo(tmp_path) -> Path:
     """The working tree as it is (tracked and new files, not ignored ones), committed, smoke-sized."""
-    dst = tmp_path / "repo"
-    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, text=True, check=True)
-    for rel in filter(None, files.stdout.split("\0")):
-        if (ROOT / rel).is_file():
-            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / rel, dst / rel)
-    params = yaml.safe_load((dst / "params.yaml").read_text())
-    params["experiment"] = "smoke"
-    (dst / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"]):
-        sh(cmd, dst)
-    return dst
+    return smoke_repo(tmp_path / "repo", sh)
 
 
 def test_queued_experiments_track_into_the_workspace_store(repo):

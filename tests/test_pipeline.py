@@ -4,15 +4,13 @@ MLflow store; a second repro does nothing; editing one task's config re-runs onl
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-from conftest import ROOT
+from conftest import smoke_repo
 
 pytestmark = pytest.mark.slow
 
@@ -33,21 +31,7 @@ def sh(args: list[str], cwd: Path) -> str:
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
     """A fresh git clone of the working tree (tracked files as they are now), smoke-sized."""
-    dst = tmp_path_factory.mktemp("repo")
-    # tracked files and new ones not yet committed (not the ignored outputs)
-    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, text=True, check=True)
-    for rel in filter(None, files.stdout.split("\0")):
-        if (ROOT / rel).is_file():
-            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / rel, dst / rel)
-    params = yaml.safe_load((dst / "params.yaml").read_text())
-    params["experiment"] = "smoke"
-    (dst / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"]):
-        sh(cmd, dst)
-    return dst
+    return smoke_repo(tmp_path_factory.mktemp("repo"), sh)
 
 
 def ran_stages(log: str) -> set[str]:
@@ -114,6 +98,15 @@ def test_repro_runs_every_stage_and_tracks_it(repo):
     assert pre.data.params["model.d_model"] == "32" and pre.data.params["seed"] == "1234"
     assert {"train/loss", "val/loss", "perf/tokens_per_s", "perf/mfu", "train/lr"} <= set(pre.data.metrics)
     assert all(r.info.status == "FINISHED" for r in children)
+    # every fine-tuned model is registered, one registered model per task (a pyfunc where lmforge
+    # has one for the kind, else the model directory), the pipeline's alias on the pretrained init
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{repo}/mlflow.db")
+    for task in TASKS:
+        current = client.get_model_version_by_alias(f"lmforge-{task}", "current")
+        assert current.tags["init"] == "pretrained", task
+        assert client.get_model_version_by_alias(f"lmforge-{task}", "current-scratch").tags["init"] == "scratch"
 
 
 def test_second_repro_does_nothing(repo):

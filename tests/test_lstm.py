@@ -9,13 +9,7 @@ from lmforge.models.io import load_backbone, load_classifier, write_model_dir
 from lmforge.models.lstm import LSTM, LSTMConfig
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one thread is faster, and immune to a busy machine's oversubscription."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(**kw) -> LSTMConfig:

@@ -15,13 +15,7 @@ SPECIAL = [0, 1, 2, 3, 4, 5]  # lmforge: <pad> <eos> <unk> <mask> <sep> <cls>
 MASK = 3
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one thread is faster, and immune to a busy machine's oversubscription."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_bert_masking_statistics():

@@ -18,6 +18,14 @@ def last_token(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
 
 
+def linear_head(d_model: int, n_out: int) -> nn.Linear:
+    """A task head's output layer: small normal weights, zero bias."""
+    head = nn.Linear(d_model, n_out)
+    nn.init.normal_(head.weight, std=0.02)
+    nn.init.zeros_(head.bias)
+    return head
+
+
 class SequenceClassifier(nn.Module):
     """Backbone → mean over real tokens → dropout → linear. Works for causal and bidirectional
     backbones (with right padding, a causal backbone never attends to the padding).
@@ -32,9 +40,7 @@ class SequenceClassifier(nn.Module):
         self.pooling = pooling
         self.backbone = backbone
         self.drop = nn.Dropout(dropout)
-        self.head = nn.Linear(backbone.cfg.d_model, n_labels)
-        nn.init.normal_(self.head.weight, std=0.02)
-        nn.init.zeros_(self.head.bias)
+        self.head = linear_head(backbone.cfg.d_model, n_labels)
 
     def forward(self, ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.backbone(ids, attention_mask)

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lmforge.errors import DataError
+from lmforge.models.heads import linear_head
 from lmforge.tasks.base import IGNORE, Family, loader
 from lmforge.tasks.metrics import entity_scores
 
@@ -32,9 +33,7 @@ class TokenClassifier(nn.Module):
         super().__init__()
         self.backbone = backbone
         self.drop = nn.Dropout(dropout)
-        self.head = nn.Linear(backbone.cfg.d_model, n_labels)
-        nn.init.normal_(self.head.weight, std=0.02)
-        nn.init.zeros_(self.head.bias)
+        self.head = linear_head(backbone.cfg.d_model, n_labels)
 
     def forward(self, ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.head(self.drop(self.backbone(ids, attention_mask)))

@@ -8,7 +8,9 @@
 Per-stage wall times come from two places: DVC's own log ("Running stage 'x'" lines, timed as
 they arrive) and the files the stages write (artifacts/prepare/stats.json,
 artifacts/*/summary.json, reports/metrics/*.json: `wall_s`). reports/metrics.json is copied
-into the result.
+into the result, and every task's test score is printed: pretrained, scratch and baseline, with
+whether pretrained beats both. Targets: the default pipeline (six tasks, both inits) within 15
+minutes on 2 cores; a no-op within 2 s.
 
     python benchmarks/repro_time.py --experiment smoke      # the tiny pipeline, ~1-3 min on 2 cores
     python benchmarks/repro_time.py                          # the default pipeline (params.yaml as committed)
@@ -21,6 +23,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import statistics
@@ -58,6 +61,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def run_timed(cmd: list[str], cwd: Path, env: dict, timeout: float, log_path: Path, echo: bool) -> dict:
     """Run `cmd`, stream its output (timestamped) to a log, note when each DVC stage starts."""
     t0 = time.perf_counter()
+    cpu0, load0 = resource.getrusage(resource.RUSAGE_CHILDREN), os.getloadavg()[0]
     events: list[tuple[float, str, str]] = []  # (t, kind, stage)
     tail: list[str] = []
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -87,12 +91,17 @@ def run_timed(cmd: list[str], cwd: Path, env: dict, timeout: float, log_path: Pa
         os.killpg(proc.pid, signal.SIGKILL)
         rc = proc.wait()
     wall = time.perf_counter() - t0
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # CPU time of the command and all it waited for: unlike the wall time, not inflated by
+    # other work on a shared machine (the load averages say how shared it was)
+    cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     stages = {}
     runs = [(t, s) for t, k, s in events if k == "run"]
     for i, (t, s) in enumerate(runs):
         end = runs[i + 1][0] if i + 1 < len(runs) else wall
         stages[s] = round(end - t, 3)
-    return {"cmd": " ".join(cmd), "rc": rc, "wall_s": wall, "timed_out": timed_out,
+    return {"cmd": " ".join(cmd), "rc": rc, "wall_s": wall, "cpu_s": cpu, "load_before": load0,
+            "load_after": os.getloadavg()[0], "timed_out": timed_out,
             "stages_from_dvc_log_s": stages, "skipped": [s for _, k, s in events if k == "skip"],
             "log": str(log_path), "tail": tail}
 
@@ -137,24 +146,24 @@ def stage_reports(clone: Path) -> dict:
     return out
 
 
-def stage_file(stage: str) -> str | None:
-    """The file in which a stage of dvc.yaml records its own wall_s."""
+def stage_files(stage: str) -> list[str]:
+    """The files in which a stage of dvc.yaml records its own wall_s (a finetune: one per init)."""
     if stage == "prepare":
-        return "artifacts/prepare/stats.json"
+        return ["artifacts/prepare/stats.json"]
     if stage == "pretrain":
-        return "artifacts/pretrain/summary.json"
-    if m := re.fullmatch(r"finetune@(.+)-(pretrained|scratch)", stage):
-        return f"artifacts/finetune/{m.group(1)}/{m.group(2)}/summary.json"
+        return ["artifacts/pretrain/summary.json"]
+    if m := re.fullmatch(r"finetune@(.+)", stage):
+        return [f"artifacts/finetune/{m.group(1)}/{init}/summary.json" for init in ("pretrained", "scratch")]
     if m := re.fullmatch(r"evaluate@(.+)", stage):
-        return f"reports/metrics/{m.group(1)}.json"
-    return None
+        return [f"reports/metrics/{m.group(1)}.json"]
+    return []
 
 
 def per_stage(dvc_times: dict, reports: dict) -> dict:
     rows = {}
     for st, dvc_s in dvc_times.items():
-        own = (reports.get(stage_file(st) or "") or {}).get("wall_s")
-        own = own if isinstance(own, (int, float)) else None
+        walls = [(reports.get(f) or {}).get("wall_s") for f in stage_files(st)]
+        own = sum(walls) if walls and all(isinstance(w, (int, float)) for w in walls) else None
         rows[st] = {"dvc_s": dvc_s, "wall_s": own, "outside_s": (dvc_s - own) if own is not None else None}
     return rows
 
@@ -235,7 +244,9 @@ def _run(args, result: dict, base: Path, clone: Path, logs: Path) -> dict:
     print(f"{' '.join(make)} repro ...", flush=True)
     rep = run_timed(make + ["repro"], clone, env, args.timeout, logs / "make_repro.log", not args.quiet)
     result["repro"] = rep
-    print(f"make repro: {rep['wall_s']:.1f} s (rc {rep['rc']}{', TIMED OUT' if rep['timed_out'] else ''})")
+    print(f"make repro: {rep['wall_s']:.1f} s wall, {rep['cpu_s']:.1f} s CPU on {os.cpu_count()} cores, load "
+          f"{rep['load_before']:.1f} before / {rep['load_after']:.1f} after (rc {rep['rc']}"
+          f"{', TIMED OUT' if rep['timed_out'] else ''})")
 
     # 5. the no-op repro
     dvc = str(venv / "bin" / "dvc")
@@ -258,6 +269,19 @@ def _run(args, result: dict, base: Path, clone: Path, logs: Path) -> dict:
     result["stage_reports"] = stage_reports(clone)
     result["metrics"] = read_json(clone / "reports" / "metrics.json")
     return finish(args, result)
+
+
+def task_table(metrics: dict) -> dict:
+    """Print and return each task's primary test score: pretrained, scratch, baseline."""
+    rows = {}
+    print(f"{'task':14} {'metric':9} {'pretrained':>10} {'scratch':>10} {'baseline':>10}")
+    for name, t in metrics.get("tasks", {}).items():
+        key = t["metric"]
+        p, s, b = (t[who][key] for who in ("pretrained", "scratch", "baseline"))
+        rows[name] = {"metric": key, "pretrained": p, "scratch": s, "baseline": b, "pretrained_beats_both": p > max(s, b)}
+        mark = "" if p > max(s, b) else "   <- pretrained does not beat both"
+        print(f"{name:14} {key:9} {p:10.3f} {s:10.3f} {b:10.3f}{mark}")
+    return rows
 
 
 def finish(args, result: dict) -> dict:
@@ -290,8 +314,7 @@ def finish(args, result: dict) -> dict:
                   f"config, tracking setup, DVC caching): {sum(known):.1f} s in all, "
                   f"{statistics.median(known):.1f} s median per stage")
     if result.get("metrics") is not None:
-        print("reports/metrics.json:")
-        print(json.dumps(result["metrics"], indent=2)[:3000])
+        result["tasks"] = task_table(result["metrics"])
     if result.get("noop_reran_stages"):
         print(f"NOT a no-op: the second dvc repro re-ran {result['noop_reran_stages']}")
     if result.get("git_status_after"):

@@ -1,6 +1,5 @@
 """Config composition and validation: bad input fails at once, naming the key."""
 
-from pathlib import Path
 
 import pytest
 import yaml

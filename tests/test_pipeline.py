@@ -49,7 +49,7 @@ def mlflow_runs(repo: Path):
 def test_repro_runs_every_stage_and_tracks_it(repo):
     log = sh(["dvc", "repro"], repo)
     expected = {"prepare", "pretrain", "report",
-                *(f"finetune@{t}-{i}" for t in TASKS for i in ("pretrained", "scratch")),
+                *(f"finetune@{t}" for t in TASKS),
                 *(f"evaluate@{t}" for t in TASKS)}
     assert ran_stages(log) == expected
 
@@ -121,8 +121,7 @@ def test_editing_one_task_config_reruns_only_its_stages(repo):
     cfg.write_text(cfg.read_text().replace("lr: 1.0e-3", "lr: 2.0e-3"))
     status = sh(["dvc", "status"], repo)
     log = sh(["dvc", "repro"], repo)
-    assert ran_stages(log) == {"finetune@sentiment-pretrained", "finetune@sentiment-scratch",
-                               "evaluate@sentiment", "report"}, status
+    assert ran_stages(log) == {"finetune@sentiment", "evaluate@sentiment", "report"}, status
     runs = mlflow_runs(repo)
     parents = [r for r in runs if r.data.tags.get("lmforge.kind") == "pipeline"]
     assert len(parents) == 2 and all(r.info.status == "FINISHED" for r in parents)

@@ -68,16 +68,43 @@ def test_checkpoint_of_another_shape_is_refused(tmp_path):
     text = corpus(tmp_path / "corpus.txt")
     root = tmp_path / "r"
     args = setup_root(root, text)
-    args = [a for a in args if not a.startswith("trainer.max_steps")] + ["trainer.max_steps=10"]
+    args = [a for a in args if not a.startswith("trainer.max_steps")] + ["trainer.max_steps=10",
+                                                                           "trainer.keep_checkpoints=true"]
     pretrain.run(compose(args, root=root))
     ckpt_dir = next((root / ".lmforge/checkpoints/pretrain").iterdir())
     # the same run, now configured wider: plant the old checkpoint where it would resume from
     wide = args + ["model.d_model=96", "model.n_heads=4"]
     from lmforge.config import fingerprint
+    from lmforge.fileio import content_digest
 
-    target = root / ".lmforge/checkpoints/pretrain" / fingerprint(
-        compose(wide, root=root), "seed", "data", "tokenizer", "model", "objective", "optim", "trainer")
+    prepared = root / "artifacts/prepare"
+    target = ckpt_dir.parent / fingerprint(compose(wide, root=root), "seed", "data", "tokenizer", "model", "objective",
+                                           "optim", "trainer", inputs=content_digest(prepared / "tokens", prepared / "tokenizer"))
     target.mkdir(parents=True)
     (target / "last.ckpt").write_bytes((ckpt_dir / "last.ckpt").read_bytes())
     with pytest.raises(ConfigError, match=r"last\.ckpt.*different model shape"):
         pretrain.run(compose(wide, root=root))
+
+
+def test_finished_run_leaves_no_checkpoint_and_changed_inputs_never_resume(tmp_path):
+    """Checkpoints exist to resume a killed run: a finished stage deletes them, and a checkpoint
+    left behind (keep_checkpoints) is only resumed on the same inputs."""
+    from lmforge.config import fingerprint
+    from lmforge.fileio import content_digest
+
+    text = corpus(tmp_path / "corpus.txt")
+    root = tmp_path / "r"
+    args = [a for a in setup_root(root, text) if not a.startswith("trainer.max_steps")] + ["trainer.max_steps=10"]
+    pretrain.run(compose(args, root=root))
+    assert not any((root / ".lmforge/checkpoints/pretrain").rglob("*.ckpt"))
+
+    kept = pretrain.run(compose(args + ["trainer.keep_checkpoints=true"], root=root))
+    assert kept["resumed_from_step"] == 0 and list((root / ".lmforge/checkpoints/pretrain").rglob("last.ckpt"))
+    tokens = root / "artifacts/prepare/tokens"
+    before = content_digest(tokens)
+    val = (tokens / "val.bin").read_bytes()
+    (tokens / "val.bin").write_bytes(val[2:4] + val[2:])  # the inputs change: one token, same size
+    assert content_digest(tokens) != before
+    again = pretrain.run(compose(args + ["trainer.keep_checkpoints=true"], root=root))
+    assert again["resumed_from_step"] == 0  # a fresh run, not the finished checkpoint
+    assert fingerprint({"a": 1}, inputs="x") != fingerprint({"a": 1}, inputs="y")

@@ -22,8 +22,8 @@ def test_registered_models_are_served_over_http(tmp_path):
     args = ["experiment=smoke", "trainer.precision=32-true"]
     prepare.run(compose(args, root=tmp_path))
     pretrain.run(compose(args, root=tmp_path))
-    for init in ("pretrained", "scratch"):
-        finetune.run(compose(args + ["task=topic", f"init={init}"], root=tmp_path))
+    both = finetune.run(compose(args + ["task=topic", "init=both"], root=tmp_path))
+    assert set(both) == {"pretrained", "scratch"} and both["scratch"]["init"] == "scratch"
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     client = MlflowClient(tracking_uri=uri)
 

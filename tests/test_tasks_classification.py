@@ -27,6 +27,32 @@ def test_tiny_model_overfits_and_reloads(tmp_path):
     assert fam2 is fam and fam.predict(loaded, train, tok, meta, task) == preds
 
 
+def test_last_token_pooling_is_kept_in_the_model_directory(tmp_path):
+    """task.pooling=last reaches the model and its saved meta; reloading pools the same way."""
+    import torch
+
+    data = world(("sentiment",))
+    tok = tokenizer(data.corpus)
+    fam = family("classification")
+    train = data.tasks["sentiment"]["train"][:4]
+    task = task_cfg(max_length=96, pooling="last")
+    meta = fam.meta({"train": train}, data.labels["sentiment"], None, task)
+    assert meta["pooling"] == "last" and fam.meta({"train": train}, None, None)["pooling"] == "mean"
+    model = fam.build(backbone(tok), meta).eval()
+    assert model.pooling == "last"
+    tok.save(str(tmp_path / "tokenizer.json"))
+    write_model_dir(tmp_path / "m", model, {"kind": fam.kind, "family": fam.name, "meta": meta,
+                                            "backbone": {"arch": "transformer", **model.backbone.cfg.to_dict()}}, tmp_path)
+    loaded, _, _ = load_model(tmp_path / "m")
+    ids = torch.tensor([tok.encode(train[0]["text"]).ids[:40]])
+    # the reloaded model pools the last token too: mean pooling on the same weights differs
+    mask = torch.ones_like(ids)
+    out = loaded(ids, mask)
+    torch.testing.assert_close(out, model(ids, mask))
+    loaded.pooling = "mean"
+    assert not torch.allclose(loaded(ids, mask), out)
+
+
 def test_every_family_names_its_metrics_and_scales():
     for name, fam in FAMILIES.items():
         assert fam.metrics and set(fam.metrics) == set(fam.scales), name

@@ -116,6 +116,7 @@ class TrainerConfig:
     gradient_clip_val: float = 1.0
     accumulate_grad_batches: int = 1
     checkpoint_every_n_steps: int = 100
+    keep_checkpoints: bool = False  # after success (checkpoints exist to resume a killed run)
     enable_progress_bar: bool = True
     compile: bool = False
 
@@ -159,6 +160,9 @@ class TaskConfig:
     warmup_ratio: float = 0.1
     patience: int = 3
     dropout: float = 0.1
+    # classification: the text's representation, the mean of its token states or the last real
+    # token's (a causal backbone's reading of the whole text; exports to GPT2ForSequenceClassification)
+    pooling: str = "mean"
     n_predictions: int = 20
     # qa: question + context windows of max_length tokens, overlapping by doc_stride
     doc_stride: int = 64
@@ -189,7 +193,7 @@ class TrackingConfig:
 @dataclass
 class Config:
     seed: int = 1234
-    init: str = "pretrained"  # finetune: pretrained | scratch
+    init: str = "pretrained"  # finetune: pretrained | scratch | both (in turn; what dvc repro runs)
     paths: PathsConfig = field(default_factory=PathsConfig)
     data: DataConfig = field(default_factory=DataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
@@ -255,7 +259,8 @@ _KNOWN = {
     "objective.name": {"clm", "mlm"},
     "task.family": {"classification", "tagging", "qa", "summarization", "translation"},
     "task.source": {"builtin", "local", "hub"},
-    "init": {"pretrained", "scratch"},
+    "task.pooling": {"mean", "last"},
+    "init": {"pretrained", "scratch", "both"},
     "trainer.precision": {"32-true", "32", "bf16-mixed", "bf16-true", "16-mixed", "64-true"},
     "optimized_direction": {"minimize", "maximize"},
 }
@@ -378,10 +383,11 @@ def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def fingerprint(cfg: DictConfig | dict, *sections: str) -> str:
-    """A short stable hash of the given config sections (all when none): names checkpoint dirs."""
+def fingerprint(cfg: DictConfig | dict, *sections: str, inputs: str = "") -> str:
+    """A short stable hash of the given config sections (all when none) and of a digest of the
+    stage's `inputs` (`fileio.content_digest`): names checkpoint dirs."""
     d = to_container(cfg) if isinstance(cfg, DictConfig) else cfg
     if sections:
         d = {s: d[s] for s in sections}
-    blob = json.dumps(d, sort_keys=True, default=str).encode()
+    blob = json.dumps(d, sort_keys=True, default=str).encode() + inputs.encode()
     return hashlib.sha256(blob).hexdigest()[:16]

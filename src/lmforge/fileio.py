@@ -1,7 +1,9 @@
-"""Atomic writes: a killed stage leaves either the old output or none, never half of one."""
+"""Atomic writes: a killed stage leaves either the old output or none, never half of one. And
+content digests, which key resumable checkpoints to what a stage read."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -70,3 +72,19 @@ def read_jsonl(path: str | Path) -> list[dict]:
             except json.JSONDecodeError as e:
                 raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
     return out
+
+
+def content_digest(*paths: str | Path, data: Any = None) -> str:
+    """A sha256 of files' bytes (a directory: all its files, by sorted relative path) and of
+    JSON-able `data`: a checkpoint keyed by it is never resumed on changed inputs."""
+    h = hashlib.sha256()
+    for path in map(Path, paths):
+        files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
+        for f in files:
+            h.update(str(f.relative_to(path) if path.is_dir() else f.name).encode() + b"\0")
+            with open(f, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+    if data is not None:
+        h.update(json.dumps(data, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:16]

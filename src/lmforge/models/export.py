@@ -129,7 +129,7 @@ def export_classifier(model_dir: Path, out: Path) -> None:
         raise ConfigError(
             f"{model_dir}: this classifier mean-pools the hidden states; GPT2ForSequenceClassification (the "
             "standard class) pools the last token, so it would predict differently. Fine-tune with "
-            "SequenceClassifier(pooling='last') to export it, or export the pretrained LM"
+            "`task.pooling=last` to export it, or export the pretrained LM"
         )
     ids = _special(model_dir)
     labels = config["labels"]

@@ -82,6 +82,6 @@ def load_classifier(directory: str | Path):
 
     config, state = read_model_dir(directory)
     model = SequenceClassifier(build_backbone(config["backbone"]), len(config["labels"]),
-                               pooling=config.get("pooling", "mean"))
+                               pooling=(config.get("meta") or config).get("pooling", "mean"))
     load_state(model, state, Path(directory) / WEIGHTS)
     return model.eval(), config

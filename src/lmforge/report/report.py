@@ -98,7 +98,7 @@ def markdown(metrics: dict, prepare: dict, pretrain: dict, finetune: dict[tuple[
     lines.append(f"| prepare | {prepare['wall_s']:.1f} | |")
     lines.append(f"| pretrain | {pretrain['wall_s']:.1f} | {pretrain['tokens_per_s']:,.0f} |")
     for (task, init), s in sorted(finetune.items()):
-        lines.append(f"| finetune@{task}-{init} | {s['wall_s']:.1f} | |")
+        lines.append(f"| finetune@{task} ({init}) | {s['wall_s']:.1f} | |")
     for task, e in sorted(evaluate.items()):
         lines.append(f"| evaluate@{task} | {e['wall_s']:.1f} | |")
     lines += ["", "Figures: `figures/pretrain_loss.png`, `figures/tasks.png`.", ""]

@@ -15,6 +15,8 @@ from lmforge.track.mlflow import StageRun
 
 log = logging.getLogger("lmforge")
 
+INITS = ("pretrained", "scratch")  # a fine-tune starts from the pretrained backbone or from scratch
+
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (without importing Lightning: stages start faster)."""

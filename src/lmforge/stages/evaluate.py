@@ -9,10 +9,8 @@ from omegaconf import DictConfig
 from lmforge.data.tokenizer import load_tokenizer
 from lmforge.errors import DataError
 from lmforge.fileio import write_json, write_jsonl, write_text
-from lmforge.stages.common import log, stage
+from lmforge.stages.common import INITS, log, stage
 from lmforge.tasks import check_config, family, load_model, load_splits
-
-INITS = ("pretrained", "scratch")
 
 
 def _csv_cell(x: str) -> str:

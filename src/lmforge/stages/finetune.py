@@ -1,10 +1,13 @@
-"""finetune@<task>: a task model on the pretrained backbone, or on the same architecture from
-scratch (`init=scratch`, the ablation), for any task family (`lmforge.tasks`). Keeps the
-checkpoint best on validation accuracy (the family's cheap per-token/per-example accuracy)."""
+"""finetune@<task>: a task model on the pretrained backbone (`init=pretrained`), on the same
+architecture from scratch (`init=scratch`, the ablation), or both in turn (`init=both`, what
+`dvc repro` runs: one process, one MLflow child run each), for any task family
+(`lmforge.tasks`). Keeps the checkpoint best on validation accuracy (the family's cheap
+per-token/per-example accuracy)."""
 
 from __future__ import annotations
 
 import math
+import shutil
 
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
@@ -13,10 +16,10 @@ from omegaconf import DictConfig
 from lmforge import __version__
 from lmforge.config import fingerprint, to_container
 from lmforge.data.tokenizer import load_tokenizer, special_ids
-from lmforge.fileio import atomic_dir, write_json
+from lmforge.fileio import atomic_dir, content_digest, write_json
 from lmforge.models import build_backbone
 from lmforge.models.io import load_backbone, write_model_dir
-from lmforge.stages.common import log, stage
+from lmforge.stages.common import INITS, log, stage
 from lmforge.tasks import check_config, family, load_splits
 from lmforge.tasks.base import loader
 from lmforge.train.callbacks import History
@@ -25,6 +28,18 @@ from lmforge.train.trainer import check_checkpoint, latest_checkpoint, make_trai
 
 
 def run(cfg: DictConfig) -> dict:
+    """The summary of the fine-tune, or with `init=both` {init: summary} of both."""
+    if cfg.init != "both":
+        return finetune(cfg)
+    out = {}
+    for init in INITS:
+        one = cfg.copy()
+        one.init = init
+        out[init] = finetune(one)
+    return out
+
+
+def finetune(cfg: DictConfig) -> dict:
     task, init = cfg.task, cfg.init
     check_config(task, cfg.model.max_len)
     fam = family(task.family)
@@ -37,17 +52,19 @@ def run(cfg: DictConfig) -> dict:
         backbone, pretrained_cfg = load_backbone(p.pretrained_model)
         if init == "scratch":  # the same architecture, freshly initialised (seeded)
             backbone = build_backbone(pretrained_cfg["backbone"])
-        meta = fam.meta(splits, labels, backbone)
+        meta = fam.meta(splits, labels, backbone, task)
         model = fam.build(backbone, meta, task.dropout)
 
         feats = {s: fam.features(splits[s], tok, meta, task, train=True) for s in ("train", "validation")}
         train_dl = loader(feats["train"], task.batch_size, pad_id, shuffle=True, seed=cfg.seed)
-        val_dl = loader(feats["validation"], task.batch_size, pad_id, shuffle=False)
+        by_length = sorted(feats["validation"], key=lambda f: len(f["input_ids"]))  # less padding
+        val_dl = loader(by_length, task.batch_size, pad_id, shuffle=False)
         total = task.max_epochs * math.ceil(len(feats["train"]) / task.batch_size) // cfg.trainer.accumulate_grad_batches
         module = TaskModule(fam, model, task.lr, task.weight_decay, int(task.warmup_ratio * total), max(total, 1))
 
         ckpt_dir = p.checkpoints / "finetune" / task.name / init / fingerprint(
-            cfg, "seed", "data", "tokenizer", "model", "objective", "optim", "trainer", "task", "init")
+            cfg, "seed", "data", "tokenizer", "model", "objective", "optim", "trainer", "task", "init",
+            inputs=content_digest(p.pretrained_model, data=splits))
         resume = latest_checkpoint(ckpt_dir)
         if resume:
             log.info("resuming from %s (step %d)", resume, check_checkpoint(resume, module))
@@ -76,6 +93,8 @@ def run(cfg: DictConfig) -> dict:
             history.write_csv(tmp / "curves" / "val.csv", "val/accuracy")
             summary["wall_s"] = run.elapsed()
             write_json(tmp / "summary.json", summary)
+        if not cfg.trainer.keep_checkpoints:
+            shutil.rmtree(ckpt_dir, ignore_errors=True)
         run.log_metrics({"final/best_val_accuracy": summary["best_val_accuracy"]})
         run.log_artifact(p.finetuned(task.name, init) / "model", "model")
         run.log_artifact(p.finetuned(task.name, init) / "curves", "curves")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from lmforge.config import fingerprint, to_container
 from lmforge.data.packing import TokenFile, pack_texts, read_meta, token_dtype, write_meta
 from lmforge.data.tokenizer import load_tokenizer, special_ids
 from lmforge.errors import ConfigError
-from lmforge.fileio import atomic_dir, write_json
+from lmforge.fileio import atomic_dir, content_digest, write_json
 from lmforge.models.io import write_model_dir
 from lmforge.models import backbone_spec
 from lmforge.stages.common import log, stage
@@ -130,7 +131,8 @@ def run(cfg: DictConfig) -> dict:
 
         # checkpoints live outside DVC's outputs, keyed by everything that shapes the run
         ckpt_dir = p.checkpoints / "pretrain" / fingerprint(
-            cfg, "seed", "data", "tokenizer", "model", "objective", "optim", "trainer")
+            cfg, "seed", "data", "tokenizer", "model", "objective", "optim", "trainer",
+            inputs=content_digest(tokens_dir, tok_dir))
         resume = latest_checkpoint(ckpt_dir)
         resumed_step = check_checkpoint(resume, module) if resume else 0
         if resume:
@@ -178,6 +180,8 @@ def run(cfg: DictConfig) -> dict:
             history.write_csv(tmp / "curves" / "val.csv", "val/loss")
             summary["wall_s"] = run.elapsed()
             write_json(tmp / "summary.json", summary)
+        if not t.keep_checkpoints:
+            shutil.rmtree(ckpt_dir, ignore_errors=True)
         run.log_metrics({"final/" + k: v for k, v in summary.items() if isinstance(v, (int, float))})
         run.log_artifact(p.pretrain / "model", "model")
         run.log_artifact(p.pretrain / "curves", "curves")

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 
 from lmforge.errors import DataError
 
@@ -44,8 +44,9 @@ class Family:
     def check_record(self, record: dict, where: str) -> None:
         pass
 
-    def meta(self, splits: dict[str, list[dict]], labels: list[str] | None, backbone: nn.Module) -> dict:
-        """What the saved model needs besides its weights (labels, input layout)."""
+    def meta(self, splits: dict[str, list[dict]], labels: list[str] | None, backbone: nn.Module,
+             task: Any = None) -> dict:
+        """What the saved model needs besides its weights (labels, input layout, pooling)."""
         return {}
 
     def build(self, backbone: nn.Module, meta: dict, dropout: float = 0.0) -> nn.Module:
@@ -96,10 +97,52 @@ def pad_batch(batch: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
     return out
 
 
+class LengthGrouped(Sampler[int]):
+    """A shuffled example order in which each run of `batch_size` examples has similar lengths
+    (less padding): each epoch shuffles the examples, sorts them by length within pools of `pool`
+    batches, cuts the pools into batches and shuffles the batches, so batches stay random in
+    content and order. The order depends only on (seed, epoch); Lightning sets the epoch through
+    `set_epoch`. Under data parallelism each rank takes its share of the full batches."""
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int = 0, pool: int = 50):
+        self.lengths, self.batch_size = lengths, batch_size
+        self.seed, self.pool, self.epoch = seed, pool, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    @staticmethod
+    def _ranks() -> tuple[int, int]:
+        import torch.distributed as dist
+
+        return (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
+
+    def __len__(self) -> int:
+        rank, world = self._ranks()
+        return len(self.lengths) if world == 1 else len(self.lengths) // self.batch_size // world * self.batch_size
+
+    def __iter__(self):
+        n = len(self.lengths)
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        order = torch.randperm(n, generator=g).tolist()
+        span = self.pool * self.batch_size
+        pools = (sorted(order[i : i + span], key=lambda i: -self.lengths[i]) for i in range(0, n, span))
+        batches = [b[j : j + self.batch_size] for b in pools for j in range(0, len(b), self.batch_size)]
+        # all batches are full but the last pool's remainder: it stays last, so that the loader's
+        # cuts every `batch_size` examples fall on batch edges
+        n_full = n // self.batch_size
+        order = torch.randperm(n_full, generator=g).tolist() + list(range(n_full, len(batches)))
+        rank, world = self._ranks()
+        if world > 1:  # the same number of full batches on every rank
+            order = order[rank : n_full // world * world : world]
+        return iter([i for k in order for i in batches[k]])
+
+
 def loader(features: list[dict], batch_size: int, pad_id: int, shuffle: bool, seed: int = 0) -> DataLoader:
-    g = torch.Generator().manual_seed(seed)
-    return DataLoader(features, batch_size=batch_size, shuffle=shuffle, generator=g,
-                      collate_fn=lambda b: pad_batch(b, pad_id))
+    """Batches of features padded to their longest member: in order, or shuffled and grouped by
+    length (`LengthGrouped`)."""
+    sampler = LengthGrouped([len(f["input_ids"]) for f in features], batch_size, seed) if shuffle else None
+    return DataLoader(features, batch_size=batch_size, sampler=sampler, collate_fn=lambda b: pad_batch(b, pad_id))
 
 
 def with_mask(ids: list[int]) -> dict:

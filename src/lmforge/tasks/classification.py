@@ -1,7 +1,7 @@
 """Text classification (topic, sentiment; SST-2, AG News): records `{"text": str, "label": str}`.
 
-Model: the backbone's hidden states mean-pooled over real tokens, then a linear layer
-(`SequenceClassifier`). Metrics: accuracy (primary) and macro-F1 (torchmetrics). Baseline: the
+Model: the backbone's hidden states mean-pooled over real tokens (`task.pooling=mean`) or its
+last real token's state (`last`), then a linear layer (`SequenceClassifier`). Metrics: accuracy (primary) and macro-F1 (torchmetrics). Baseline: the
 most frequent training label.
 """
 
@@ -11,7 +11,6 @@ from collections import Counter
 
 import torch
 import torch.nn.functional as F
-from torchmetrics.functional.classification import multiclass_accuracy, multiclass_f1_score
 
 from lmforge.errors import DataError
 from lmforge.models.heads import SequenceClassifier
@@ -25,6 +24,10 @@ def label_list(train: list[dict]) -> list[str]:
 
 
 def scores(preds: torch.Tensor, golds: torch.Tensor, n_labels: int) -> dict[str, float]:
+    # imported here: torchmetrics costs ~2 s of start-up (it imports scipy, matplotlib,
+    # transformers), which the stages that never score a classifier need not pay
+    from torchmetrics.functional.classification import multiclass_accuracy, multiclass_f1_score
+
     return {
         "accuracy": float(multiclass_accuracy(preds, golds, n_labels, average="micro")),
         "macro_f1": float(multiclass_f1_score(preds, golds, n_labels, average="macro")),
@@ -45,11 +48,12 @@ class Classification(Family):
     scales = {"accuracy": 1, "macro_f1": 1}
     fields = {"text": str, "label": str}
 
-    def meta(self, splits, labels, backbone):
-        return {"labels": list(labels) if labels else label_list(splits["train"])}
+    def meta(self, splits, labels, backbone, task=None):
+        return {"labels": list(labels) if labels else label_list(splits["train"]),
+                "pooling": getattr(task, "pooling", "mean")}
 
     def build(self, backbone, meta, dropout=0.0):
-        return SequenceClassifier(backbone, len(meta["labels"]), dropout)
+        return SequenceClassifier(backbone, len(meta["labels"]), dropout, meta.get("pooling", "mean"))
 
     def features(self, records, tok, meta, task, train):
         label2id = {name: i for i, name in enumerate(meta["labels"])}

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lmforge.errors import ConfigError
-from lmforge.tasks.base import IGNORE, Family, loader
+from lmforge.tasks.base import IGNORE, Family
 from lmforge.tasks.metrics import rouge_scores, sentence_chrf, sentences, translation_scores
 
 
@@ -176,7 +176,7 @@ class Generation(Family):
         self.fields = {source: str, target: str}
         self.scales = dict.fromkeys(metrics, 100)
 
-    def meta(self, splits, labels, backbone):
+    def meta(self, splits, labels, backbone, task=None):
         if not getattr(backbone.cfg, "causal", True):
             raise ConfigError(f"task family {self.name!r} generates text and needs a causal backbone")
         return {"source_field": self.source, "target_field": self.target}

@@ -67,7 +67,7 @@ class Tagging(Family):
         if not record["tokens"]:
             raise DataError(f"{where}: no tokens")
 
-    def meta(self, splits, labels, backbone):
+    def meta(self, splits, labels, backbone, task=None):
         if not labels:
             labels = sorted({t for r in splits["train"] for t in r["tags"]} | {"O"})
         return {"labels": list(labels), "echo": bool(getattr(backbone.cfg, "causal", True))}

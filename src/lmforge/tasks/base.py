@@ -118,7 +118,7 @@ class LengthGrouped(Sampler[int]):
         return (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
 
     def __len__(self) -> int:
-        rank, world = self._ranks()
+        world = self._ranks()[1]
         return len(self.lengths) if world == 1 else len(self.lengths) // self.batch_size // world * self.batch_size
 
     def __iter__(self):

@@ -74,12 +74,11 @@ def test_checkpoint_of_another_shape_is_refused(tmp_path):
     ckpt_dir = next((root / ".lmforge/checkpoints/pretrain").iterdir())
     # the same run, now configured wider: plant the old checkpoint where it would resume from
     wide = args + ["model.d_model=96", "model.n_heads=4"]
-    from lmforge.config import fingerprint
-    from lmforge.fileio import content_digest
+    from lmforge.stages.common import Paths
 
-    prepared = root / "artifacts/prepare"
-    target = ckpt_dir.parent / fingerprint(compose(wide, root=root), "seed", "data", "tokenizer", "model", "objective",
-                                           "optim", "trainer", inputs=content_digest(prepared / "tokens", prepared / "tokenizer"))
+    wide_cfg = compose(wide, root=root)
+    p = Paths(wide_cfg)
+    target = pretrain.checkpoint_dir(wide_cfg, p, p.tokens, p.tokenizer)
     target.mkdir(parents=True)
     (target / "last.ckpt").write_bytes((ckpt_dir / "last.ckpt").read_bytes())
     with pytest.raises(ConfigError, match=r"last\.ckpt.*different model shape"):

@@ -77,11 +77,7 @@ def load_backbone(directory: str | Path) -> tuple[nn.Module, dict]:
 
 def load_classifier(directory: str | Path):
     """A fine-tuned sequence classifier and its config.json (labels, max_length, …)."""
-    from lmforge.models import build_backbone
-    from lmforge.models.heads import SequenceClassifier
+    from lmforge.tasks import load_model
 
-    config, state = read_model_dir(directory)
-    model = SequenceClassifier(build_backbone(config["backbone"]), len(config["labels"]),
-                               pooling=(config.get("meta") or config).get("pooling", "mean"))
-    load_state(model, state, Path(directory) / WEIGHTS)
-    return model.eval(), config
+    model, _, config = load_model(directory)
+    return model, config

@@ -118,6 +118,14 @@ def batch_maker(cfg: DictConfig, tok_dir: Path, vocab_size: int):
     return MLMMasker(ids["mask"], vocab_size, list(ids.values()), cfg.objective.mask_prob)
 
 
+def checkpoint_dir(cfg: DictConfig, p, tokens_dir: Path, tok_dir: Path) -> Path:
+    """Where pretraining checkpoints live: outside DVC's outputs, keyed by everything that shapes
+    the run (the config and the content of the tokens and tokenizer it reads)."""
+    return p.checkpoints / "pretrain" / fingerprint(
+        cfg, "seed", "data", "tokenizer", "model", "objective", "optim", "trainer",
+        inputs=content_digest(tokens_dir, tok_dir))
+
+
 def run(cfg: DictConfig) -> dict:
     t, m = cfg.trainer, cfg.model
     with stage(cfg, "pretrain") as run:
@@ -129,10 +137,7 @@ def run(cfg: DictConfig) -> dict:
                             t.accumulate_grad_batches, t.limit_val_batches, cfg.seed,
                             make=batch_maker(cfg, tok_dir, module.backbone.cfg.vocab_size))
 
-        # checkpoints live outside DVC's outputs, keyed by everything that shapes the run
-        ckpt_dir = p.checkpoints / "pretrain" / fingerprint(
-            cfg, "seed", "data", "tokenizer", "model", "objective", "optim", "trainer",
-            inputs=content_digest(tokens_dir, tok_dir))
+        ckpt_dir = checkpoint_dir(cfg, p, tokens_dir, tok_dir)
         resume = latest_checkpoint(ckpt_dir)
         resumed_step = check_checkpoint(resume, module) if resume else 0
         if resume:

@@ -150,7 +150,7 @@ def load_model(directory: str | Path):
 
     config, state = read_model_dir(directory)
     fam = family(config.get("family", "classification"))
-    model = fam.build(build_backbone(config["backbone"]), config.get("meta") or {"labels": config["labels"]})
+    model = fam.build(build_backbone(config["backbone"]), config.get("meta") or config)  # meta: older dirs keep it top-level
     load_state(model, state, Path(directory) / WEIGHTS)
     return model.eval(), fam, config
 

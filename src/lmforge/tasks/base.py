@@ -131,11 +131,11 @@ class LengthGrouped(Sampler[int]):
         # all batches are full but the last pool's remainder: it stays last, so that the loader's
         # cuts every `batch_size` examples fall on batch edges
         n_full = n // self.batch_size
-        order = torch.randperm(n_full, generator=g).tolist() + list(range(n_full, len(batches)))
+        batch_order = torch.randperm(n_full, generator=g).tolist() + list(range(n_full, len(batches)))
         rank, world = self._ranks()
         if world > 1:  # the same number of full batches on every rank
-            order = order[rank : n_full // world * world : world]
-        return iter([i for k in order for i in batches[k]])
+            batch_order = batch_order[rank : n_full // world * world : world]
+        return iter([i for k in batch_order for i in batches[k]])
 
 
 def loader(features: list[dict], batch_size: int, pad_id: int, shuffle: bool, seed: int = 0) -> DataLoader:

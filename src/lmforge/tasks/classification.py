@@ -1,8 +1,8 @@
 """Text classification (topic, sentiment; SST-2, AG News): records `{"text": str, "label": str}`.
 
 Model: the backbone's hidden states mean-pooled over real tokens (`task.pooling=mean`) or its
-last real token's state (`last`), then a linear layer (`SequenceClassifier`). Metrics: accuracy (primary) and macro-F1 (torchmetrics). Baseline: the
-most frequent training label.
+last real token's state (`last`), then a linear layer (`SequenceClassifier`). Metrics: accuracy
+(primary) and macro-F1 (torchmetrics). Baseline: the most frequent training label.
 """
 
 from __future__ import annotations

@@ -1,28 +1,75 @@
-"""Shared wiring of the stage apps: logging and clean exits on user errors."""
+"""What every stage app shares: `python pipelines/<stage>.py [overrides]` as a Hydra app, with
+lmforge's logging, one-line errors and sweep handling.
+
+Bad input ends the process with exit status 2 and one line naming the key, file or line and what
+would work — a command-line override that does not compose (checked before Hydra starts the app),
+and any `LmforgeError` a stage raises. `LMFORGE_DEBUG=1` (or Hydra's `HYDRA_FULL_ERROR=1`) shows
+the traceback instead. In a sweep (`-m`), a failed job is recorded and the sweep goes on.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from pathlib import Path
 from typing import Callable
 
+import hydra
 from omegaconf import DictConfig
 
 from lmforge.errors import LmforgeError
-from lmforge.track import sweep
+from lmforge.track.run import in_multirun, run_job
+
+CONF = Path(__file__).resolve().parent.parent / "conf"
 
 
-def _no_adverts(record: logging.LogRecord) -> bool:
-    return "Tip:" not in str(record.msg)
+def _debug() -> bool:
+    return os.environ.get("LMFORGE_DEBUG") == "1" or os.environ.get("HYDRA_FULL_ERROR") == "1"
 
 
-def main(stage: Callable[[DictConfig], dict], cfg: DictConfig) -> dict:
-    logging.getLogger("lmforge").setLevel(logging.INFO)
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_no_adverts)
-    if sweep.in_multirun():  # a failed job is recorded and the sweep goes on; returns the
-        return sweep.run_job(stage, cfg)  # optimized metric when cfg.optimized_metric is set
+def _fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def check_command_line(argv: list[str]) -> None:
+    """Compose the config the command line asks for (as Hydra is about to), so that an override
+    that does not compose fails in one line instead of Hydra's multi-line report."""
+    from hydra import compose, initialize_config_dir
+    from hydra._internal.utils import get_args_parser
+
+    import lmforge.config  # noqa: F401  (the schema and resolvers)
+
+    args, _ = get_args_parser().parse_known_args(argv)
+    if args.multirun or args.help or args.hydra_help or args.cfg or args.info or args.shell_completion:
+        return  # Hydra's own modes: let it report
     try:
-        return stage(cfg)
-    except LmforgeError as e:
-        logging.getLogger("lmforge").error("%s", e)
-        sys.exit(2)
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            compose(config_name=args.config_name or "config", overrides=args.overrides, return_hydra_config=True)
+    except Exception as e:
+        if _debug():
+            raise
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        _fail("; ".join(lines[:3]) or type(e).__name__)
+
+
+def run(stage: Callable[[DictConfig], dict]) -> None:
+    """Run `stage` as this script's Hydra app."""
+    if not _debug():
+        check_command_line(sys.argv[1:])
+
+    @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+    def main(cfg: DictConfig) -> dict:
+        logging.getLogger("lmforge").setLevel(logging.INFO)
+        if in_multirun():  # a failed job is recorded and the sweep goes on; returns the
+            return run_job(stage, cfg)  # optimized metric when cfg.optimized_metric is set
+        try:
+            return stage(cfg)
+        except LmforgeError as e:
+            if _debug():
+                raise
+            logging.getLogger("lmforge").error("%s", e)
+            sys.exit(2)
+
+    main()

@@ -1,16 +1,7 @@
-"""The report stage as a Hydra app: `python pipelines/report.py [overrides]`."""
-
-import hydra
-from omegaconf import DictConfig
+"""The report stage as a Hydra app: `python pipelines/report.py [overrides]` (see pipelines/_app.py)."""
 
 import _app
 from lmforge.stages import report
 
-
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
-def main(cfg: DictConfig) -> dict:
-    return _app.main(report.run, cfg)
-
-
 if __name__ == "__main__":
-    main()
+    _app.run(report.run)

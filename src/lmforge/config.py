@@ -1,14 +1,25 @@
-"""Structured configuration: the schema Hydra composes `conf/` into, and its validation.
+"""The configuration: the schema Hydra composes `conf/` into, the sections each stage reads, and
+params.yaml (what DVC runs) loaded into a stage's config.
 
-The dataclasses are registered as the schema of `conf/config.yaml`, so a misspelt key or a value
-of the wrong type fails at composition time. `validate` then checks what types cannot express
-(divisibility, positivity, compatible choices) and names the offending key.
+Two kinds of keys:
+
+- **hyperparameters** (`HYPERPARAMETERS`: seed, data, tokenizer, model, objective, optim, trainer,
+  task) shape what a stage produces. `conf/pipeline.yaml` composes them; DVC writes that
+  composition to params.yaml on every `dvc exp run` (Hydra composition, `.dvc/config`), and a stage
+  run by DVC (`--config-name=stage`) takes every hyperparameter from params.yaml and nothing from
+  conf/. Each stage declares the sections it reads (`PARAMS` in its module) and receives only
+  those; dvc.yaml lists the same sections as the stage's params (a test keeps them equal).
+- **app settings** (paths, tracking, inits, only_task, progress, …) say where and how a stage runs,
+  never what it computes; they are not DVC params.
+
+`model` and `task` are open here (a backbone or a task family brings its own settings class:
+`lmforge.models`, `lmforge.tasks`); every other section is a dataclass whose fields state their
+ranges (`lmforge.schema.setting`), checked by `section`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +29,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from lmforge.errors import ConfigError
+from lmforge.schema import build, setting
 
 
 @dataclass
@@ -30,12 +42,7 @@ class PathsConfig:
 
 @dataclass
 class SyntheticConfig:
-    n_corpus_docs: int = 20000
-    n_train: int = 400
-    n_validation: int = 200
-    n_test: int = 500
-    tasks: list[str] = field(default_factory=lambda: ["topic", "sentiment"])
-    n_train_per_task: dict[str, int] = field(default_factory=dict)  # task -> its own n_train
+    n_corpus_docs: int = setting(20000, gt=0)
 
 
 @dataclass
@@ -54,127 +61,75 @@ class HubConfig:
 
 @dataclass
 class DataConfig:
-    source: str = "synthetic"  # synthetic | text_files | hub
+    source: str = setting("synthetic", choices=("synthetic", "text_files", "hub"))
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     text_files: TextFilesConfig = field(default_factory=TextFilesConfig)
     hub: HubConfig = field(default_factory=HubConfig)
-    val_fraction: float = 0.05
-    contamination_n: int = 13
+    val_fraction: float = setting(0.05, ge=0, lt=1)
+    contamination_n: int = setting(13, gt=0)
+
+    def check(self, key: str) -> None:
+        if self.source == "text_files" and not self.text_files.paths:
+            raise ConfigError(f"{key}.text_files.paths is empty: name at least one file")
+        if self.source == "hub" and not self.hub.name:
+            raise ConfigError(f"{key}.hub.name is not set: name a Hugging Face Hub dataset")
+
+
+SPECIAL_TOKENS = 6  # <pad> <eos> <unk> <mask> <sep> <cls>
 
 
 @dataclass
 class TokenizerConfig:
-    kind: str = "bpe"  # bpe | wordpiece | char
-    vocab_size: int = 4096
-    min_frequency: int = 2
+    kind: str = setting("bpe", choices=("bpe", "wordpiece", "char"))
+    vocab_size: int = setting(4096, gt=0)
+    min_frequency: int = setting(2, ge=0)
 
-
-@dataclass
-class ModelConfig:
-    arch: str = "transformer"
-    d_model: int = 128
-    n_layers: int = 4
-    n_heads: int = 4
-    d_ff: int = 512
-    max_len: int = 256
-    dropout: float = 0.0
-    # arch=hf: a transformers model type built from the fields above, or a checkpoint to start
-    # from (a local directory, a Hub id, or pkg:<python package> that ships one)
-    hf_model_type: str = "gpt2"
-    pretrained: Optional[str] = None
+    def check(self, key: str) -> None:
+        floor = SPECIAL_TOKENS + (256 if self.kind == "bpe" else 1)
+        if self.vocab_size < floor:
+            raise ConfigError(
+                f"{key}.vocab_size={self.vocab_size} is smaller than the {SPECIAL_TOKENS} special tokens "
+                f"plus the base alphabet of a {self.kind!r} tokenizer (needs at least {floor})")
 
 
 @dataclass
 class ObjectiveConfig:
-    name: str = "clm"  # clm | mlm
-    mask_prob: float = 0.15
+    name: str = setting("clm", choices=("clm", "mlm"))
+    mask_prob: float = setting(0.15, gt=0, lt=1)
 
 
 @dataclass
 class OptimConfig:
-    lr: float = 1e-3
-    weight_decay: float = 0.1
-    beta1: float = 0.9
-    beta2: float = 0.95
-    warmup_steps: int = 100
-    min_lr_ratio: float = 0.1
+    lr: float = setting(1e-3, gt=0)
+    weight_decay: float = setting(0.1, ge=0)
+    beta1: float = setting(0.9, ge=0, lt=1)
+    beta2: float = setting(0.95, ge=0, lt=1)
+    warmup_steps: int = setting(100, ge=0)
+    min_lr_ratio: float = setting(0.1, ge=0, le=1)
+
+
+PRECISIONS = ("32-true", "32", "bf16-mixed", "bf16-true", "16-mixed", "16-true", "64-true")
 
 
 @dataclass
 class TrainerConfig:
-    accelerator: str = "auto"
-    devices: Any = 1
-    strategy: str = "auto"
-    precision: str = "bf16-mixed"
-    max_steps: int = 2000
+    accelerator: str = setting("auto", choices=("auto", "cpu", "gpu", "cuda", "mps"))
+    devices: Any = 1  # per node: a count, "auto", or a list of device indices
+    num_nodes: int = setting(1, gt=0)
+    strategy: str = "auto"  # auto | ddp | fsdp | any Lightning strategy name
+    precision: str = setting("bf16-mixed", choices=PRECISIONS)
+    max_steps: int = setting(2000, gt=0)
     max_time: Optional[str] = None  # "DD:HH:MM:SS"
-    batch_size: int = 16
-    block_size: int = 128
-    val_check_interval: int = 200
-    limit_val_batches: int = 20
-    log_every_n_steps: int = 10
-    gradient_clip_val: float = 1.0
-    accumulate_grad_batches: int = 1
-    checkpoint_every_n_steps: int = 100
+    batch_size: int = setting(16, gt=0)  # global: split evenly over devices × nodes
+    block_size: int = setting(128, gt=0)
+    val_check_interval: int = setting(200, gt=0)
+    limit_val_batches: int = setting(20, gt=0)
+    log_every_n_steps: int = setting(10, gt=0)
+    gradient_clip_val: float = setting(1.0, ge=0)
+    accumulate_grad_batches: int = setting(1, gt=0)
+    checkpoint_every_n_steps: int = setting(100, gt=0)
     keep_checkpoints: bool = False  # after success (checkpoints exist to resume a killed run)
-    enable_progress_bar: bool = True
     compile: bool = False
-
-
-@dataclass
-class TaskDataConfig:
-    """Where a task's labelled splits come from when `task.source` is `local` or `hub`
-    (readers: lmforge/tasks/formats.py)."""
-
-    # local: glue_tsv | csv | jsonl | conll | squad | parallel; hub: the dataset's own columns
-    format: str = "jsonl"
-    train: Optional[str] = None  # local: a file (parallel: the path without the language suffix)
-    validation: Optional[str] = None  # null: carved from train (validation_fraction)
-    test: Optional[str] = None  # null: the validation file is the test split (and validation is carved)
-    validation_fraction: float = 0.1
-    hub_name: Optional[str] = None  # task.source=hub: `datasets.load_dataset(hub_name, hub_config)`
-    hub_config: Optional[str] = None
-    hub_splits: dict[str, str] = field(default_factory=dict)  # train/validation/test -> the Hub split
-    columns: dict[str, str] = field(default_factory=dict)  # record field (text, label, ...) -> column
-    label_map: dict[str, str] = field(default_factory=dict)  # raw label -> label name
-    header: bool = True  # csv/tsv: the first row names the columns
-    scheme: str = "iob2"  # conll tags: iob1 | iob2 (converted to IOB2)
-    tag_column: int = -1  # conll: the column holding the NER tag
-    source_lang: str = "en"  # parallel / hub translation: file suffixes or dict keys
-    target_lang: str = "de"
-    max_train: Optional[int] = None  # keep the first N training records (after a seeded shuffle)
-    max_eval: Optional[int] = None  # keep the first N validation / test records
-    skip_malformed: bool = False  # count and report malformed lines instead of failing
-
-
-@dataclass
-class TaskConfig:
-    name: str = "topic"
-    family: str = "classification"  # classification | tagging | qa | summarization | translation
-    source: str = "builtin"  # builtin: the prepare stage's task splits; local | hub: task.data
-    max_length: int = 128
-    batch_size: int = 32
-    lr: float = 5e-4
-    weight_decay: float = 0.01
-    max_epochs: int = 10
-    warmup_ratio: float = 0.1
-    patience: int = 3
-    dropout: float = 0.1
-    # classification: the text's representation, the mean of its token states or the last real
-    # token's (a causal backbone's reading of the whole text; exports to GPT2ForSequenceClassification)
-    pooling: str = "mean"
-    n_predictions: int = 20
-    # qa: question + context windows of max_length tokens, overlapping by doc_stride
-    doc_stride: int = 64
-    max_answer_length: int = 30  # tokens
-    n_best: int = 20
-    # summarization / translation (prefix LM: source <sep> target <eos>)
-    max_source_length: int = 96
-    max_target_length: int = 32
-    beam_size: int = 1  # 1: greedy decoding at evaluation
-    length_penalty: float = 1.0  # beam search: score / length**length_penalty
-    baseline: Optional[str] = None  # translation: lexicon (built-in world) | copy
-    data: TaskDataConfig = field(default_factory=TaskDataConfig)
 
 
 @dataclass
@@ -186,27 +141,55 @@ class TrackingConfig:
     artifact_location: str = "${lmforge.workspace:${paths.root}}/mlartifacts"
     register_models: bool = True  # model registry: <model_prefix>-lm, <model_prefix>-<task>
     model_prefix: str = "lmforge"
-    connect_timeout_s: float = 5.0  # an http(s) tracking server must answer /health within this
-    http_retries: int = 2  # MLflow's HTTP retries after the start (its default, 7, backs off for minutes)
+    connect_timeout_s: float = setting(5.0, gt=0)  # an http(s) tracking server must answer /health within this
+    http_retries: int = setting(2, ge=0)  # MLflow's HTTP retries after the start (its default, 7, backs off for minutes)
+
+
+INITS = ("pretrained", "scratch")  # a fine-tune starts from the pretrained backbone or from scratch
 
 
 @dataclass
-class Config:
+class PipelineConfig:
+    """The hyperparameters: conf/pipeline.yaml's schema, so params.yaml holds every setting of these
+    sections, defaults included (a backbone's and a task's settings are complete in their files)."""
+
     seed: int = 1234
-    init: str = "pretrained"  # finetune: pretrained | scratch | both (in turn; what dvc repro runs)
-    paths: PathsConfig = field(default_factory=PathsConfig)
     data: DataConfig = field(default_factory=DataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: dict[str, Any] = field(default_factory=dict)  # arch + that backbone's settings (lmforge.models)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    task: TaskConfig = field(default_factory=TaskConfig)
+    task: dict[str, Any] = field(default_factory=dict)  # task name -> its family's settings (lmforge.tasks)
+    # every built-in task split holds at most this many records (the smoke preset's size); null: the
+    # sizes each task asks for (task.<name>.data.n_train / n_validation / n_test)
+    max_task_records: Optional[int] = None
+    conf_digest: Optional[str] = None  # a digest of the conf/ it was composed from (lmforge.params)
+
+
+@dataclass
+class Config(PipelineConfig):
+    """What a stage app composes: the hyperparameters and the app settings."""
+
+    paths: PathsConfig = field(default_factory=PathsConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    inits: list[str] = field(default_factory=lambda: list(INITS))  # finetune/evaluate: which inits
+    only_task: Optional[str] = None  # finetune/evaluate: run this one of the configured tasks
+    params_file: Optional[str] = None  # a stage run by DVC: every hyperparameter from this file
+    progress: bool = True  # progress bars
     # what a stage app returns to a sweeper (Optuna): a key of the stage's summary, dotted for
-    # nested values ("val_loss", "pretrained.accuracy"); null returns the whole summary
+    # nested values ("val_loss", "topic.pretrained.best_val_score"); null returns the whole summary
     optimized_metric: Optional[str] = None
     optimized_direction: str = "minimize"  # minimize | maximize
+
+
+HYPERPARAMETERS = ("seed", "data", "tokenizer", "model", "objective", "optim", "trainer", "task", "max_task_records")
+SCALARS = ("seed", "max_task_records")
+SECTIONS = {"data": DataConfig, "tokenizer": TokenizerConfig, "objective": ObjectiveConfig,
+            "optim": OptimConfig, "trainer": TrainerConfig}
+# the conf/ entries that compose params.yaml (their digest is params.yaml's conf_digest)
+PIPELINE_CONF = ("params.yaml", "pipeline.yaml", "data", "tokenizer", "model", "objective", "trainer", "task", "finetune",
+                 "experiment")
 
 
 def project_root() -> Path:
@@ -247,123 +230,85 @@ def register() -> None:
         OmegaConf.register_new_resolver("lmforge.workspace", workspace_root)
     if not OmegaConf.has_resolver("lmforge.unique"):
         OmegaConf.register_new_resolver("lmforge.unique", unique_suffix, use_cache=True)
+    if not OmegaConf.has_resolver("lmforge.conf_digest"):  # DVC's process checks more (lmforge.params)
+        OmegaConf.register_new_resolver("lmforge.conf_digest", lambda: conf_digest(project_root() / "conf"))
     ConfigStore.instance().store(name="schema", node=Config)
+    ConfigStore.instance().store(name="pipeline_schema", node=PipelineConfig)
 
 
-register()
-
-SPECIAL_TOKENS = 6  # <pad> <eos> <unk> <mask> <sep> <cls>
-_KNOWN = {
-    "data.source": {"synthetic", "text_files", "hub"},
-    "tokenizer.kind": {"bpe", "wordpiece", "char"},
-    "objective.name": {"clm", "mlm"},
-    "task.family": {"classification", "tagging", "qa", "summarization", "translation"},
-    "task.source": {"builtin", "local", "hub"},
-    "task.pooling": {"mean", "last"},
-    "init": {"pretrained", "scratch", "both"},
-    "trainer.precision": {"32-true", "32", "bf16-mixed", "bf16-true", "16-mixed", "64-true"},
-    "optimized_direction": {"minimize", "maximize"},
-}
+# -- sections ----------------------------------------------------------------------------------------
+def section(cfg: DictConfig, name: str) -> Any:
+    """A checked hyperparameter section as its dataclass (the top-level numbers as themselves)."""
+    value = OmegaConf.select(cfg, name)
+    if name == "seed" and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+        raise ConfigError(f"seed={value!r} must be a non-negative integer")
+    if name == "max_task_records" and value is not None and (not isinstance(value, int) or value < 1):
+        raise ConfigError(f"max_task_records={value!r} must be a positive integer or null")
+    if name in SCALARS:
+        return value
+    return build(SECTIONS[name], value, name)
 
 
-def _get(cfg: DictConfig, key: str) -> Any:
-    return OmegaConf.select(cfg, key, throw_on_missing=True)
+def conf_digest(conf_dir: str | Path) -> str:
+    """A digest of the conf/ files that compose params.yaml (`PIPELINE_CONF`)."""
+    conf_dir = Path(conf_dir)
+    h = hashlib.sha256()
+    for entry in PIPELINE_CONF:
+        path = conf_dir / entry
+        files = sorted(p for p in path.rglob("*.yaml")) if path.is_dir() else [path] if path.is_file() else []
+        for f in files:
+            h.update(str(f.relative_to(conf_dir)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
 
 
-def validate(cfg: DictConfig) -> None:
-    """Check what the schema's types cannot; raise ConfigError naming the key."""
-    from lmforge.models import ARCHS
+def load_params(cfg: DictConfig, sections: tuple[str, ...]) -> DictConfig:
+    """The stage config of a DVC run: the app settings of `cfg` plus, from `cfg.params_file`, the
+    hyperparameter `sections` the stage reads (nothing from conf/). Refuses a params.yaml composed
+    from another conf/: `dvc repro` never recomposes it, so the stage would silently ignore edits."""
+    from lmforge.fileio import read_yaml
 
-    for key, allowed in {**_KNOWN, "model.arch": set(ARCHS)}.items():
-        value = _get(cfg, key)
-        if str(value) not in allowed:
-            raise ConfigError(f"{key}={value!r} is not one of {sorted(allowed)}")
-    positive = [
-        "model.d_model", "model.n_layers", "model.n_heads", "model.d_ff", "model.max_len",
-        "tokenizer.vocab_size", "optim.lr", "trainer.max_steps", "trainer.batch_size",
-        "trainer.block_size", "trainer.accumulate_grad_batches", "trainer.val_check_interval",
-        "trainer.checkpoint_every_n_steps", "task.batch_size", "task.lr", "task.max_epochs",
-        "task.max_length", "data.synthetic.n_corpus_docs", "data.synthetic.n_train",
-        "data.synthetic.n_validation", "data.synthetic.n_test",
-    ]
-    for key in positive:
-        value = _get(cfg, key)
-        if not value > 0:
-            raise ConfigError(f"{key}={value} must be positive")
-    m = cfg.model
-    check_combination(cfg)
-    if m.d_model % m.n_heads and m.arch != "lstm" and not m.pretrained:
+    path = Path(cfg.params_file)
+    params = read_yaml(path)
+    if not isinstance(params, dict):
+        raise ConfigError(f"{path}: not a mapping of parameters")
+    unknown = sorted(set(params) - set(HYPERPARAMETERS) - {"conf_digest"})
+    if unknown:
+        raise ConfigError(f"{path}: {unknown[0]!r} is not a parameter lmforge knows (parameters: "
+                          f"{', '.join(HYPERPARAMETERS)}); recompose it with `python -m lmforge.params`")
+    current = conf_digest(Path(cfg.paths.root) / "conf")
+    if params.get("conf_digest") != current:
         raise ConfigError(
-            f"model.d_model={m.d_model} is not divisible by model.n_heads={m.n_heads}"
-        )
-    if cfg.trainer.block_size > m.max_len:
-        raise ConfigError(
-            f"trainer.block_size={cfg.trainer.block_size} exceeds model.max_len={m.max_len}"
-        )
-    if cfg.task.max_length > m.max_len:
-        raise ConfigError(f"task.max_length={cfg.task.max_length} exceeds model.max_len={m.max_len}")
-    floor = SPECIAL_TOKENS + (256 if cfg.tokenizer.kind == "bpe" else 1)
-    if cfg.tokenizer.vocab_size < floor:
-        raise ConfigError(
-            f"tokenizer.vocab_size={cfg.tokenizer.vocab_size} is smaller than the {SPECIAL_TOKENS} "
-            f"special tokens plus the base alphabet of a {cfg.tokenizer.kind!r} tokenizer "
-            f"(needs at least {floor})"
-        )
-    if not 0.0 <= cfg.data.val_fraction < 1.0:
-        raise ConfigError(f"data.val_fraction={cfg.data.val_fraction} must be in [0, 1)")
-    if cfg.data.source == "text_files" and not cfg.data.text_files.paths:
-        raise ConfigError("data.text_files.paths is empty: name at least one file")
-    if cfg.data.source == "hub" and not cfg.data.hub.name:
-        raise ConfigError("data.hub.name is not set: name a Hugging Face Hub dataset")
+            f"{path} was composed from another conf/ (conf_digest {params.get('conf_digest')}, conf/ is now "
+            f"{current}): `dvc repro` runs params.yaml as it is, so edits to conf/ would be ignored. "
+            "Recompose it: `dvc exp run` does (and runs), or `python -m lmforge.params` (then `dvc repro`)")
+    out = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
+    OmegaConf.set_struct(out, False)
+    for name in sections:
+        if name not in params:
+            raise ConfigError(f"{path} has no {name!r}: recompose it with `python -m lmforge.params`")
+        out[name] = params[name]
+    return out
 
 
-# task families that generate text: they need a causal (decoder) language model
-GENERATIVE_FAMILIES = {"summarization", "translation"}
-
-
-def backbone_kind(cfg: DictConfig) -> str:
-    """'causal' (left to right) or 'bidirectional' (an encoder), from model and objective."""
-    m = cfg.model
-    if m.arch == "hf":
-        from lmforge.models.hf import configured_kind
-
-        return "causal" if configured_kind(m.pretrained, m.hf_model_type) == "causal" else "bidirectional"
-    if m.arch == "lstm":
-        return "causal"
-    return "bidirectional" if cfg.objective.name == "mlm" else "causal"
-
-
-def check_combination(cfg: DictConfig) -> None:
-    """Reject model × objective × task choices that cannot work, saying what would."""
-    m, objective, task = cfg.model, cfg.objective.name, cfg.task
-    if m.pretrained and m.arch != "hf":
-        raise ConfigError(f"model.pretrained={m.pretrained!r} is read only by model.arch=hf (got model.arch={m.arch!r})")
-    if objective == "mlm" and m.arch == "lstm":
-        raise ConfigError(
-            "objective=mlm with model.arch=lstm cannot work: masked-LM pretraining needs a bidirectional "
-            "backbone and an LSTM reads left to right. Use objective=clm with model=lstm, or objective=mlm "
-            "with a Transformer (model=gpt_tiny/gpt_small, then trained bidirectionally) or model=hf with an encoder"
-        )
-    kind = backbone_kind(cfg)
-    what = f"model.pretrained={m.pretrained!r}" if m.pretrained else f"model.hf_model_type={m.hf_model_type!r}"
-    if m.arch == "hf" and objective == "clm" and kind != "causal":
-        raise ConfigError(
-            f"objective=clm with model.arch=hf {what} cannot work: that is an encoder (bidirectional) "
-            f"model; pretrain it with objective=mlm, or choose a decoder (model.hf_model_type=gpt2)"
-        )
-    if m.arch == "hf" and objective == "mlm" and kind == "causal":
-        raise ConfigError(
-            f"objective=mlm with model.arch=hf {what} cannot work: that is a decoder (causal) model; "
-            f"pretrain it with objective=clm, or choose an encoder (model.hf_model_type=bert)"
-        )
-    if task.family in GENERATIVE_FAMILIES and kind != "causal":
-        backbone = f"model.arch=hf {what}" if m.arch == "hf" else f"model.arch={m.arch!r} with objective={objective}"
-        raise ConfigError(
-            f"task={task.name!r} (family {task.family!r}) generates text, which needs a causal decoder, but "
-            f"{backbone} is an encoder-only (bidirectional) model. Use objective=clm with model=gpt_tiny, "
-            f"gpt_small or lstm, or model=hf with a decoder (model.hf_model_type=gpt2); encoder models do "
-            f"classification, NER and QA"
-        )
+def narrow(cfg: DictConfig, sections: tuple[str, ...]) -> DictConfig:
+    """`cfg` with only the hyperparameter `sections` a stage reads (the others set to None, so that
+    reading one fails at once instead of using a value DVC never tracked for this stage) and, for
+    `task`, only `cfg.only_task` when it is set."""
+    out = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
+    OmegaConf.set_struct(out, False)
+    for name in HYPERPARAMETERS:
+        if name not in sections:
+            out[name] = None
+    if "task" in sections:
+        tasks = OmegaConf.select(out, "task") or {}
+        if cfg.only_task is not None:
+            if cfg.only_task not in tasks:
+                raise ConfigError(f"only_task={cfg.only_task!r} is not one of the configured tasks "
+                                  f"{sorted(tasks)} (choose tasks with task=[...])")
+            out.task = {cfg.only_task: tasks[cfg.only_task]}
+        elif not tasks:
+            raise ConfigError("no task is configured: choose one or more, e.g. task=topic or 'task=[topic,ner]'")
+    return out
 
 
 def to_container(cfg: DictConfig) -> dict:
@@ -383,11 +328,13 @@ def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def fingerprint(cfg: DictConfig | dict, *sections: str, inputs: str = "") -> str:
-    """A short stable hash of the given config sections (all when none) and of a digest of the
-    stage's `inputs` (`fileio.content_digest`): names checkpoint dirs."""
-    d = to_container(cfg) if isinstance(cfg, DictConfig) else cfg
-    if sections:
-        d = {s: d[s] for s in sections}
-    blob = json.dumps(d, sort_keys=True, default=str).encode() + inputs.encode()
+def fingerprint(data: Any, inputs: str = "") -> str:
+    """A short stable hash of JSON-able `data` (a stage's settings) and a digest of what the stage
+    reads (`fileio.content_digest`): names resumable checkpoint folders."""
+    import json
+
+    blob = json.dumps(data, sort_keys=True, default=str).encode() + inputs.encode()
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+register()

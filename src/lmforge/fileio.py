@@ -1,5 +1,7 @@
-"""Atomic writes: a killed stage leaves either the old output or none, never half of one. And
-content digests, which key resumable checkpoints to what a stage read."""
+"""Files, safely: atomic writes (a killed stage leaves either the old output or none, never half of
+one), modes that follow the user's umask, clean-up of what a killed writer left behind, readers that
+turn a library's exception into one line naming the file, and content digests (which key resumable
+checkpoints to what a stage read)."""
 
 from __future__ import annotations
 
@@ -12,13 +14,55 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from lmforge.errors import DataError
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _public(path: Path, directory: bool) -> None:
+    """tempfile creates 0700 folders and 0600 files; an output gets the modes any other file would."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temps(parent: Path, name: str) -> list[Path]:
+    """Remove `.{name}.tmp-<pid>-*` / `.{name}.old-<pid>` left beside `parent/name` by writers that
+    died (killed stages); folders of a live process are kept. Returns what was removed."""
+    removed = []
+    if not parent.is_dir():
+        return removed
+    for p in parent.glob(f".{name}.*-*"):
+        kind, _, rest = p.name[len(name) + 2:].partition("-")
+        if kind not in ("tmp", "old"):
+            continue
+        pid = rest.split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
 
 @contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield a fresh temp folder beside `path`; on success it replaces `path` in one rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    remove_stale_temps(path.parent, path.name)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=path.parent))
+    _public(tmp, directory=True)
     try:
         yield tmp
     except BaseException:
@@ -33,26 +77,66 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
 
 
-def write_text(path: str | Path, text: str) -> None:
+def write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        _public(Path(tmp), directory=False)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
+def write_text(path: str | Path, text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
+
+
 def write_json(path: str | Path, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 
 
+def read_text(path: str | Path, what: str = "file") -> str:
+    """A UTF-8 text file; DataError naming the file (and the byte offset of bad UTF-8)."""
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, expected a {what}")
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such {what}") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read it ({e.strerror})") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text (byte {e.start}: {data[e.start:e.start + 1]!r})") from None
+
+
 def read_json(path: str | Path) -> Any:
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    """A JSON file; DataError naming the file and line when it is missing, truncated or not JSON."""
+    path = Path(path)
+    text = read_text(path, "JSON file")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}:{e.lineno}: not valid JSON ({e.msg}); the file is damaged or truncated") from None
+
+
+def read_yaml(path: str | Path) -> Any:
+    import yaml
+
+    path = Path(path)
+    text = read_text(path, "YAML file")
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise DataError(f"{path}{line}: not valid YAML ({getattr(e, 'problem', e)})") from None
 
 
 def write_jsonl(path: str | Path, records: list[dict]) -> None:
@@ -60,17 +144,14 @@ def write_jsonl(path: str | Path, records: list[dict]) -> None:
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
-    from lmforge.errors import DataError
-
     out = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+    for lineno, line in enumerate(read_text(path, "JSON lines file").split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
     return out
 
 

@@ -1,18 +1,17 @@
-"""MLflow `pyfunc` models over lmforge model directories (config.json + model.safetensors +
-tokenizer.json), so a registered model answers HTTP requests:
+"""MLflow `pyfunc` models over lmforge model directories, so a registered model answers HTTP:
 
-    mlflow models serve -m models:/lmforge-topic@latest --env-manager local -h 127.0.0.1 -p 5002
+    mlflow models serve -m models:/lmforge-topic@current --env-manager local -h 127.0.0.1 -p 5002
     curl -s 127.0.0.1:5002/invocations -H 'Content-Type: application/json' \\
-         -d '{"dataframe_records": [{"text": "The striker scored twice."}]}'
-    # {"predictions": ["sports"]}
+         -d '{"dataframe_records": [{"text": "..."}]}'
 
-- `TextClassifier` (a fine-tuned `sequence_classifier`): raw text → label.
-- `TokenTagger` (a fine-tuned `token_classifier`, NER): raw text → a tag per word.
-- `LanguageModelScorer` (a pretrained `causal_lm`): raw text → perplexity under the model.
+- `TaskModel` — any fine-tuned task model whose family serves (`Family.serves`: its input columns
+  and output): a classifier answers a label per text, the NER tagger a tag per whitespace-separated
+  word, QA an answer per (question, context), a generator its text.
+- `LanguageModel` — the pretrained causal LM: a perplexity per text.
 
-Input: a DataFrame with a `text` column (`dataframe_records` / `dataframe_split`), `{"inputs":
-{"text": [...]}}`, or a plain list of strings. The models are logged "from code" (a two-line
-script, see `track.registry`), never as pickles; the weights stay safetensors.
+Input: a DataFrame with the input columns (`dataframe_records` / `dataframe_split`), `{"inputs":
+{...}}`, or a plain list of strings for a single-input model. The models are logged "from code"
+(a two-line script, see `track.registry`), never as pickles; the weights stay safetensors.
 """
 
 from __future__ import annotations
@@ -22,74 +21,65 @@ from typing import Any
 
 import mlflow.pyfunc
 
-TEXT = "text"
 
-
-def texts_of(model_input: Any) -> list[str]:
-    """The list of texts in any of the accepted input shapes."""
+def columns_of(model_input: Any, names: list[str]) -> dict[str, list]:
+    """{column: values} of the accepted input shapes; one unnamed column counts as the first input."""
     if isinstance(model_input, str):
-        return [model_input]
+        model_input = [model_input]
     if hasattr(model_input, "columns"):  # pandas DataFrame
-        col = TEXT if TEXT in model_input.columns else model_input.columns[0]
-        return [str(t) for t in model_input[col].tolist()]
+        cols = list(model_input.columns)
+        if all(n in cols for n in names):
+            return {n: model_input[n].tolist() for n in names}
+        if len(names) == 1 and len(cols) == 1:
+            return {names[0]: model_input[cols[0]].tolist()}
+        raise ValueError(f"input columns {cols}; this model needs {names}")
     if isinstance(model_input, dict):
-        value = model_input.get(TEXT, next(iter(model_input.values()), []))
-        return [value] if isinstance(value, str) else [str(t) for t in value]
+        if all(n in model_input for n in names):
+            return {n: [model_input[n]] if isinstance(model_input[n], str) else list(model_input[n]) for n in names}
+        raise ValueError(f"input keys {sorted(model_input)}; this model needs {names}")
     if hasattr(model_input, "tolist"):  # numpy array / pandas Series
         model_input = model_input.tolist()
-    return [t if isinstance(t, str) else str(t[TEXT] if isinstance(t, dict) else t) for t in model_input]
+    rows = list(model_input)
+    if rows and isinstance(rows[0], dict):
+        return {n: [r[n] for r in rows] for n in names}
+    if len(names) != 1:
+        raise ValueError(f"this model needs the columns {names}")
+    return {names[0]: [str(r) for r in rows]}
 
 
-class TextClassifier(mlflow.pyfunc.PythonModel):
-    """A fine-tuned sequence classifier: texts → labels."""
-
-    batch_size = 32
+class TaskModel(mlflow.pyfunc.PythonModel):
+    """A fine-tuned task model: its family's input columns → its predictions."""
 
     def load_context(self, context) -> None:
         self.load(context.artifacts["model_dir"])
 
-    def load(self, model_dir: str | Path) -> "TextClassifier":
-        from lmforge.data.tokenizer import load_tokenizer, special_ids
-        from lmforge.models.io import load_classifier
+    def load(self, model_dir: str | Path) -> "TaskModel":
+        from lmforge.data.tokenizer import load_tokenizer
+        from lmforge.tasks import load_task_model
 
-        self.model, self.config = load_classifier(model_dir)
+        self.model, self.family, self.saved = load_task_model(model_dir)
         self.tok = load_tokenizer(model_dir)
-        self.pad_id = special_ids(self.tok)["pad"]
         return self
 
-    def predict(self, context, model_input, params=None) -> list[str]:
-        import torch
-
-        n = self.config["max_length"]
-        encoded = [e.ids[:n] or [self.pad_id] for e in self.tok.encode_batch(texts_of(model_input))]
-        labels = self.config["labels"]
-        out: list[str] = []
-        with torch.no_grad():
-            for i in range(0, len(encoded), self.batch_size):
-                batch = encoded[i : i + self.batch_size]  # right-padded, as in training
-                ids = torch.full((len(batch), max(map(len, batch))), self.pad_id, dtype=torch.long)
-                mask = torch.zeros_like(ids)
-                for j, seq in enumerate(batch):
-                    ids[j, : len(seq)] = torch.tensor(seq)
-                    mask[j, : len(seq)] = 1
-                out += [labels[k] for k in self.model(ids, mask).argmax(-1).tolist()]
-        return out
+    def predict(self, context, model_input, params=None) -> list:
+        columns = columns_of(model_input, self.family.serves["inputs"])
+        records = self.family.serve_records(columns)
+        return self.family.predict(self.model, records, self.tok, self.saved.head or {})
 
 
-class LanguageModelScorer(mlflow.pyfunc.PythonModel):
+class LanguageModel(mlflow.pyfunc.PythonModel):
     """A pretrained causal LM: texts → perplexity (exp of the mean next-token loss)."""
 
     def load_context(self, context) -> None:
         self.load(context.artifacts["model_dir"])
 
-    def load(self, model_dir: str | Path) -> "LanguageModelScorer":
+    def load(self, model_dir: str | Path) -> "LanguageModel":
         from lmforge.data.tokenizer import load_tokenizer
-        from lmforge.models.io import load_backbone
+        from lmforge.models import load_backbone
 
-        self.backbone, self.config = load_backbone(model_dir)
+        self.backbone, self.saved = load_backbone(model_dir)
         self.backbone.eval()
         self.tok = load_tokenizer(model_dir)
-        self.max_len = int(self.config["backbone"].get("max_len", 256))
         return self
 
     def predict(self, context, model_input, params=None) -> list[float]:
@@ -100,8 +90,8 @@ class LanguageModelScorer(mlflow.pyfunc.PythonModel):
 
         out = []
         with torch.no_grad():
-            for text in texts_of(model_input):
-                ids = torch.tensor([self.tok.encode(text).ids[: self.max_len]])
+            for text in columns_of(model_input, ["text"])["text"]:
+                ids = torch.tensor([self.tok.encode(str(text)).ids[: self.backbone.cfg.max_len]])
                 if ids.shape[1] < 2:
                     out.append(float("nan"))
                     continue
@@ -109,32 +99,3 @@ class LanguageModelScorer(mlflow.pyfunc.PythonModel):
                 loss = F.cross_entropy(logits[0, :-1].float(), ids[0, 1:])
                 out.append(math.exp(min(float(loss), 50.0)))
         return out
-
-
-class TokenTagger(mlflow.pyfunc.PythonModel):
-    """A fine-tuned tagger (NER): texts → one tag per whitespace-separated word."""
-
-    def load_context(self, context) -> None:
-        self.load(context.artifacts["model_dir"])
-
-    def load(self, model_dir: str | Path) -> "TokenTagger":
-        from omegaconf import OmegaConf
-
-        from lmforge.data.tokenizer import load_tokenizer
-        from lmforge.tasks import load_model
-
-        self.model, self.family, self.config = load_model(model_dir)
-        self.tok = load_tokenizer(model_dir)
-        self.task = OmegaConf.create(self.config["task_config"])
-        self.meta = self.config.get("meta") or {"labels": self.config["labels"]}
-        return self
-
-    def predict(self, context, model_input, params=None) -> list[list[str]]:
-        records = [{"tokens": text.split()} for text in texts_of(model_input)]
-        return self.family.predict(self.model, records, self.tok, self.meta, self.task)
-
-
-# config.json "kind" → the pyfunc class serving it (QA and generation models take structured
-# inputs and are not served yet)
-PYFUNCS = {"sequence_classifier": TextClassifier, "token_classifier": TokenTagger,
-           "causal_lm": LanguageModelScorer}

@@ -162,8 +162,9 @@ def special_ids(tok: Tokenizer, strict: bool = False) -> dict[str, int]:
 
     Looks each one up as declared by the tokenizer's directory (``special_tokens_map.json`` /
     ``tokenizer_config.json``, read by `load_tokenizer`), then as lmforge spells it, then by
-    `SPECIAL_ALIASES`. A tokenizer without a pad token (GPT-2) pads with its eos. ``pad`` and
-    ``eos`` must resolve; with ``strict`` all six must (lmforge's own tokenizers have them all).
+    `SPECIAL_ALIASES`. A tokenizer without a pad token (GPT-2) pads with its eos, and one without
+    a separator separates with its eos. ``pad`` and ``eos`` must resolve; with ``strict`` all six
+    must (lmforge's own tokenizers have them all).
     """
     declared = getattr(tok, "lmforge_special_tokens", None) or {}
     out = {}
@@ -173,12 +174,12 @@ def special_ids(tok: Tokenizer, strict: bool = False) -> dict[str, int]:
             if idx is not None:
                 out[name] = idx
                 break
-    if "pad" not in out and "eos" in out:
-        out["pad"] = out["eos"]
-    required = SPECIAL_NAMES if strict else ("pad", "eos")
+    required = SPECIAL_NAMES if strict else ("eos",)
     missing = [SPECIAL_NAMES[n] for n in required if n not in out]
     if missing:
         raise DataError(f"tokenizer has no special token {missing[0]!r} (expected {SPECIAL_TOKENS})")
+    out.setdefault("pad", out["eos"])
+    out.setdefault("sep", out["eos"])
     return out
 
 

@@ -1,44 +1,191 @@
-"""Backbones by name. A backbone maps token ids [B, T] (+ attention mask) to hidden states
-[B, T, cfg.d_model], has `lm_logits(hidden)`, `num_params()` and `flops_per_token(T)`.
-A new backbone is one module here plus an entry in ARCHS and a conf/model/ file."""
+"""Backbones: token ids [B, T] (+ attention mask) → hidden states [B, T, d_model], with a tied LM head.
+
+A backbone is one module plus one `conf/model/*.yaml`. The module defines its settings (a subclass
+of `BackboneConfig`: the fields of the model group, plus those lmforge derives: vocabulary, padding
+id, reading direction) and a `Backbone` subclass registered under its `arch` name:
+
+    @register("lstm")
+    class LSTM(Backbone):
+        config_class = LSTMConfig
+
+        @classmethod
+        def capabilities(cls, config): return Capabilities(causal=True, bidirectional=False, ...)
+
+Nothing outside the module branches on its name: checks ask `capabilities` (can it be pretrained
+left to right? both ways? how does it generate? what standard class does it export as?).
+`model.arch` is a registered name — found by importing `lmforge.models.<arch>` the first time — or
+a module path (`my_package.my_backbone`) for a backbone that lives outside lmforge.
+"""
 
 from __future__ import annotations
 
-from dataclasses import fields
-from typing import Any
+import importlib
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, ClassVar, Optional
 
+import torch
 from torch import nn
 
-from lmforge.errors import ConfigError
-from lmforge.models.hf import HFBackbone, HFConfig
-from lmforge.models.lstm import LSTM, LSTMConfig
-from lmforge.models.transformer import Transformer, TransformerConfig
-
-ARCHS: dict[str, tuple[type[nn.Module], type]] = {
-    "transformer": (Transformer, TransformerConfig),
-    "lstm": (LSTM, LSTMConfig),
-    "hf": (HFBackbone, HFConfig),
-}
+from lmforge.errors import ConfigError, DataError
+from lmforge.schema import build, setting
 
 
-def _arch(name: str) -> tuple[type[nn.Module], type]:
-    if name not in ARCHS:
-        raise ConfigError(f"model.arch={name!r} is not one of {sorted(ARCHS)}")
-    return ARCHS[name]
+@dataclass(frozen=True)
+class Capabilities:
+    causal: bool  # can read left to right: next-token pretraining (objective=clm) and generation
+    bidirectional: bool  # can read both ways: masked-LM pretraining (objective=mlm)
+    # how a causal backbone decodes: "kv_cache" (incremental, lmforge's beam search), "transformers"
+    # (its own `generate`), "recompute" (the whole sequence again per token); None: it cannot
+    generation: Optional[str] = None
+    exports_as: Optional[str] = None  # "gpt2" (GPT-2's exact layout), "transformers" (its own class), None
+    brings_tokenizer: bool = False  # a checkpoint with its own tokenizer (the corpus is re-tokenized)
 
 
-def backbone_spec(model_cfg: dict[str, Any], **derived: Any) -> dict[str, Any]:
-    """The saved description of a backbone: its arch plus the fields its config class takes,
-    from the `model` config group and from `derived` values (vocab_size, pad_id, causal…)."""
-    arch = model_cfg.get("arch", "transformer")
-    _, cfg_cls = _arch(arch)
-    names = {f.name for f in fields(cfg_cls)}
-    merged = {**model_cfg, **derived}
-    return {"arch": arch, **{k: v for k, v in merged.items() if k in names}}
+@dataclass
+class BackboneConfig:
+    """What every backbone has: the fields of its `conf/model/*.yaml`, plus derived ones."""
+
+    max_len: int = setting(256, gt=0)
+    dropout: float = setting(0.0, ge=0, lt=1)
+    vocab_size: int = setting(0, ge=0, derived=True)
+    pad_id: int = setting(0, ge=0, derived=True)
+    causal: bool = setting(True, derived=True)  # how it was (or will be) trained: left to right or not
 
 
-def build_backbone(spec: dict[str, Any]) -> nn.Module:
-    """A freshly initialised backbone from its spec (see `backbone_spec`)."""
+class Backbone(nn.Module):
+    """The interface heads, objectives and stages use. Subclasses set `config_class` and implement
+    `forward`, `lm_logits`, `num_params`, `flops_per_token` and `capabilities`."""
+
+    arch: ClassVar[str] = ""
+    config_class: ClassVar[type] = BackboneConfig
+
+    cfg: Any
+
+    @classmethod
+    def capabilities(cls, config: Any) -> Capabilities:
+        raise NotImplementedError
+
+    @classmethod
+    def create(cls, config: Any) -> "Backbone":
+        """The backbone to pretrain: freshly initialised from `config` (a checkpoint backbone loads
+        its weights here)."""
+        return cls(config)
+
+    @classmethod
+    def tokenizer_dir(cls, config: Any) -> Optional[Path]:
+        """The tokenizer a checkpoint brings (None: the one the prepare stage trains)."""
+        return None
+
+    def spec(self) -> dict:
+        """What `build_backbone` needs to rebuild this architecture (saved with the model)."""
+        return {"arch": self.arch, **asdict(self.cfg)}
+
+    def forward(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def lm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def num_params(self, non_embedding: bool = True) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def flops_per_token(self, seq_len: int) -> float:
+        return 6 * self.num_params()
+
+
+_REGISTRY: dict[str, type[Backbone]] = {}
+
+
+def register(arch: str):
+    """Class decorator: make a Backbone subclass available as `model.arch=<arch>`."""
+
+    def add(cls: type[Backbone]) -> type[Backbone]:
+        cls.arch = arch
+        _REGISTRY[arch] = cls
+        return cls
+
+    return add
+
+
+def backbone_class(arch: str) -> type[Backbone]:
+    """The registered backbone `arch` (importing `lmforge.models.<arch>`, or the module path `arch`)."""
+    if arch not in _REGISTRY:
+        module = arch if "." in arch else f"lmforge.models.{arch}"
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if e.name and module.startswith(e.name):
+                known = sorted({*_REGISTRY, *(p.stem for p in Path(__file__).parent.glob("*.py")
+                                               if p.stem not in ("__init__", "heads"))})
+                raise ConfigError(f"model.arch={arch!r} is not a backbone lmforge knows ({', '.join(known)}; "
+                                  f"or a module path that registers one)") from None
+            raise
+        if arch not in _REGISTRY:
+            raise ConfigError(f"model.arch={arch!r}: module {module} registers no backbone of that name")
+    return _REGISTRY[arch]
+
+
+def settings(model: Any) -> tuple[type[Backbone], Any]:
+    """(the backbone class, its checked settings) of the `model` config section (`arch`, and the
+    settings of that backbone; `name` is the config's own name, kept for the record)."""
+    from omegaconf import DictConfig, OmegaConf
+
+    data = OmegaConf.to_container(model, resolve=True) if isinstance(model, DictConfig) else dict(model or {})
+    data.pop("name", None)
+    arch = data.pop("arch", None)
+    if not arch:
+        raise ConfigError("model.arch is not set: choose a model, e.g. model=gpt_tiny")
+    cls = backbone_class(str(arch))
+    return cls, build(cls.config_class, data, "model")
+
+
+def from_spec(spec: dict[str, Any]) -> tuple[type[Backbone], Any]:
+    """(backbone class, its settings) of a saved spec (see `Backbone.spec`)."""
     spec = dict(spec)
-    cls, cfg_cls = _arch(spec.pop("arch", "transformer"))
-    return cls(cfg_cls(**spec))
+    cls = backbone_class(spec.pop("arch"))
+    names = {f.name for f in fields(cls.config_class)}
+    return cls, cls.config_class(**{k: v for k, v in spec.items() if k in names})
+
+
+def build_backbone(spec: dict[str, Any]) -> Backbone:
+    """A freshly initialised backbone from a saved spec."""
+    cls, config = from_spec(spec)
+    return cls(config)
+
+
+def check_state(own: dict[str, torch.Tensor], state: dict[str, torch.Tensor], source: str | Path) -> None:
+    """Fail, naming the file and the first tensor, when weights do not fit a model (missing or extra
+    tensors, another shape): the one check for model directories and training checkpoints alike."""
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    if missing or unexpected:
+        raise ConfigError(f"{source}: weights do not fit the configured model (missing {missing[:3]}, "
+                          f"unexpected {unexpected[:3]}): it is from another model")
+    for k, v in state.items():
+        if own[k].shape != v.shape:
+            raise ConfigError(f"{source}: tensor {k!r} has shape {tuple(v.shape)} but the configured model "
+                              f"expects {tuple(own[k].shape)}: it is from a different model shape")
+
+
+def load_weights(module: nn.Module, state: dict[str, torch.Tensor], source: str | Path) -> None:
+    check_state(module.state_dict(), state, source)
+    module.load_state_dict(state)
+
+
+def load_backbone(directory: str | Path):
+    """(backbone with its weights, SavedModel) of a model directory (pretrained or fine-tuned)."""
+    from lmforge.saved_model import SavedModel
+
+    saved = SavedModel.load(directory)
+    backbone = build_backbone(saved.backbone)
+    prefix = "backbone."
+    state = {k[len(prefix):]: v for k, v in saved.weights(directory).items() if k.startswith(prefix)}
+    if not state:
+        raise DataError(f"{Path(directory) / 'model.safetensors'}: holds no backbone weights")
+    load_weights(backbone, state, Path(directory) / "model.safetensors")
+    return backbone, saved
+
+
+__all__ = ["Backbone", "BackboneConfig", "Capabilities", "register", "backbone_class", "settings", "from_spec",
+           "build_backbone", "check_state", "load_weights", "load_backbone"]

@@ -1,9 +1,12 @@
-"""Task heads over a backbone's hidden states."""
+"""What heads over a backbone share: pooling, the output layer's initialisation, the LM heads of
+the pretraining objectives, and the label of positions no loss is taken at."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+IGNORE_INDEX = -100  # the label of positions a loss skips (torch's cross_entropy default)
 
 
 def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -24,28 +27,6 @@ def linear_head(d_model: int, n_out: int) -> nn.Linear:
     nn.init.normal_(head.weight, std=0.02)
     nn.init.zeros_(head.bias)
     return head
-
-
-class SequenceClassifier(nn.Module):
-    """Backbone → mean over real tokens → dropout → linear. Works for causal and bidirectional
-    backbones (with right padding, a causal backbone never attends to the padding).
-
-    `pooling="last"` takes the last real token instead (what `GPT2ForSequenceClassification`
-    does, so such a classifier over the native causal Transformer exports to it exactly)."""
-
-    def __init__(self, backbone: nn.Module, n_labels: int, dropout: float = 0.1, pooling: str = "mean"):
-        super().__init__()
-        if pooling not in ("mean", "last"):
-            raise ValueError(f"pooling={pooling!r} is not one of ['mean', 'last']")
-        self.pooling = pooling
-        self.backbone = backbone
-        self.drop = nn.Dropout(dropout)
-        self.head = linear_head(backbone.cfg.d_model, n_labels)
-
-    def forward(self, ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.backbone(ids, attention_mask)
-        pool = masked_mean if self.pooling == "mean" else last_token
-        return self.head(self.drop(pool(hidden, attention_mask)))
 
 
 class CausalLM(nn.Module):

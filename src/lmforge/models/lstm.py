@@ -8,40 +8,45 @@ on it as on the causal Transformer. The LSTM's hidden size is `d_model` so the h
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lmforge.errors import ConfigError
+from lmforge.models import Backbone, BackboneConfig, Capabilities, register
+from lmforge.schema import setting
+
 
 @dataclass
-class LSTMConfig:
-    vocab_size: int
-    d_model: int = 256
-    n_layers: int = 2
-    max_len: int = 256  # no positional table: only bounds the sequences (like the Transformer's)
-    dropout: float = 0.0
-    pad_id: int = 0
-    causal: bool = True  # always: an LSTM reads left to right
-
-    def __post_init__(self):
-        if not self.causal:
-            raise ValueError("an LSTM backbone is causal (left to right): causal=False is not possible")
+class LSTMConfig(BackboneConfig):
+    # max_len: no positional table; it only bounds the sequences (like the Transformer's)
+    d_model: int = setting(256, gt=0)
+    n_layers: int = setting(2, gt=0)
 
     @property
     def padded_vocab_size(self) -> int:
         return ((self.vocab_size + 63) // 64) * 64
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    def check(self, key: str) -> None:
+        if not self.causal:
+            raise ConfigError("an LSTM reads left to right: it cannot be trained bidirectionally (objective=mlm)")
 
 
-class LSTM(nn.Module):
+@register("lstm")
+class LSTM(Backbone):
     """Token ids [B, T] → hidden states [B, T, d_model]; `lm_logits` applies the tied head."""
+
+    config_class = LSTMConfig
+
+    @classmethod
+    def capabilities(cls, config: LSTMConfig) -> Capabilities:
+        return Capabilities(causal=True, bidirectional=False, generation="recompute")
 
     def __init__(self, cfg: LSTMConfig):
         super().__init__()
+        cfg.check("model")
         self.cfg = cfg
         self.wte = nn.Embedding(cfg.padded_vocab_size, cfg.d_model)
         self.drop = nn.Dropout(cfg.dropout)

@@ -9,33 +9,33 @@ so that the weights map one-to-one onto `transformers.GPT2LMHeadModel`.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lmforge.errors import ConfigError
+from lmforge.models import Backbone, BackboneConfig, Capabilities, register
+from lmforge.schema import setting
+
 
 @dataclass
-class TransformerConfig:
-    vocab_size: int
-    d_model: int = 128
-    n_layers: int = 4
-    n_heads: int = 4
-    d_ff: int = 512
-    max_len: int = 256
-    dropout: float = 0.0
-    causal: bool = True
-    pad_id: int = 0
-    layer_norm_eps: float = 1e-5
+class TransformerConfig(BackboneConfig):
+    d_model: int = setting(128, gt=0)
+    n_layers: int = setting(4, gt=0)
+    n_heads: int = setting(4, gt=0)
+    d_ff: int = setting(512, gt=0)
+    layer_norm_eps: float = setting(1e-5, gt=0)
 
     @property
     def padded_vocab_size(self) -> int:
         """Embedding rows, rounded up to a multiple of 64 (faster matmuls)."""
         return ((self.vocab_size + 63) // 64) * 64
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    def check(self, key: str) -> None:
+        if self.d_model % self.n_heads:
+            raise ConfigError(f"{key}.d_model={self.d_model} is not divisible by {key}.n_heads={self.n_heads}")
 
 
 class SelfAttention(nn.Module):
@@ -115,11 +115,22 @@ class Block(nn.Module):
         return x + self.mlp(self.ln_2(x))
 
 
-class Transformer(nn.Module):
-    """Token ids [B, T] → hidden states [B, T, d_model]; `lm_logits` applies the tied head."""
+@register("transformer")
+class Transformer(Backbone):
+    """Token ids [B, T] → hidden states [B, T, d_model]; `lm_logits` applies the tied head.
+    Causal or bidirectional (`cfg.causal`, set by the pretraining objective); GPT-2's exact layout
+    when causal, so it exports to `GPT2LMHeadModel`."""
+
+    config_class = TransformerConfig
+
+    @classmethod
+    def capabilities(cls, config: TransformerConfig) -> Capabilities:
+        return Capabilities(causal=True, bidirectional=True, generation="kv_cache" if config.causal else None,
+                            exports_as="gpt2" if config.causal else None)
 
     def __init__(self, cfg: TransformerConfig):
         super().__init__()
+        cfg.check("model")
         self.cfg = cfg
         self.wte = nn.Embedding(cfg.padded_vocab_size, cfg.d_model)
         self.wpe = nn.Embedding(cfg.max_len, cfg.d_model)

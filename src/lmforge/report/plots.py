@@ -18,3 +18,9 @@ def task_scores_csv(metrics: dict, path: Path) -> None:
             if who in t:
                 rows.append(f"{task} / {who},{task},{who},{t['metric']},{t[who][t['metric']]:.6f}")
     write_text(path, "\n".join(rows) + "\n")
+
+
+def timings_csv(rows: list[dict], path: Path) -> None:
+    """stage,seconds — each stage's wall time, for a `dvc plots` bar chart (kept out of the metrics:
+    it changes from one run to the next)."""
+    write_text(path, "stage,seconds\n" + "".join(f"{r['stage']},{r['seconds']:.2f}\n" for r in rows))

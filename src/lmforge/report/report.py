@@ -14,9 +14,10 @@ INIT_ORDER = ("pretrained", "scratch", "baseline")
 
 
 def summary_metrics(pretrain: dict, tasks: dict[str, dict]) -> dict:
-    """`reports/metrics.json`: {"pretrain": {...}, "tasks": {task: {"metric", "scale", "pretrained", ...}}}.
+    """`reports/metrics.json` — results only, the same after an unchanged re-run: {"pretrain":
+    {val_loss, val_ppl, steps, n_params}, "tasks": {task: {"metric", "scale", "pretrained", ...}}}.
     `scale` is the primary metric's maximum: 1 (accuracy, F1) or 100 (SQuAD, ROUGE, BLEU)."""
-    keep = ("val_loss", "val_ppl", "tokens_per_s", "mfu", "steps", "n_params", "wall_s")
+    keep = ("val_loss", "val_ppl", "steps", "n_params")
     return {
         "pretrain": {k: pretrain[k] for k in keep if k in pretrain},
         "tasks": {
@@ -25,6 +26,17 @@ def summary_metrics(pretrain: dict, tasks: dict[str, dict]) -> dict:
             for name, m in sorted(tasks.items())
         },
     }
+
+
+def timings(prepare: dict, pretrain: dict, finetune: dict[tuple[str, str], dict], evaluate: dict[str, dict]) -> list[dict]:
+    """Each stage's wall time (and pretraining's throughput): machine-dependent, kept apart from
+    the results (`reports/plots/timings.csv`, a `dvc plots` bar chart)."""
+    rows = [{"stage": "prepare", "seconds": prepare["wall_s"]},
+            {"stage": "pretrain", "seconds": pretrain["wall_s"], "tokens_per_s": pretrain.get("tokens_per_s"),
+             "mfu": pretrain.get("mfu")}]
+    rows += [{"stage": f"finetune@{task} ({init})", "seconds": s["wall_s"]} for (task, init), s in sorted(finetune.items())]
+    rows += [{"stage": f"evaluate@{task}", "seconds": e["wall_s"]} for task, e in sorted(evaluate.items())]
+    return rows
 
 
 def _fmt(x: float) -> str:
@@ -57,7 +69,7 @@ def markdown(metrics: dict, prepare: dict, pretrain: dict, finetune: dict[tuple[
         f"{p.get('n_params', 0):,} parameters, {p.get('steps')} steps; every task below fine-tunes this "
         f"backbone (`pretrained`) or the same architecture freshly initialised (`scratch`)",
         f"- validation loss **{p['val_loss']:.3f}**, perplexity **{p['val_ppl']:.1f}**",
-        f"- throughput {p['tokens_per_s']:,.0f} tokens/s, MFU {100 * p['mfu']:.1f}% "
+        f"- throughput {pretrain.get('tokens_per_s', 0):,.0f} tokens/s, MFU {100 * pretrain.get('mfu', 0):.1f}% "
         f"(against a matmul peak of {pretrain.get('peak_flops', 0) / 1e9:.0f} GFLOP/s measured at start, "
         f"{pretrain.get('device', '?')}, {pretrain.get('precision', '?')})",
         "",
@@ -70,37 +82,36 @@ def markdown(metrics: dict, prepare: dict, pretrain: dict, finetune: dict[tuple[
         key = t["metric"]
         cells = [_fmt(t[who][key]) if who in t else "–" for who in INIT_ORDER]
         lines.append(f"| {name} | {key} | {_scale(t)} | " + " | ".join(cells) + " |")
-    lines += ["", "Metrics: accuracy / macro-F1 (torchmetrics); entity-level F1 (seqeval); SQuAD exact "
-              "match / F1 (torchmetrics, official normalisation); ROUGE-1/2/L F-measure with stemming "
-              "(rouge_score); BLEU and chrF (sacrebleu). Baselines: majority class; most frequent tag per "
-              "word; the sentence with most question-word overlap, best span in it; the lead sentence; "
-              "word-by-word lexicon (or copy-source) translation."]
+    lines += ["", "| task | family | model | metric | baseline |", "| --- | --- | --- | --- | --- |"]
+    for name, e in sorted(evaluate.items()):
+        d = e.get("description", {})
+        lines.append(f"| {name} | {e.get('family', '')} | {d.get('model', '')} | {d.get('metric', '')} "
+                     f"| {d.get('baseline', '')} |")
     lines += ["", "Secondary metrics:", ""]
     for name, t in metrics["tasks"].items():
         for who in INIT_ORDER:
             if who in t:
                 lines.append(f"- {name} / {who}: " + ", ".join(f"{k} {_fmt(v)}" for k, v in t[who].items()))
+    n = next((c["n"] for e in evaluate.values() for c in e.get("contamination", {}).values()), 13)
     lines += [
         "",
         "## Contamination",
         "",
-        f"Share of validation/test documents with any {next(iter(prepare['contamination'].values()), {}).get('n', 13)}"
-        "-gram in the pretraining corpus, and share of their n-grams found there (no evaluation "
-        "document is itself in the corpus; template phrases account for shared n-grams):",
+        f"Share of validation/test documents with any {n}-gram in the pretraining corpus, and share of their "
+        "n-grams found there (no built-in evaluation document is itself in the corpus; template phrases "
+        "account for shared n-grams):",
         "",
         "| split | documents | with overlap | fraction of documents | fraction of n-grams |",
         "| --- | --- | --- | --- | --- |",
     ]
-    for split, c in prepare["contamination"].items():
-        lines.append(f"| {split} | {c['docs']} | {c['docs_with_overlap']} | {c['fraction_docs']:.4f} "
-                     f"| {c['fraction_ngrams']:.4f} |")
-    lines += ["", "## Wall time", "", "| stage | seconds | tokens/s |", "| --- | --- | --- |"]
-    lines.append(f"| prepare | {prepare['wall_s']:.1f} | |")
-    lines.append(f"| pretrain | {pretrain['wall_s']:.1f} | {pretrain['tokens_per_s']:,.0f} |")
-    for (task, init), s in sorted(finetune.items()):
-        lines.append(f"| finetune@{task} ({init}) | {s['wall_s']:.1f} | |")
     for task, e in sorted(evaluate.items()):
-        lines.append(f"| evaluate@{task} | {e['wall_s']:.1f} | |")
+        for split, c in e.get("contamination", {}).items():
+            lines.append(f"| {task}/{split} | {c['docs']} | {c['docs_with_overlap']} | {c['fraction_docs']:.4f} "
+                         f"| {c['fraction_ngrams']:.4f} |")
+    lines += ["", "## Wall time", "", "| stage | seconds | tokens/s |", "| --- | --- | --- |"]
+    for row in timings(prepare, pretrain, finetune, evaluate):
+        tps = f"{row['tokens_per_s']:,.0f}" if row.get("tokens_per_s") else ""
+        lines.append(f"| {row['stage']} | {row['seconds']:.1f} | {tps} |")
     lines += ["", "Figures: `figures/pretrain_loss.png`, `figures/tasks.png`.", ""]
     return "\n".join(lines)
 

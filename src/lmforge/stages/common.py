@@ -1,21 +1,34 @@
-"""What every stage shares: paths, the MLflow child run, the resolved config, timing."""
+"""What every stage shares: its context (config, paths, MLflow run, clock), opened by `stage()`.
+
+    with stage(cfg, "pretrain", PARAMS) as ctx:   # PARAMS: the hyperparameter sections it reads
+        ...setup → fit → save, writing under ctx.paths, logging to ctx.run
+
+`stage()` takes the stage's sections from params.yaml when DVC runs it (`cfg.params_file`), keeps
+only those sections (reading another fails at once), checks them, seeds, and — on the main
+process only (global rank 0; the others of a multi-process run neither track nor write) — opens
+the stage's MLflow run with the sections as params.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from omegaconf import DictConfig, OmegaConf
 
-from lmforge.config import flatten, to_container, validate
-from lmforge.track.mlflow import StageRun
+from lmforge.config import INITS, SCALARS, SECTIONS, flatten, load_params, narrow, section
+from lmforge.errors import ConfigError
+from lmforge.track.run import StageRun
 
 log = logging.getLogger("lmforge")
 
-INITS = ("pretrained", "scratch")  # a fine-tune starts from the pretrained backbone or from scratch
+__all__ = ["INITS", "Paths", "StageContext", "stage", "task_names", "is_main_process", "seed_everything", "log"]
 
 
 def seed_everything(seed: int) -> None:
@@ -30,6 +43,23 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def is_main_process() -> bool:
+    """Global rank 0 of a multi-process run (Lightning's DDP children, SLURM tasks, other nodes
+    carry a non-zero rank in their environment); a single process is always the main one."""
+    return all(os.environ.get(var, "0") == "0"
+               for var in ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"))
+
+
+def task_names(cfg: DictConfig) -> list[str]:
+    """The tasks a finetune/evaluate run covers: `only_task`, else every configured task."""
+    if cfg.get("only_task"):
+        return [cfg.only_task]
+    tasks = load_params(cfg, ("task",)).task if cfg.get("params_file") else cfg.task
+    if not tasks:
+        raise ConfigError("no task is configured: choose one or more, e.g. task=topic or 'task=[topic,ner]'")
+    return list(tasks)
+
+
 class Paths:
     """Where each stage reads and writes (DVC outs), from `cfg.paths`."""
 
@@ -39,30 +69,51 @@ class Paths:
         self.prepare = art / "prepare"
         self.tokens = self.prepare / "tokens"
         self.tokenizer = self.prepare / "tokenizer"
-        self.tasks = self.prepare / "tasks"
+        self.corpus_index = self.prepare / "index"
         self.pretrain = art / "pretrain"
         self.pretrained_model = self.pretrain / "model"
         self.finetune = art / "finetune"
         self.reports = rep
         self.checkpoints = Path(cfg.paths.checkpoints)
+        self.cache = self.checkpoints.parent  # .lmforge/: checkpoints, re-tokenized corpora
 
     def finetuned(self, task: str, init: str) -> Path:
         return self.finetune / task / init
 
 
+@dataclass
+class StageContext:
+    cfg: DictConfig  # the stage's config: its hyperparameter sections and the app settings
+    paths: Paths
+    run: StageRun
+    is_main: bool  # the one process that writes outputs and tracks
+    started: float
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def record(self, name: str, settings: Any) -> None:
+        """Log a checked section (a dataclass, e.g. a task family's settings) as params `name.*`."""
+        data = dataclasses.asdict(settings) if dataclasses.is_dataclass(settings) else settings
+        self.run.log_params(flatten({name: data}))
+
+
 @contextmanager
-def stage(cfg: DictConfig, name: str, tags: dict | None = None) -> Iterator[StageRun]:
-    """Validate, seed, open the MLflow child run (params = the flattened resolved config),
-    log the resolved config, and time the stage (`elapsed()` inside the body)."""
-    validate(cfg)
-    seed_everything(cfg.seed)
-    resolved = to_container(cfg)
+def stage(cfg: DictConfig, name: str, sections: tuple[str, ...], tags: dict | None = None) -> Iterator[StageContext]:
+    """Open a stage (see the module docstring); `model` and `task`, which only a backbone or a
+    family can check, the stage checks and records itself (`StageContext.record`)."""
+    if cfg.get("params_file"):
+        cfg = load_params(cfg, sections)
+    cfg = narrow(cfg, sections)
+    checked = {s: section(cfg, s) for s in sections if s in SECTIONS or s in SCALARS}
+    seed_everything(checked.get("seed", 0))
+    main = is_main_process()
+    tracking = cfg.tracking if main else OmegaConf.create({"enabled": False})
+    params = flatten({s: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for s, v in checked.items()})
     paths = Paths(cfg)
-    with StageRun(cfg.tracking, name, flatten(resolved), tags, root=paths.root) as run:
-        run.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
-        t0 = time.perf_counter()
-        run.paths = paths
-        run.elapsed = lambda: time.perf_counter() - t0
-        yield run
-        run.log_metrics({"wall_s": run.elapsed()})
-        log.info("%s done in %.1f s", name, run.elapsed())
+    with StageRun(tracking, name, params, tags, root=paths.root) as run:
+        ctx = StageContext(cfg, paths, run, main, time.perf_counter())
+        yield ctx
+        run.log_metrics({"wall_s": ctx.elapsed()})
+        if main:
+            log.info("%s done in %.1f s", name, ctx.elapsed())

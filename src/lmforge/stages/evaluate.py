@@ -1,64 +1,106 @@
-"""evaluate@<task>: test-split metrics of every fine-tuned init beside the family's trivial
-baseline, plot data for `dvc plots` (a confusion matrix, and each system's primary score), and a
-sample of predictions. Works for every task family (`lmforge.tasks`)."""
+"""evaluate@<task>: test-split metrics of each fine-tuned init (`cfg.inits`) beside the family's
+trivial baseline, the contamination of the task's evaluation splits by the pretraining corpus,
+plot data for `dvc plots` (a confusion matrix, each system's primary score) and a sample of
+predictions. Works for every task family (`lmforge.tasks`).
+
+Evaluate scores only models that belong to this run: each fine-tuned directory must have been
+built from the current pretrained model (its weights digest) with the task's current training
+settings; a missing or foreign model is an error that says which command makes it. Settings read
+only at evaluation (beam size, n-best, …) may differ: they are the point of re-evaluating.
+"""
 
 from __future__ import annotations
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from lmforge.data.corpus_index import CorpusIndex
 from lmforge.data.tokenizer import load_tokenizer
 from lmforge.errors import DataError
 from lmforge.fileio import write_json, write_jsonl, write_text
-from lmforge.stages.common import INITS, log, stage
-from lmforge.tasks import check_config, family, load_model, load_splits
+from lmforge.saved_model import SavedModel
+from lmforge.stages.common import StageContext, log, stage, task_names
+from lmforge.tasks import configure, load_task_model
+from lmforge.tasks.base import training_settings
+from lmforge.tasks.splits import load_splits
+
+PARAMS = ("seed", "max_task_records", "task")
 
 
 def _csv_cell(x: str) -> str:
     return '"' + x.replace('"', '""') + '"' if any(c in x for c in ',"\n') else x
 
 
+def models(ctx: StageContext, family) -> dict:
+    """{init: (model, saved)} of the inits to score, each checked to belong to this run."""
+    p, task = ctx.paths, family.task
+    pretrained = SavedModel.load(p.pretrained_model)
+    make = f"`python pipelines/finetune.py task={task}` (or `dvc repro finetune@{task}`)"
+    out = {}
+    for init in ctx.cfg.inits:
+        model_dir = p.finetuned(task, init) / "model"
+        if not model_dir.is_dir():
+            raise DataError(f"{model_dir}: no fine-tuned {init} model of task {task!r}: run {make}")
+        model, trained, saved = load_task_model(model_dir)
+        why = None
+        if saved.task != task or saved.init != init:
+            why = f"it is the {saved.init} model of task {saved.task!r}"
+        elif saved.pretrained_digest != pretrained.weights_digest:
+            why = (f"it was fine-tuned from another pretrained model (digest {saved.pretrained_digest}, the current "
+                   f"{p.pretrained_model} is {pretrained.weights_digest})")
+        elif training_settings(trained.config) != training_settings(family.config):
+            now, then = training_settings(family.config), training_settings(trained.config)
+            keys = sorted(k for k in {*now, *then} if now.get(k) != then.get(k))
+            why = f"it was fine-tuned with other settings ({', '.join(f'task.{task}.{k}' for k in keys)})"
+        if why:
+            raise DataError(f"{model_dir}: {why}; re-run {make}")
+        out[init] = (model, saved)
+    return out
+
+
 def run(cfg: DictConfig) -> dict:
-    task = cfg.task
-    check_config(task, cfg.model.max_len)
-    fam = family(task.family)
-    with stage(cfg, f"evaluate/{task.name}", tags={"lmforge.task": task.name}) as run:
-        p = run.paths
-        splits, _, skipped = load_splits(task, p.tasks, cfg.seed)
+    return {task: evaluate(cfg, task) for task in task_names(cfg)}
+
+
+def evaluate(cfg: DictConfig, task: str) -> dict:
+    one = OmegaConf.merge(cfg, {"only_task": task})
+    with stage(one, f"evaluate/{task}", PARAMS, tags={"lmforge.task": task}) as ctx:
+        p = ctx.paths
+        family = configure(task, ctx.cfg.task[task])
+        ctx.record(f"task.{task}", family.config)
+        splits = load_splits(family, ctx.cfg.seed, ctx.cfg.max_task_records, p.corpus_index, p.root)
         test = splits["test"]
-        inits = [i for i in INITS if (p.finetuned(task.name, i) / "model").is_dir()]
-        if not inits:
-            raise DataError(f"no fine-tuned model under {p.finetune / task.name}: run finetune first")
+        scored = models(ctx, family)
 
-        primary = fam.primary(task)
-        results: dict = {"task": task.name, "family": fam.name, "metric": primary, "scale": fam.scales[primary],
-                         "scales": dict(fam.scales), "n_test": len(test), "skipped": skipped}
+        results: dict = {"task": task, "family": family.name, "metric": family.primary, "scale": family.scale,
+                         "description": family.description, "inits": list(scored), "n_test": len(test),
+                         "skipped": splits.skipped}
         predictions: dict[str, list] = {}
-        meta: dict = {}
-        for init in inits:
-            model_dir = p.finetuned(task.name, init) / "model"
-            model, _, mcfg = load_model(model_dir)
-            meta = mcfg.get("meta") or {"labels": mcfg.get("labels")}
-            tok = load_tokenizer(model_dir)
-            predictions[init] = fam.predict(model, test, tok, meta, task)
-            results[init] = fam.scores(predictions[init], test, meta)
-        predictions["baseline"] = fam.baseline(splits["train"], test, meta, task, cfg.seed)
-        results["baseline"] = fam.scores(predictions["baseline"], test, meta)
-        results["wall_s"] = run.elapsed()
-        write_json(p.reports / "metrics" / f"{task.name}.json", results)
-
-        for init in inits:
-            pairs = fam.outcomes(test, predictions[init])
-            write_text(p.reports / "plots" / "confusion" / f"{task.name}-{init}.csv",
+        head: dict = {}
+        for init, (model, saved) in scored.items():
+            head = saved.head or {}
+            tok = load_tokenizer(p.finetuned(task, init) / "model")
+            predictions[init] = family.predict(model, test, tok, head)
+            results[init] = family.scores(predictions[init], test, head)
+        predictions["baseline"] = family.baseline(splits["train"], test, head, ctx.cfg.seed)
+        results["baseline"] = family.scores(predictions["baseline"], test, head)
+        index = CorpusIndex(p.corpus_index)
+        results["contamination"] = {split: index.overlap(family.document(r) for r in splits[split])
+                                    for split in ("validation", "test")}
+        results["wall_s"] = ctx.elapsed()
+        systems = (*scored, "baseline")
+        write_json(p.reports / "metrics" / f"{task}.json", results)
+        for init in scored:
+            pairs = family.outcomes(test, predictions[init])
+            write_text(p.reports / "plots" / "confusion" / f"{task}-{init}.csv",
                        "actual,predicted\n" + "".join(f"{_csv_cell(a)},{_csv_cell(b)}\n" for a, b in pairs))
-        write_text(p.reports / "plots" / "scores" / f"{task.name}.csv",
-                   "system,score\n" + "".join(f"{who},{results[who][primary]:.4f}\n"
-                                                   for who in (*inits, "baseline")))
-        sample = [fam.show(r, {who: predictions[who][i] for who in predictions})
-                  for i, r in enumerate(test[: task.n_predictions])]
-        write_jsonl(p.reports / "predictions" / f"{task.name}.jsonl", sample)
+        write_text(p.reports / "plots" / "scores" / f"{task}.csv",
+                   "system,score\n" + "".join(f"{who},{results[who][family.primary]:.4f}\n" for who in systems))
+        sample = [family.show(r, {who: predictions[who][i] for who in predictions})
+                  for i, r in enumerate(test[: family.config.n_predictions])]
+        write_jsonl(p.reports / "predictions" / f"{task}.jsonl", sample)
 
-        run.log_metrics({f"{who}/{k}": v for who in (*inits, "baseline") for k, v in results[who].items()})
-        run.log_artifact(p.reports / "predictions" / f"{task.name}.jsonl", "predictions")
-        log.info("evaluate %s: %s", task.name,
-                 ", ".join(f"{who} {primary} {results[who][primary]:.3f}" for who in (*inits, "baseline")))
+        ctx.run.log_metrics({f"{who}/{k}": v for who in systems for k, v in results[who].items()})
+        ctx.run.log_artifact(p.reports / "predictions" / f"{task}.jsonl", "predictions")
+        log.info("evaluate %s (inits %s): %s", task, ", ".join(scored),
+                 ", ".join(f"{who} {family.primary} {results[who][family.primary]:.3f}" for who in systems))
     return results

@@ -1,103 +1,166 @@
-"""finetune@<task>: a task model on the pretrained backbone (`init=pretrained`), on the same
-architecture from scratch (`init=scratch`, the ablation), or both in turn (`init=both`, what
-`dvc repro` runs: one process, one MLflow child run each), for any task family
-(`lmforge.tasks`). Keeps the checkpoint best on validation accuracy (the family's cheap
-per-token/per-example accuracy)."""
+"""finetune@<task>: a task model on the pretrained backbone (`pretrained`) and on the same
+architecture from scratch (`scratch`, the ablation) — each task of `cfg.task`, each init of
+`cfg.inits`, one MLflow run each — for any task family (`lmforge.tasks`): setup → fit → save.
+
+The backbone comes from the pretrain stage's model directory, and the stage refuses to run when the
+config describes another model or objective than the one that directory was built from (so a run
+never records `model=minilm` while fine-tuning something else). Keeps the checkpoint best on the
+family's validation score.
+"""
 
 from __future__ import annotations
 
 import math
 import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from lmforge import __version__
 from lmforge.config import fingerprint, to_container
 from lmforge.data.tokenizer import load_tokenizer, special_ids
+from lmforge.errors import ConfigError
 from lmforge.fileio import atomic_dir, content_digest, write_json
-from lmforge.models import build_backbone
-from lmforge.models.io import load_backbone, write_model_dir
-from lmforge.stages.common import INITS, log, stage
-from lmforge.tasks import check_config, family, load_splits
-from lmforge.tasks.base import loader
+from lmforge.models import build_backbone, load_backbone
+from lmforge.saved_model import SavedModel
+from lmforge.stages.common import StageContext, log, stage, task_names
+from lmforge.tasks import Family, configure
+from lmforge.tasks.base import loader, per_device, training_settings
+from lmforge.tasks.splits import Splits, load_splits
 from lmforge.train.callbacks import History
 from lmforge.train.tasks import TaskModule
 from lmforge.train.trainer import check_checkpoint, latest_checkpoint, make_trainer
 
+PARAMS = ("seed", "max_task_records", "model", "objective", "trainer", "task")
+
+
+def check_pretrained(cfg: DictConfig, pretrained: SavedModel, where: Path) -> None:
+    """The config must describe the model the pretrained directory holds (model and objective)."""
+    want = to_container(cfg)["model"]
+    name = lambda m: m.get("name") or m.get("arch")  # noqa: E731
+    if want != pretrained.model or cfg.objective.name != pretrained.objective:
+        diff = sorted(k for k in {*want, *pretrained.model} if want.get(k) != pretrained.model.get(k))
+        raise ConfigError(
+            f"model={name(want)} objective={cfg.objective.name} is not what {where} holds (model="
+            f"{name(pretrained.model)} objective={pretrained.objective}; differing: "
+            f"{', '.join(f'model.{k}' for k in diff) or 'objective'}): pretrain it first "
+            f"(`python pipelines/pretrain.py model={name(want)} objective={cfg.objective.name}`, or `dvc repro`)")
+
+
+@dataclass
+class Setup:
+    family: Family
+    splits: Splits
+    module: TaskModule
+    head: dict
+    tok: object
+    pretrained: SavedModel
+    train_dl: object
+    val_dl: object
+
+
+def setup(ctx: StageContext, task: str, init: str) -> Setup:
+    p, cfg = ctx.paths, ctx.cfg
+    family = configure(task, cfg.task[task])
+    ctx.record(f"task.{task}", family.config)
+    pretrained = SavedModel.load(p.pretrained_model)
+    check_pretrained(cfg, pretrained, p.pretrained_model)
+    splits = load_splits(family, cfg.seed, cfg.max_task_records, p.corpus_index, p.root)
+    tok = load_tokenizer(p.pretrained_model)
+    backbone, _ = load_backbone(p.pretrained_model)
+    if init == "scratch":  # the same architecture, freshly initialised (seeded)
+        backbone = build_backbone(pretrained.backbone)
+    family.check_backbone(backbone.cfg, type(backbone).capabilities(backbone.cfg), f"the pretrained model ({p.pretrained_model})")
+    head = family.head_config(splits.records, splits.labels, backbone)
+    model = family.build(backbone, head)
+
+    c = family.config
+    pad = special_ids(tok)["pad"]
+    feats = {s: family.features(splits[s], tok, head, train=True) for s in ("train", "validation")}
+    train_dl = loader(feats["train"], c.batch_size, pad, shuffle=True, seed=cfg.seed)
+    by_length = sorted(feats["validation"], key=lambda f: len(f["input_ids"]))  # less padding
+    val_dl = loader(by_length, per_device(c.batch_size, f"task.{task}.batch_size"), pad, shuffle=False)
+    total = c.max_epochs * math.ceil(len(feats["train"]) / c.batch_size) // cfg.trainer.accumulate_grad_batches
+    module = TaskModule(family, model, int(c.warmup_ratio * total), max(total, 1))
+    log.info("finetune %s/%s: %d training records (%d features)", task, init, len(splits["train"]), len(feats["train"]))
+    return Setup(family, splits, module, head, tok, pretrained, train_dl, val_dl)
+
+
+@dataclass
+class Fitted:
+    summary: dict
+    history: History
+    checkpoint_dir: Path
+
+
+def fit(ctx: StageContext, s: Setup, init: str) -> Fitted:
+    family, c, t = s.family, s.family.config, ctx.cfg.trainer
+    settings = {"seed": ctx.cfg.seed, "trainer": to_container(ctx.cfg)["trainer"], "init": init,
+                "task": training_settings(c)}
+    ckpt_dir = ctx.paths.checkpoints / "finetune" / family.task / init / fingerprint(
+        settings, content_digest(ctx.paths.pretrained_model, data=s.splits.records))
+    ctx.run.resumes(f"finetune/{family.task}/{init}/{ckpt_dir.name}")
+    resume = latest_checkpoint(ckpt_dir)
+    if resume:
+        log.info("resuming from %s (step %d)", resume, check_checkpoint(resume, s.module))
+    score = s.module.score_key
+    best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=score, mode="max", save_last=True,
+                           save_top_k=1, enable_version_counter=False)
+    history = History(sink=ctx.run.log_metrics)
+    callbacks = [best, history, EarlyStopping(monitor=score, mode="max", patience=c.patience)]
+    trainer = make_trainer(t, callbacks=callbacks, progress=ctx.cfg.progress, max_epochs=c.max_epochs,
+                           log_every_n_steps=min(t.log_every_n_steps, max(len(s.train_dl), 1)))
+    trainer.fit(s.module, s.train_dl, s.val_dl, ckpt_path=str(resume) if resume else None)
+    state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
+    s.module.load_state_dict(state)
+    summary = {
+        "task": family.task, "family": family.name, "init": init, "val_metric": family.val_metric,
+        "best_val_score": float(best.best_model_score), "epochs": trainer.current_epoch, "steps": trainer.global_step,
+        "n_train": len(s.splits["train"]), "n_train_features": len(s.train_dl.dataset), "skipped": s.splits.skipped,
+    }
+    return Fitted(summary, history, ckpt_dir)
+
+
+def save(ctx: StageContext, s: Setup, fitted: Fitted, init: str) -> None:
+    family, out = s.family, ctx.paths.finetuned(s.family.task, init)
+    with atomic_dir(out) as tmp:
+        SavedModel(kind="task_model", backbone=s.module.model.backbone.spec(), objective=s.pretrained.objective,
+                   model=s.pretrained.model, task=family.task, family=family.name,
+                   task_config=asdict(family.config), head=s.head, init=init,
+                   pretrained_digest=s.pretrained.weights_digest).save(
+            tmp / "model", s.module.model.state_dict(), ctx.paths.pretrained_model)
+        fitted.history.write_csv(tmp / "curves" / "train.csv", "train/loss")
+        fitted.history.write_csv(tmp / "curves" / "val.csv", "val/loss", s.module.score_key)
+        fitted.summary["wall_s"] = ctx.elapsed()
+        write_json(tmp / "summary.json", fitted.summary)
+    if not ctx.cfg.trainer.keep_checkpoints:
+        shutil.rmtree(fitted.checkpoint_dir, ignore_errors=True)
+    ctx.run.log_metrics({"final/best_val_score": fitted.summary["best_val_score"]})
+    ctx.run.log_artifact(out / "model", "model")
+    ctx.run.log_artifact(out / "curves", "curves")
+    ctx.run.register_model(out / "model", "TaskModel" if family.serves else None, family.serves,
+                           task=family.task, init=init)
+
+
+def finetune(cfg: DictConfig, task: str, init: str) -> dict:
+    """One task, one init: its own MLflow run."""
+    one = OmegaConf.merge(cfg, {"only_task": task})
+    with stage(one, f"finetune/{task}/{init}", PARAMS, tags={"lmforge.task": task, "lmforge.init": init}) as ctx:
+        s = setup(ctx, task, init)
+        fitted = fit(ctx, s, init)
+        if ctx.is_main:
+            save(ctx, s, fitted, init)
+            log.info("finetune %s/%s: best validation %s %.3f", task, init, s.family.val_metric,
+                     fitted.summary["best_val_score"])
+    return fitted.summary
+
 
 def run(cfg: DictConfig) -> dict:
-    """The summary of the fine-tune, or with `init=both` {init: summary} of both."""
-    if cfg.init != "both":
-        return finetune(cfg)
-    out = {}
-    for init in INITS:
-        one = cfg.copy()
-        one.init = init
-        out[init] = finetune(one)
-    return out
-
-
-def finetune(cfg: DictConfig) -> dict:
-    task, init = cfg.task, cfg.init
-    check_config(task, cfg.model.max_len)
-    fam = family(task.family)
-    with stage(cfg, f"finetune/{task.name}/{init}", tags={"lmforge.task": task.name, "lmforge.init": init}) as run:
-        p = run.paths
-        splits, labels, skipped = load_splits(task, p.tasks, cfg.seed)
-        tok = load_tokenizer(p.pretrained_model)
-        pad_id = special_ids(tok)["pad"]
-
-        backbone, pretrained_cfg = load_backbone(p.pretrained_model)
-        if init == "scratch":  # the same architecture, freshly initialised (seeded)
-            backbone = build_backbone(pretrained_cfg["backbone"])
-        meta = fam.meta(splits, labels, backbone, task)
-        model = fam.build(backbone, meta, task.dropout)
-
-        feats = {s: fam.features(splits[s], tok, meta, task, train=True) for s in ("train", "validation")}
-        train_dl = loader(feats["train"], task.batch_size, pad_id, shuffle=True, seed=cfg.seed)
-        by_length = sorted(feats["validation"], key=lambda f: len(f["input_ids"]))  # less padding
-        val_dl = loader(by_length, task.batch_size, pad_id, shuffle=False)
-        total = task.max_epochs * math.ceil(len(feats["train"]) / task.batch_size) // cfg.trainer.accumulate_grad_batches
-        module = TaskModule(fam, model, task.lr, task.weight_decay, int(task.warmup_ratio * total), max(total, 1))
-
-        ckpt_dir = p.checkpoints / "finetune" / task.name / init / fingerprint(
-            cfg, "seed", "data", "tokenizer", "model", "objective", "optim", "trainer", "task", "init",
-            inputs=content_digest(p.pretrained_model, data=splits))
-        resume = latest_checkpoint(ckpt_dir)
-        if resume:
-            log.info("resuming from %s (step %d)", resume, check_checkpoint(resume, module))
-        best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/accuracy", mode="max",
-                               save_last=True, save_top_k=1, enable_version_counter=False)
-        history = History()
-        callbacks = [best, history, EarlyStopping(monitor="val/accuracy", mode="max", patience=task.patience)]
-        trainer = make_trainer(cfg.trainer, callbacks=callbacks, logger=run.lightning_logger(),
-                               max_epochs=task.max_epochs, log_every_n_steps=min(cfg.trainer.log_every_n_steps, len(train_dl)))
-        trainer.fit(module, train_dl, val_dl, ckpt_path=str(resume) if resume else None)
-
-        state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
-        module.load_state_dict(state)
-        summary = {
-            "task": task.name, "family": fam.name, "init": init, "best_val_accuracy": float(best.best_model_score),
-            "epochs": trainer.current_epoch, "steps": trainer.global_step, "n_train": len(splits["train"]),
-            "n_train_features": len(feats["train"]), "skipped": skipped,
-        }
-        with atomic_dir(p.finetuned(task.name, init)) as tmp:
-            write_model_dir(tmp / "model", module.model, {
-                "lmforge_version": __version__, "kind": fam.kind, "family": fam.name, "task": task.name,
-                "init": init, "meta": meta, "labels": meta.get("labels"), "max_length": task.max_length,
-                "task_config": to_container(cfg)["task"], "backbone": pretrained_cfg["backbone"],
-            }, p.pretrained_model)
-            history.write_csv(tmp / "curves" / "train.csv", "train/loss")
-            history.write_csv(tmp / "curves" / "val.csv", "val/accuracy")
-            summary["wall_s"] = run.elapsed()
-            write_json(tmp / "summary.json", summary)
-        if not cfg.trainer.keep_checkpoints:
-            shutil.rmtree(ckpt_dir, ignore_errors=True)
-        run.log_metrics({"final/best_val_accuracy": summary["best_val_accuracy"]})
-        run.log_artifact(p.finetuned(task.name, init) / "model", "model")
-        run.log_artifact(p.finetuned(task.name, init) / "curves", "curves")
-        run.register_model(p.finetuned(task.name, init) / "model", task=task.name, init=init)  # pyfunc: text → label
-        log.info("finetune %s/%s: best val accuracy %.3f", task.name, init, summary["best_val_accuracy"])
-    return summary
+    """{task: {init: summary}} for every task of `cfg.task` (or `cfg.only_task`) and init of `cfg.inits`."""
+    tasks = task_names(cfg)
+    unknown = sorted(set(cfg.inits) - {"pretrained", "scratch"})
+    if unknown or not cfg.inits:
+        raise ConfigError(f"inits={list(cfg.inits)}: each must be pretrained or scratch (e.g. inits=[scratch])")
+    return {task: {init: finetune(cfg, task, init) for init in cfg.inits} for task in tasks}

@@ -1,91 +1,79 @@
-"""prepare: corpus → tokenizer → packed token files (+ the built-in task splits, contamination)."""
+"""prepare: the pretraining corpus → its index → a tokenizer → packed token files.
+
+Steps, each a function below: `corpus` (the built-in world's documents, local text files or a Hub
+dataset, split into train and validation), `index` (hashes of every document and sentence, for the
+leak checks of the built-in tasks, and of the training documents' word n-grams, for the
+contamination measure of evaluation splits), `tokenizer` (trained on the training documents) and
+`tokens` (both splits packed into flat token files). Task data is not made here: each task's
+stages make (or read) their own records, so this stage depends on no task code.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from omegaconf import DictConfig
 
-from lmforge.data import world
-from lmforge.data.contamination import ngram_overlap
+from lmforge.data.corpus_index import CorpusIndexWriter
 from lmforge.data.packing import pack_texts, token_dtype, write_meta
 from lmforge.data.sources import load_corpus, train_val_split
 from lmforge.data.tokenizer import save_tokenizer, special_ids, train_tokenizer
-from lmforge.fileio import atomic_dir, write_json, write_jsonl
-from lmforge.stages.common import log, stage
+from lmforge.fileio import atomic_dir, write_json
+from lmforge.stages.common import StageContext, log, stage
 
-# the field of each task's records that holds the document text (for the overlap measure)
-TEXT_FIELD = {
-    "topic": "text", "sentiment": "text", "ner": "tokens", "qa": "context",
-    "summarization": "document", "translation": "source",
-}
+PARAMS = ("seed", "data", "tokenizer")
 
 
-def _text(task: str, record: dict) -> str:
-    value = record[TEXT_FIELD[task]]
-    return " ".join(value) if isinstance(value, list) else value
+def corpus(ctx: StageContext) -> tuple[list[str], list[str], list[str], list[list[str]] | None]:
+    """(every document, the training ones, the validation ones, and — built-in world only — each
+    document's sentences, in the order of the first list)."""
+    d, seed = ctx.cfg.data, ctx.cfg.seed
+    if d.source == "synthetic":
+        from lmforge.data import world
+
+        docs, sentences = [], []
+        for doc, sents in world.corpus(seed, d.synthetic.n_corpus_docs, progress=ctx.cfg.progress):
+            docs.append(doc)
+            sentences.append(sents)
+        train, val = train_val_split(docs, d.val_fraction, seed)
+        return docs, train, val, sentences
+    src = d.text_files if d.source == "text_files" else d.hub
+    train, val = load_corpus(d.source, paths=list(d.text_files.paths), name=d.hub.name, config=d.hub.config,
+                             split=d.hub.split, text_column=src.text_column, val_fraction=d.val_fraction, seed=seed)
+    return [*train, *val], train, val, None
+
+
+def index(out: Path, docs: list[str], train: list[str], sentences: list[list[str]] | None, n: int) -> None:
+    """Every document and sentence (the leak checks), the training documents' n-grams (contamination)."""
+    writer = CorpusIndexWriter(out, n=n)
+    train_set = set(train)
+    for i, doc in enumerate(docs):
+        writer.add(doc, sentences[i] if sentences is not None else None, ngrams=doc in train_set)
+    writer.close()
 
 
 def run(cfg: DictConfig) -> dict:
-    d = cfg.data
-    with stage(cfg, "prepare") as run:
-        out = run.paths.prepare
+    with stage(cfg, "prepare", PARAMS) as ctx:
+        d, t = ctx.cfg.data, ctx.cfg.tokenizer
+        out = ctx.paths.prepare
         with atomic_dir(out) as tmp:
-            tasks: dict = {}
-            if d.source == "synthetic":
-                s = d.synthetic
-                data = world.generate(cfg.seed, s.n_corpus_docs, s.n_train, s.n_validation, s.n_test,
-                                      tasks=list(s.tasks), progress=cfg.trainer.enable_progress_bar,
-                                      n_train_per_task=dict(s.n_train_per_task))
-                train_docs, val_docs = train_val_split(data.corpus, d.val_fraction, cfg.seed)
-                tasks = data.tasks
-                for name, splits in tasks.items():
-                    for split, records in splits.items():
-                        write_jsonl(tmp / "tasks" / name / f"{split}.jsonl", records)
-                    if name in data.labels:
-                        write_json(tmp / "tasks" / name / "labels.json", data.labels[name])
-            else:
-                src = d.text_files if d.source == "text_files" else d.hub
-                train_docs, val_docs = load_corpus(
-                    d.source, paths=list(d.text_files.paths), name=d.hub.name, config=d.hub.config,
-                    split=d.hub.split, text_column=src.text_column, val_fraction=d.val_fraction, seed=cfg.seed,
-                )
-
-            contamination = {
-                f"{name}/{split}": ngram_overlap(train_docs, [_text(name, r) for r in splits[split]], d.contamination_n)
-                for name, splits in tasks.items() for split in ("validation", "test")
-            }
-            worst = max((c["fraction_docs"] for c in contamination.values()), default=0.0)
-            worst_ngrams = max((c["fraction_ngrams"] for c in contamination.values()), default=0.0)
-            log.info("contamination: up to %.1f%% of an eval split's documents share a %d-gram with the "
-                     "corpus (%.1f%% of its %d-grams)", 100 * worst, d.contamination_n, 100 * worst_ngrams,
-                     d.contamination_n)
-
-            t = cfg.tokenizer
-            tok = train_tokenizer(train_docs, kind=t.kind, vocab_size=t.vocab_size, min_frequency=t.min_frequency,
-                                  progress=cfg.trainer.enable_progress_bar)
-            save_tokenizer(tok, tmp / "tokenizer", model_max_length=cfg.model.max_len)
+            docs, train, val, sentences = corpus(ctx)
+            index(tmp / "index", docs, train, sentences, d.contamination_n)
+            tok = train_tokenizer(train, kind=t.kind, vocab_size=t.vocab_size, min_frequency=t.min_frequency,
+                                  progress=ctx.cfg.progress)
+            save_tokenizer(tok, tmp / "tokenizer")
             ids = special_ids(tok)
             vocab = tok.get_vocab_size(with_added_tokens=True)
-            n_tokens = {
-                split: pack_texts(docs, tok, tmp / "tokens" / f"{split}.bin", ids["eos"],
-                                  progress=cfg.trainer.enable_progress_bar)
-                for split, docs in (("train", train_docs), ("val", val_docs))
-            }
+            n_tokens = {split: pack_texts(docs, tok, tmp / "tokens" / f"{split}.bin", ids["eos"],
+                                          progress=ctx.cfg.progress)
+                        for split, docs in (("train", train), ("val", val))}
             write_meta(tmp / "tokens", vocab_size=vocab, dtype=token_dtype(vocab), n_tokens=n_tokens,
                        eos_id=ids["eos"], pad_id=ids["pad"], tokenizer=t.kind)
-            stats = {
-                "source": d.source,
-                "docs": {"train": len(train_docs), "val": len(val_docs)},
-                "tokens": n_tokens,
-                "vocab_size": vocab,
-                "tasks": {name: {split: len(r) for split, r in splits.items()} for name, splits in tasks.items()},
-                "contamination": contamination,
-                "contamination_max_fraction_docs": worst,
-                "contamination_max_fraction_ngrams": worst_ngrams,
-                "wall_s": run.elapsed(),
-            }
-            run.log_metrics({"tokens_train": n_tokens["train"], "tokens_val": n_tokens["val"],
-                             "contamination_max_fraction_docs": worst,
-                             "contamination_max_fraction_ngrams": worst_ngrams})
+            stats = {"source": d.source, "docs": {"train": len(train), "val": len(val)}, "tokens": n_tokens,
+                     "vocab_size": vocab, "wall_s": ctx.elapsed()}
             write_json(tmp / "stats.json", stats)
-        run.log_artifact(out / "stats.json")
+        ctx.run.log_metrics({"tokens_train": n_tokens["train"], "tokens_val": n_tokens["val"]})
+        ctx.run.log_artifact(out / "stats.json")
+        log.info("prepare: %d + %d documents, %d + %d tokens, vocabulary %d", len(train), len(val),
+                 n_tokens["train"], n_tokens["val"], vocab)
     return stats

@@ -1,5 +1,7 @@
-"""report: `reports/metrics.json` (for `dvc metrics show`), `reports/report.md`, figures.
-Last stage of every pipeline: it also closes the pipeline's parent MLflow run."""
+"""report: `reports/metrics.json` (results only, for `dvc metrics`), `reports/report.md`, figures,
+and plot data (`dvc plots`: every task's score, every stage's wall time). It reports the tasks of
+this pipeline (`cfg.task`), nothing left over from earlier runs. Last stage of every pipeline: it
+also closes the pipeline's parent MLflow run."""
 
 from __future__ import annotations
 
@@ -7,28 +9,34 @@ from omegaconf import DictConfig
 
 from lmforge.errors import DataError
 from lmforge.fileio import read_json, write_json, write_text
-from lmforge.report.plots import task_scores_csv
-from lmforge.report.report import figures, markdown, summary_metrics
+from lmforge.report.plots import task_scores_csv, timings_csv
+from lmforge.report.report import figures, markdown, summary_metrics, timings
 from lmforge.stages.common import log, stage
+
+PARAMS = ("task",)
 
 
 def run(cfg: DictConfig) -> dict:
-    with stage(cfg, "report") as run:
-        p = run.paths
+    with stage(cfg, "report", PARAMS) as ctx:
+        p = ctx.paths
+        names = sorted(ctx.cfg.task)
         prepare = read_json(p.prepare / "stats.json")
         pretrain = read_json(p.pretrain / "summary.json")
-        evaluate = {f.stem: read_json(f) for f in sorted((p.reports / "metrics").glob("*.json"))}
-        if not evaluate:
-            raise DataError(f"no task metrics in {p.reports / 'metrics'}: run the evaluate stages first")
-        finetune = {(f.parent.parent.name, f.parent.name): read_json(f)
-                    for f in sorted(p.finetune.glob("*/*/summary.json"))}
+        missing = [n for n in names if not (p.reports / "metrics" / f"{n}.json").is_file()]
+        if missing:
+            raise DataError(f"{p.reports / 'metrics'}: no metrics of task(s) {missing}: run evaluate first "
+                            f"(`python pipelines/evaluate.py task={missing[0]}`, or `dvc repro`)")
+        evaluate = {n: read_json(p.reports / "metrics" / f"{n}.json") for n in names}
+        finetune = {(n, init): read_json(p.finetuned(n, init) / "summary.json")
+                    for n in names for init in evaluate[n].get("inits", []) if (p.finetuned(n, init) / "summary.json").is_file()}
         metrics = summary_metrics(pretrain, evaluate)
         write_json(p.reports / "metrics.json", metrics)
         write_text(p.reports / "report.md", markdown(metrics, prepare, pretrain, finetune, evaluate))
         figures(p.reports / "figures", p.pretrain, metrics)
-        task_scores_csv(metrics, p.reports / "plots" / "tasks.csv")  # `dvc plots show`: bar chart
+        task_scores_csv(metrics, p.reports / "plots" / "tasks.csv")
+        timings_csv(timings(prepare, pretrain, finetune, evaluate), p.reports / "plots" / "timings.csv")
         for path in (p.reports / "report.md", p.reports / "metrics.json", p.reports / "figures"):
-            run.log_artifact(path, "figures" if path.is_dir() else None)
+            ctx.run.log_artifact(path, "figures" if path.is_dir() else None)
         log.info("report written to %s", p.reports / "report.md")
-        run.close_parent()
+        ctx.run.close_parent()
     return metrics

@@ -1,158 +1,92 @@
-"""Task families by name, and what the finetune/evaluate stages need around them.
+"""Task families: the registry, the one place family names are looked up.
 
-`FAMILIES` maps `task.family` to its implementation (see `base.Family`): classification
-(topic, sentiment, SST-2, AG News), tagging (NER), qa (extractive, SQuAD-style), summarization
-and translation (prefix LM on the causal backbone). A new family is one module here plus an
-entry below and its `conf/task/*.yaml` files.
+A family is one module that registers itself:
 
-`load_splits` reads a task's train/validation/test records from the built-in world (the prepare
-stage's `tasks/<name>/`), from local files or from a Hub dataset (`task.source`), and
-`load_model` reloads any fine-tuned model directory.
+    @register("tagging")
+    class Tagging(Family): ...
+
+and a task is one `conf/task/<name>.yaml` naming its family (`family: tagging`) and its settings.
+A name is found by importing `lmforge.tasks.<name>` on first use; a family outside lmforge is named
+by its module path (`family: my_package.my_family`), which registers it when imported. Built in:
+classification (topic, sentiment, SST-2, AG News), tagging (NER), qa (extractive, SQuAD-style),
+summarization and translation (both prefix-LM on a causal backbone, `prefix_lm.py`).
 """
 
 from __future__ import annotations
 
-import logging
-import random
+import importlib
 from pathlib import Path
+from typing import Any
 
-from omegaconf import DictConfig
+from lmforge.errors import ConfigError
+from lmforge.schema import build
+from lmforge.tasks.base import DATA_SOURCES, Family, TaskConfig
 
-from lmforge.errors import ConfigError, DataError
-from lmforge.fileio import read_json, read_jsonl
-from lmforge.tasks.base import Family
-from lmforge.tasks.classification import Classification
-from lmforge.tasks.generation import Generation
-from lmforge.tasks.qa import QA
-from lmforge.tasks.tagging import Tagging
-
-log = logging.getLogger("lmforge")
-
-FAMILIES: dict[str, Family] = {
-    "classification": Classification(),
-    "tagging": Tagging(),
-    "qa": QA(),
-    "summarization": Generation("summarization", "document", "summary", ("rougeL", "rouge1", "rouge2")),
-    "translation": Generation("translation", "source", "target", ("bleu", "chrf")),
-}
-SPLITS = ("train", "validation", "test")
+_REGISTRY: dict[str, type[Family]] = {}
 
 
-def family(name: str) -> Family:
-    if name not in FAMILIES:
-        raise ConfigError(f"task.family={name!r} is not one of {sorted(FAMILIES)}")
-    return FAMILIES[name]
+def register(name: str):
+    """Class decorator: make a Family subclass available as `family: <name>`."""
+
+    def add(cls: type[Family]) -> type[Family]:
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return add
 
 
-def check_config(task: DictConfig, max_len: int) -> None:
-    """Task settings that must agree with each other and with the model, naming the key."""
-    fam = family(task.family)
-    for key in ("doc_stride", "max_answer_length", "n_best", "max_source_length", "max_target_length", "beam_size"):
-        if not task[key] > 0:
-            raise ConfigError(f"task.{key}={task[key]} must be positive")
-    if task.family in ("summarization", "translation"):
-        need = task.max_source_length + task.max_target_length + 2
-        if need > max_len:
-            raise ConfigError(
-                f"task.max_source_length={task.max_source_length} + task.max_target_length="
-                f"{task.max_target_length} + 2 (<sep>, <eos>) = {need} exceeds model.max_len={max_len}")
-    if task.family == "qa" and task.doc_stride >= task.max_length // 2:
-        raise ConfigError(f"task.doc_stride={task.doc_stride} must be below half of task.max_length={task.max_length}")
-    if task.source != "builtin":
-        d = task.data
-        if task.source == "local" and not d.train:
-            raise ConfigError(f"task.source=local needs task.data.train (a {d.format} file)")
-        if task.source == "local" and not (d.test or d.validation):
-            raise ConfigError("task.source=local needs task.data.test (or task.data.validation)")
-        if not 0.0 < d.validation_fraction < 1.0:
-            raise ConfigError(f"task.data.validation_fraction={d.validation_fraction} must be in (0, 1)")
-        if d.scheme not in ("iob1", "iob2"):
-            raise ConfigError(f"task.data.scheme={d.scheme!r} is not one of ['iob1', 'iob2']")
-    if fam.name == "translation" and task.baseline not in (None, "copy", "lexicon"):
-        raise ConfigError(f"task.baseline={task.baseline!r} is not one of ['copy', 'lexicon']")
-    if task.baseline == "lexicon" and task.source != "builtin":
-        raise ConfigError("task.baseline=lexicon needs the built-in world's lexicon (task.source=builtin): use copy")
+def family_class(name: str) -> type[Family]:
+    """The registered family `name` (importing `lmforge.tasks.<name>`, or the module path `name`)."""
+    if name not in _REGISTRY:
+        module = name if "." in name else f"lmforge.tasks.{name}"
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if e.name and module.startswith(e.name):
+                builtin = sorted(p.stem for p in Path(__file__).parent.glob("*.py")
+                                 if p.stem not in ("__init__", "base", "splits", "prefix_lm"))
+                raise ConfigError(f"family {name!r} is not a task family lmforge knows ({', '.join(builtin)}; "
+                                  "or a module path that registers one)") from None
+            raise
+        if name not in _REGISTRY:
+            raise ConfigError(f"family {name!r}: module {module} registers no family of that name")
+    return _REGISTRY[name]
 
 
-def _builtin(task_dir: Path) -> dict[str, list[dict]]:
-    splits = {}
-    for split in SPLITS:
-        path = task_dir / f"{split}.jsonl"
-        if not path.is_file():
-            raise DataError(f"{path} is missing: run the prepare stage first (with {task_dir.name!r} in "
-                            f"data.synthetic.tasks)")
-        splits[split] = read_jsonl(path)
-    return splits
+def configure(task: str, node: Any) -> Family:
+    """The family of task `task`, bound to its checked settings (`node`: the task's config section)."""
+    from omegaconf import DictConfig, OmegaConf
+
+    data = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node or {})
+    if not data.get("family"):
+        raise ConfigError(f"task.{task}.family is not set: name the task's family (e.g. classification)")
+    cls = family_class(str(data["family"]))
+    source = dict(data.pop("data", None) or {})
+    kind = source.get("source", "builtin")
+    if kind not in DATA_SOURCES:
+        raise ConfigError(f"task.{task}.data.source={kind!r} is not one of {sorted(DATA_SOURCES)}")
+    config = build(cls.config_class, data, f"task.{task}")
+    config.data = build(DATA_SOURCES[kind], source, f"task.{task}.data")
+    if hasattr(config, "check"):  # checks that read the data settings too (after both are built)
+        config.check(f"task.{task}")
+    return cls(task, config)
 
 
-def load_splits(task: DictConfig, tasks_dir: Path, seed: int) -> tuple[dict[str, list[dict]], list[str] | None, dict]:
-    """(train/validation/test records, the label list if the source fixes one, skipped counts)."""
-    fam = family(task.family)
-    skipped: dict[str, int] = {}
-    labels = None
-    if task.source == "builtin":
-        task_dir = Path(tasks_dir) / task.name
-        splits = _builtin(task_dir)
-        if task.data.max_train and len(splits["train"]) > task.data.max_train:  # fewer labels (seeded)
-            splits["train"] = random.Random(f"lmforge-task-split:{seed}").sample(splits["train"], task.data.max_train)
-        if (task_dir / "labels.json").is_file():
-            labels = read_json(task_dir / "labels.json")
-        where = {s: str(task_dir / f"{s}.jsonl") for s in SPLITS}
-    else:
-        from lmforge.tasks import formats
+def load_task_model(directory: str | Path):
+    """(model with its weights, in eval mode; its family, bound to the settings it was trained
+    with; its SavedModel) of a fine-tuned model directory."""
+    from lmforge.errors import DataError
+    from lmforge.models import build_backbone, load_weights
+    from lmforge.saved_model import SavedModel
 
-        d = task.data
-        files = {"train": d.train, "validation": d.validation, "test": d.test or d.validation}
-        if not d.test:
-            files["validation"] = None  # the given validation file is the test split
-        if task.source == "local":
-            loaded = {s: formats.read_file(d.format, f, fam.name, d) for s, f in files.items() if f}
-        else:
-            names = {"train": "train", "validation": "validation", "test": "test", **dict(d.hub_splits)}
-            if d.hub_name in ("json", "csv", "parquet"):
-                names = {s: s for s, f in files.items() if f}
-            # an empty Hub split name: carve that split from train (validation) / use validation (test)
-            loaded = formats.load_hub(fam.name, d, {s: n for s, n in names.items() if s in SPLITS and n})
-            if "test" not in loaded and "validation" in loaded:
-                loaded["test"] = loaded.pop("validation")
-        for s, part in loaded.items():
-            skipped[s] = part.skipped
-            if part.skipped:
-                log.warning("%s: skipped %d malformed records of split %s, e.g. %s", task.name, part.skipped, s,
-                            "; ".join(part.problems))
-        splits = {s: part.records for s, part in loaded.items()}
-        rng = random.Random(f"lmforge-task-split:{seed}")
-        train = list(splits["train"])
-        if "validation" not in splits:  # carved from the training records (seeded)
-            rng.shuffle(train)
-            n_val = max(1, int(len(train) * d.validation_fraction))
-            if d.max_eval:
-                n_val = min(n_val, d.max_eval)
-            splits["validation"], train = train[:n_val], train[n_val:]
-        if d.max_train and len(train) > d.max_train:
-            rng.shuffle(train)
-            train = train[: d.max_train]
-        splits["train"] = train
-        if d.max_eval:
-            splits["validation"], splits["test"] = splits["validation"][: d.max_eval], splits["test"][: d.max_eval]
-        where = {s: f"{task.name} ({task.source}) {s} split" for s in SPLITS}
-    for split in SPLITS:
-        if not splits.get(split):
-            raise DataError(f"{where[split]} is empty")
-        fam.check(splits[split], where[split])
-    return splits, labels, skipped
+    saved = SavedModel.load(directory)
+    if saved.kind != "task_model":
+        raise DataError(f"{directory}: a {saved.kind.replace('_', ' ')}, not a fine-tuned task model")
+    family = configure(saved.task, saved.task_config)
+    model = family.build(build_backbone(saved.backbone), saved.head or {})
+    load_weights(model, saved.weights(directory), Path(directory) / "model.safetensors")
+    return model.eval(), family, saved
 
 
-def load_model(directory: str | Path):
-    """A fine-tuned task model (weights loaded, eval mode), its family and its config.json."""
-    from lmforge.models import build_backbone
-    from lmforge.models.io import WEIGHTS, load_state, read_model_dir
-
-    config, state = read_model_dir(directory)
-    fam = family(config.get("family", "classification"))
-    model = fam.build(build_backbone(config["backbone"]), config.get("meta") or config)  # meta: older dirs keep it top-level
-    load_state(model, state, Path(directory) / WEIGHTS)
-    return model.eval(), fam, config
-
-
-__all__ = ["FAMILIES", "Family", "family", "check_config", "load_splits", "load_model"]
+__all__ = ["Family", "TaskConfig", "register", "family_class", "configure", "load_task_model"]

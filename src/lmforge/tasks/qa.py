@@ -10,20 +10,26 @@ characters (tokenizer offsets) of the best-scoring pair over all windows.
 
 Metric: SQuAD exact match and F1 (official normalisation, torchmetrics), 0–100. Baseline: the
 context sentence sharing most words with the question, and in it the longest run of words that
-are neither question words nor function words.
+are neither question words nor function words. Built-in world task: `qa` (fact paragraphs with
+distractors; the answer offsets come from the facts the generator states).
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lmforge.errors import DataError
-from lmforge.tasks.base import Family, loader
-from lmforge.tasks.metrics import sentences, squad_scores
+from lmforge.data.world import Made, WorldTask
+from lmforge.data.world.facts import qa_record
+from lmforge.errors import ConfigError, DataError
+from lmforge.models.heads import linear_head
+from lmforge.schema import setting
+from lmforge.tasks import register
+from lmforge.tasks.base import Family, TaskConfig, loader, sentences
 
 STOPWORDS = frozenset(
     "a an the of in on at to by for from with and or is was are were be been it its it's as that this "
@@ -33,6 +39,37 @@ STOPWORDS = frozenset(
 _WORD = re.compile(r"\w+(?:'\w+)?")
 
 
+@dataclass
+class QAConfig(TaskConfig):
+    doc_stride: int = setting(64, gt=0)  # overlap of consecutive context windows (tokens)
+    max_answer_length: int = setting(30, gt=0, eval_only=True)  # tokens
+    n_best: int = setting(20, gt=0, eval_only=True)  # start and end candidates per window
+
+    def check(self, key: str) -> None:
+        if self.doc_stride >= self.max_length // 2:
+            raise ConfigError(f"{key}.doc_stride={self.doc_stride} must be below half of {key}.max_length="
+                              f"{self.max_length}")
+
+
+def _qa(rng, ctx, label, i) -> Made:
+    rec = qa_record(rng, ctx.w)
+    return Made(rec, rec["context"], docs=(rec["context"],))
+
+
+def squad_scores(predictions: list[str], answers: list[list[str]]) -> dict[str, float]:
+    """SQuAD v1.1 exact match and token F1 (official normalisation, via torchmetrics), 0–100;
+    each prediction is scored against the best of its gold answers."""
+    from torchmetrics.functional.text import squad
+
+    if not predictions:
+        return {"exact_match": 0.0, "f1": 0.0}
+    preds = [{"prediction_text": p, "id": str(i)} for i, p in enumerate(predictions)]
+    target = [{"answers": {"text": list(a), "answer_start": [0] * len(a)}, "id": str(i)}
+              for i, a in enumerate(answers)]
+    out = squad(preds, target)
+    return {"exact_match": float(out["exact_match"]), "f1": float(out["f1"])}
+
+
 class SpanExtractor(nn.Module):
     """Backbone → dropout → linear(2): ids [B, T] → (start logits [B, T], end logits [B, T])."""
 
@@ -40,9 +77,7 @@ class SpanExtractor(nn.Module):
         super().__init__()
         self.backbone = backbone
         self.drop = nn.Dropout(dropout)
-        self.head = nn.Linear(backbone.cfg.d_model, 2)
-        nn.init.normal_(self.head.weight, std=0.02)
-        nn.init.zeros_(self.head.bias)
+        self.head = linear_head(backbone.cfg.d_model, 2)
 
     def forward(self, ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self.head(self.drop(self.backbone(ids, attention_mask))).float()
@@ -69,39 +104,67 @@ def answer_tokens(offsets: list[tuple[int, int]], start_char: int, end_char: int
     return (hit[0], hit[-1]) if hit else None
 
 
+@register("qa")
 class QA(Family):
-    name = "qa"
-    kind = "span_extractor"
-    metrics = ("f1", "exact_match")
-    scales = {"f1": 100, "exact_match": 100}
+    config_class = QAConfig
     fields = {"context": str, "question": str, "answers": dict}
+    metrics = ("f1", "exact_match")
+    scale = 100
+    val_metric = "span_accuracy"
+    world_tasks = {"qa": WorldTask(_qa, id_prefix="qa")}
+    description = {"model": "start/end logits over question <sep> context windows (doc_stride), n-best spans",
+                   "metric": "SQuAD F1 / exact match (torchmetrics)",
+                   "baseline": "the sentence with most question-word overlap, the best span in it"}
+    serves = {"inputs": ["question", "context"], "output": "answer"}
+
+    def record(self, row, where):
+        answers = row.get(self.config.data.columns.get("answers", "answers"))
+        if isinstance(answers, list):  # SQuAD's own [{"text", "answer_start"}]
+            if not answers or not all(isinstance(a, dict) for a in answers):
+                raise DataError(f"{where}: 'answers' must be a non-empty list of {{text, answer_start}}")
+            answers = {"text": [a.get("text") for a in answers], "answer_start": [a.get("answer_start") for a in answers]}
+        rec = super().record({**row, self.config.data.columns.get("answers", "answers"): answers}, where)
+        a = rec["answers"]
+        if not isinstance(a, dict) or not isinstance(a.get("text"), list) or not isinstance(a.get("answer_start"), list):
+            raise DataError(f"{where}: 'answers' needs lists 'text' and 'answer_start'")
+        try:
+            starts = [int(x) for x in a["answer_start"]]
+        except (TypeError, ValueError):
+            raise DataError(f"{where}: 'answer_start' must hold character offsets (integers)") from None
+        return {"id": str(row.get(self.config.data.columns.get("id", "id"), where)), "context": rec["context"],
+                "question": rec["question"], "answers": {"text": [str(t) for t in a["text"]], "answer_start": starts}}
 
     def check_record(self, record, where):
+        super().check_record(record, where)
         a = record["answers"]
         texts, starts = a.get("text"), a.get("answer_start")
         if not isinstance(texts, list) or not isinstance(starts, list) or len(texts) != len(starts) or not texts:
             raise DataError(f"{where}: answers needs equal-length, non-empty lists 'text' and 'answer_start'")
-        for t, s in zip(texts, starts):
-            if not isinstance(s, int) or record["context"][s : s + len(t)] != t:
-                raise DataError(f"{where}: answer {t!r} is not at character {s} of the context")
+        for t, st in zip(texts, starts):
+            if not isinstance(st, int) or record["context"][st : st + len(t)] != t:
+                raise DataError(f"{where}: answer {t!r} is not at character {st} of the context")
 
-    def build(self, backbone, meta, dropout=0.0):
-        return SpanExtractor(backbone, dropout)
+    def document(self, record):
+        return record["context"]
 
-    def _windows(self, record, tok, task, sep, with_labels: bool):
+    def build(self, backbone, head):
+        return SpanExtractor(backbone, self.config.dropout)
+
+    def _windows(self, record, tok, sep, with_labels: bool):
         """[(feature, context offsets of the window's tokens, position of its first context token)]."""
-        q = tok.encode(record["question"], add_special_tokens=False).ids[: max(task.max_length // 3, 1)]
+        c = self.config
+        q = tok.encode(record["question"], add_special_tokens=False).ids[: max(c.max_length // 3, 1)]
         enc = tok.encode(record["context"], add_special_tokens=False)
-        room = task.max_length - len(q) - 1
+        room = c.max_length - len(q) - 1
         if room < 1:
-            raise DataError(f"task.max_length={task.max_length} leaves no room for the context")
+            raise ConfigError(f"task.{self.task}.max_length={c.max_length} leaves no room for the context")
         span = None
         if with_labels:
             a = record["answers"]
             start = a["answer_start"][0]
             span = answer_tokens(enc.offsets, start, start + len(a["text"][0]))
         out = []
-        for s, e in windows(len(enc.ids), room, min(task.doc_stride, room - 1)):
+        for s, e in windows(len(enc.ids), room, min(c.doc_stride, room - 1)):
             ids = q + [sep] + enc.ids[s:e]
             first = len(q) + 1
             feat = {"input_ids": ids, "attention_mask": [1] * len(ids),
@@ -114,9 +177,11 @@ class QA(Family):
             out.append((feat, enc.offsets[s:e], first))
         return out
 
-    def features(self, records, tok, meta, task, train):
-        sep = _special(tok)["sep"]
-        return [f for r in records for f, _, _ in self._windows(r, tok, task, sep, True)]
+    def features(self, records, tok, head, train):
+        from lmforge.data.tokenizer import special_ids
+
+        sep = special_ids(tok)["sep"]
+        return [f for r in records for f, _, _ in self._windows(r, tok, sep, True)]
 
     def _logits(self, model, batch):
         start, end = model(batch["input_ids"], batch["attention_mask"])
@@ -134,39 +199,42 @@ class QA(Family):
         return loss, int(ok.sum()), len(ok)
 
     @torch.no_grad()
-    def predict(self, model, records, tok, meta, task):
+    def predict(self, model, records, tok, head):
+        from lmforge.data.tokenizer import special_ids
+
+        c = self.config
         model.eval()
-        sep, pad = _special(tok)["sep"], _special(tok)["pad"]
+        ids = special_ids(tok)
         owners, infos, feats = [], [], []
         for i, r in enumerate(records):
-            for feat, offsets, first in self._windows(r, tok, task, sep, False):
+            for feat, offsets, first in self._windows(r, tok, ids["sep"], False):
                 owners.append(i)
                 infos.append((offsets, first))
                 feats.append(feat)
         best: list[tuple[float, str]] = [(-float("inf"), "")] * len(records)
         k = 0
-        for batch in loader(feats, task.batch_size, pad, shuffle=False):
+        for batch in loader(feats, c.batch_size, ids["pad"], shuffle=False):
             start, end = self._logits(model, batch)
             for b in range(start.shape[0]):
                 i, (offsets, first) = owners[k], infos[k]
                 k += 1
                 n = len(offsets)
                 s_log, e_log = start[b, first : first + n], end[b, first : first + n]
-                top_s = s_log.topk(min(task.n_best, n)).indices.tolist()
-                top_e = e_log.topk(min(task.n_best, n)).indices.tolist()
+                top_s = s_log.topk(min(c.n_best, n)).indices.tolist()
+                top_e = e_log.topk(min(c.n_best, n)).indices.tolist()
                 for s in top_s:
                     for e in top_e:
-                        if s <= e < s + task.max_answer_length:
+                        if s <= e < s + c.max_answer_length:
                             score = float(s_log[s] + e_log[e])
                             if score > best[i][0]:
                                 text = records[i]["context"][offsets[s][0] : offsets[e][1]].strip()
                                 best[i] = (score, text)
         return [text for _, text in best]
 
-    def scores(self, predictions, records, meta):
+    def scores(self, predictions, records, head):
         return squad_scores(predictions, [r["answers"]["text"] for r in records])
 
-    def baseline(self, train, test, meta, task, seed):
+    def baseline(self, train, test, head, seed):
         return [overlap_answer(r["question"], r["context"]) for r in test]
 
     def show(self, record, predictions):
@@ -183,6 +251,9 @@ class QA(Family):
                     else "partial" if any(pw & set(_norm_words(g)) for g in golds) else "wrong")
             out.append(("answer", kind))
         return out
+
+    def serve_records(self, columns):
+        return [{"question": str(q), "context": str(c)} for q, c in zip(columns["question"], columns["context"])]
 
 
 def _norm_words(text: str) -> list[str]:
@@ -211,11 +282,3 @@ def overlap_answer(question: str, context: str) -> str:
         runs[-1].append(m)
     run = max(runs, key=len)
     return best_sent[run[0].start() : run[-1].end()] if run else ""
-
-
-def _special(tok) -> dict[str, int]:
-    from lmforge.data.tokenizer import special_ids
-
-    ids = special_ids(tok)
-    ids.setdefault("sep", ids["eos"])
-    return ids

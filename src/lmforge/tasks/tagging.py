@@ -1,5 +1,6 @@
 """Token classification (named-entity recognition): records `{"tokens": [str], "tags": [str]}`,
-tags in IOB2 (`B-PER`, `I-PER`, `O`; IOB1 files are converted on reading, see formats.py).
+tags in IOB2 (`B-PER`, `I-PER`, `O`; files in IOB1 — CoNLL-2003's own — are converted on reading,
+`task.data.scheme: iob1`).
 
 Words are encoded pre-split (`is_pretokenized`), each after a space as in running text, so the
 tokenizer's `word_ids` maps sub-tokens to words; a word's tag is learned and predicted on its
@@ -9,21 +10,81 @@ from the second copy, whose every position has seen the whole sentence in the fi
 input; a bidirectional backbone reads it once).
 
 Metric: entity-level micro precision/recall/F1 (seqeval, conlleval rules). Baseline: each word's
-most frequent training tag (`O` for unseen words).
+most frequent training tag (`O` for unseen words). Built-in world task: `ner` (PER/ORG/LOC/MISC
+from the generator's own spans).
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lmforge.data.world import Made, WorldTask
+from lmforge.data.world.entities import TOPICS
+from lmforge.data.world.facts import fact_paragraph
+from lmforge.data.world.reviews import review
+from lmforge.data.world.stories import story
 from lmforge.errors import DataError
-from lmforge.models.heads import linear_head
-from lmforge.tasks.base import IGNORE, Family, loader
-from lmforge.tasks.metrics import entity_scores
+from lmforge.models.heads import IGNORE_INDEX, linear_head
+from lmforge.tasks import register
+from lmforge.tasks.base import Family, TaskConfig, loader
+
+NER_TAGS = tuple(sorted(["O"] + [f"{p}-{t}" for t in ("PER", "ORG", "LOC", "MISC") for p in "BI"]))
+_TAG = re.compile(r"^(O|[BI]-\S+)$")
+
+
+@dataclass
+class TaggingConfig(TaskConfig):
+    pass
+
+
+def _ner(rng, ctx, label, i) -> Made:
+    w = ctx.w
+    r = rng.random()
+    if r < 0.45:
+        sents = story(rng, w, TOPICS[int(rng.random() * len(TOPICS))])[0]
+    elif r < 0.75:
+        sents = fact_paragraph(rng, w)[0]
+    else:
+        sents = review(rng, w, rng.random() < 0.5)
+    idx = [k for k, s in enumerate(sents) if s.has_entity()] if rng.random() < 0.9 else []
+    k = idx[int(rng.random() * len(idx))] if idx else int(rng.random() * len(sents))
+    chosen = sents[k:k + 2] if rng.random() < 0.2 else sents[k:k + 1]
+    tokens = [t for s in chosen for t in s.tokens]
+    tags = [t for s in chosen for t in s.tags]
+    return Made({"tokens": tokens, "tags": tags}, " ".join(tokens), sentences=tuple(s.text for s in chosen))
+
+
+def iob1_to_iob2(tags: list[str]) -> list[str]:
+    """IOB1 (I- starts an entity unless it follows the same type; B- only between two adjacent
+    entities of one type, as in CoNLL-2003's files) → IOB2 (every entity starts with B-)."""
+    out = []
+    prev = "O"
+    for tag in tags:
+        if tag.startswith("I-"):
+            kind = tag[2:]
+            if prev == "O" or prev[2:] != kind:
+                tag = "B-" + kind
+        out.append(tag)
+        prev = tag
+    return out
+
+
+def entity_scores(gold: list[list[str]], pred: list[list[str]]) -> dict[str, float]:
+    """Entity-level micro precision/recall/F1 (seqeval, conlleval rules) over IOB2 tag sequences."""
+    from seqeval.metrics import f1_score, precision_score, recall_score
+
+    for i, (g, p) in enumerate(zip(gold, pred)):
+        if len(g) != len(p):
+            raise ValueError(f"sentence {i}: {len(g)} gold tags but {len(p)} predicted")
+    kw = dict(zero_division=0)
+    return {"f1": float(f1_score(gold, pred, **kw)), "precision": float(precision_score(gold, pred, **kw)),
+            "recall": float(recall_score(gold, pred, **kw))}
 
 
 class TokenClassifier(nn.Module):
@@ -54,31 +115,66 @@ def first_subtokens(word_ids: list[int | None]) -> dict[int, int]:
     return out
 
 
+@register("tagging")
 class Tagging(Family):
-    name = "tagging"
-    kind = "token_classifier"
-    metrics = ("f1", "precision", "recall")
-    scales = {"f1": 1, "precision": 1, "recall": 1}
+    config_class = TaggingConfig
     fields = {"tokens": list, "tags": list}
+    metrics = ("f1", "precision", "recall")
+    scale = 1
+    val_metric = "tag_accuracy"
+    world_tasks = {"ner": WorldTask(_ner, labels=NER_TAGS)}
+    description = {"model": "a tag per word on its first sub-token (a causal backbone reads the sentence twice)",
+                   "metric": "entity-level F1 (seqeval)", "baseline": "each word's most frequent training tag"}
+    serves = {"inputs": ["text"], "output": "tags"}
+
+    def record(self, row, where):
+        rec = super().record(row, where)
+        tokens, tags = rec["tokens"], rec["tags"]
+        label_map = self.config.data.label_map
+        if not isinstance(tokens, list) or not isinstance(tags, list) or len(tokens) != len(tags) or not tokens:
+            raise DataError(f"{where}: needs equal-length, non-empty token and tag lists")
+        tags = [str(label_map.get(str(t), t)) if label_map else str(t) for t in tags]
+        for t in tags:
+            if not _TAG.match(t):
+                raise DataError(f"{where}: {t!r} is not an IOB tag (O, B-X, I-X)")
+        if self.config.data.scheme == "iob1":
+            tags = iob1_to_iob2(tags)
+        return {"tokens": [str(t) for t in tokens], "tags": tags}
 
     def check_record(self, record, where):
-        if len(record["tokens"]) != len(record["tags"]):
+        super().check_record(record, where)
+        if len(record["tokens"]) != len(record["tags"]) or not record["tokens"]:
             raise DataError(f"{where}: {len(record['tokens'])} tokens but {len(record['tags'])} tags")
-        if not record["tokens"]:
-            raise DataError(f"{where}: no tokens")
 
-    def meta(self, splits, labels, backbone, task=None):
+    def check_splits(self, splits, where):
+        """IOB2 tags (an entity starts with B-): a file in IOB1 read as IOB2 would be scored wrong."""
+        if self.config.data.source == "builtin":
+            return
+        for r in splits["train"]:
+            prev = "O"
+            for t in r["tags"]:
+                if t.startswith("I-") and (prev == "O" or prev[2:] != t[2:]):
+                    raise DataError(f"{where['train']}: tag {t!r} starts an entity after {prev!r}: the file is in "
+                                    "IOB1, not IOB2 — set task.data.scheme=iob1")
+                prev = t
+        kinds = {t for r in splits["train"] for t in r["tags"]}
+        if kinds == {"O"}:
+            raise DataError(f"{where['train']}: every tag of the training split is 'O': no entity to learn "
+                            "(is task.data.tag_column the tag column?)")
+
+    def head_config(self, splits, labels, backbone):
         if not labels:
             labels = sorted({t for r in splits["train"] for t in r["tags"]} | {"O"})
-        return {"labels": list(labels), "echo": bool(getattr(backbone.cfg, "causal", True))}
+        return {"labels": list(labels), "echo": bool(backbone.cfg.causal)}
 
-    def build(self, backbone, meta, dropout=0.0):
-        return TokenClassifier(backbone, len(meta["labels"]), dropout)
+    def build(self, backbone, head):
+        return TokenClassifier(backbone, len(head["labels"]), self.config.dropout)
 
-    def _feature(self, tok, words, tags, meta, max_length, sep):
+    def _feature(self, tok, words, tags, head, sep):
         """(feature, {word index: position of its first sub-token in the read copy})."""
+        max_length = self.config.max_length
         ids, word_ids = encode_words(tok, words)
-        if meta["echo"]:
+        if head["echo"]:
             half = (max_length - 1) // 2
             ids, word_ids = ids[:half], word_ids[:half]
             offset = len(ids) + 1
@@ -87,49 +183,53 @@ class Tagging(Family):
         else:
             ids, word_ids = ids[:max_length], word_ids[:max_length]
         first = first_subtokens(word_ids)
-        labels = [IGNORE] * len(ids)
+        labels = [IGNORE_INDEX] * len(ids)
         if tags is not None:
-            label2id = {t: i for i, t in enumerate(meta["labels"])}
+            label2id = {t: i for i, t in enumerate(head["labels"])}
             for w, pos in first.items():
                 if tags[w] not in label2id:
-                    raise DataError(f"tag {tags[w]!r} does not occur in the training split (tags: {meta['labels']})")
+                    raise DataError(f"tag {tags[w]!r} is not a tag of the model ({head['labels']})")
                 labels[pos] = label2id[tags[w]]
         return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels}, first
 
-    def features(self, records, tok, meta, task, train):
-        sep = _special(tok)["sep"]
-        return [self._feature(tok, r["tokens"], r["tags"], meta, task.max_length, sep)[0] for r in records]
+    def features(self, records, tok, head, train):
+        from lmforge.data.tokenizer import special_ids
+
+        sep = special_ids(tok)["sep"]
+        return [self._feature(tok, r["tokens"], r["tags"], head, sep)[0] for r in records]
 
     def loss(self, model, batch):
         logits = model(batch["input_ids"], batch["attention_mask"]).float()
-        return F.cross_entropy(logits.flatten(0, 1), batch["labels"].flatten(), ignore_index=IGNORE)
+        return F.cross_entropy(logits.flatten(0, 1), batch["labels"].flatten(), ignore_index=IGNORE_INDEX)
 
     def val_step(self, model, batch):
         logits = model(batch["input_ids"], batch["attention_mask"]).float()
         y = batch["labels"]
-        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=IGNORE)
-        keep = y != IGNORE
+        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=IGNORE_INDEX)
+        keep = y != IGNORE_INDEX
         return loss, int((logits.argmax(-1)[keep] == y[keep]).sum()), int(keep.sum())
 
     @torch.no_grad()
-    def predict(self, model, records, tok, meta, task):
+    def predict(self, model, records, tok, head):
+        from lmforge.data.tokenizer import special_ids
+
         model.eval()
-        sep = _special(tok)["sep"]
-        pairs = [self._feature(tok, r["tokens"], None, meta, task.max_length, sep) for r in records]
+        ids = special_ids(tok)
+        pairs = [self._feature(tok, r["tokens"], None, head, ids["sep"]) for r in records]
         out, k = [], 0
-        for batch in loader([f for f, _ in pairs], task.batch_size, _special(tok)["pad"], shuffle=False):
+        for batch in loader([f for f, _ in pairs], self.config.batch_size, ids["pad"], shuffle=False):
             best = model(batch["input_ids"], batch["attention_mask"]).argmax(-1).tolist()
             for row in best:
                 r, (_, first) = records[k], pairs[k]
                 # words cut off by max_length are tagged O
-                out.append([meta["labels"][row[first[w]]] if w in first else "O" for w in range(len(r["tokens"]))])
+                out.append([head["labels"][row[first[w]]] if w in first else "O" for w in range(len(r["tokens"]))])
                 k += 1
         return out
 
-    def scores(self, predictions, records, meta):
+    def scores(self, predictions, records, head):
         return entity_scores([r["tags"] for r in records], predictions)
 
-    def baseline(self, train, test, meta, task, seed):
+    def baseline(self, train, test, head, seed):
         counts: dict[str, Counter] = defaultdict(Counter)
         for r in train:
             for word, tag in zip(r["tokens"], r["tags"]):
@@ -143,10 +243,5 @@ class Tagging(Family):
     def outcomes(self, records, predictions):
         return [(g, p) for r, pred in zip(records, predictions) for g, p in zip(r["tags"], pred)]
 
-
-def _special(tok) -> dict[str, int]:
-    from lmforge.data.tokenizer import special_ids
-
-    ids = special_ids(tok)
-    ids.setdefault("sep", ids["eos"])
-    return ids
+    def serve_records(self, columns):
+        return [{"tokens": str(t).split()} for t in columns["text"]]

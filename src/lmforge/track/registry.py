@@ -1,5 +1,6 @@
-"""The MLflow model registry: every pretrain and finetune run logs its model directory as a
-`pyfunc` model (see `lmforge.serve`) and registers a new version of
+"""The MLflow model registry: every pretrain and finetune run logs its model directory — as a
+`pyfunc` model where it is served (see `lmforge.serve`; a task family says whether and how) — and
+registers a new version of
 
 - `<prefix>-lm` (the pretrained language model), and
 - `<prefix>-<task>` (one registered model per task; both inits are versions of it, tagged `init`).
@@ -18,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import lmforge
-from lmforge.fileio import read_json
 
 log = logging.getLogger(__name__)
 
@@ -49,64 +49,66 @@ def _requirements() -> list[str]:
     return reqs
 
 
-def _signature(kind: str):
+def _signature(signature: dict | None):
+    """An MLflow signature from {"inputs": [columns], "output": name} (string columns)."""
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
-    out = {"sequence_classifier": ColSpec("string", "label"), "causal_lm": ColSpec("double", "perplexity")}.get(kind)
-    # one unnamed string column: a list of texts or a DataFrame with a `text` column both pass
-    return ModelSignature(inputs=Schema([ColSpec("string")]), outputs=Schema([out]) if out else None)
+    if not signature:
+        return None
+    inputs = Schema([ColSpec("string", c) for c in signature["inputs"]])
+    output = signature.get("output")
+    kind = signature.get("output_type", "string")
+    return ModelSignature(inputs=inputs, outputs=Schema([ColSpec(kind, output)]) if output else None)
 
 
-def save_pyfunc(model_dir: Path, path: Path) -> str:
-    """Write the MLflow pyfunc model of an lmforge model directory to `path`; returns its kind."""
+def save_pyfunc(model_dir: Path, path: Path, serving: str, signature: dict | None) -> None:
+    """Write the MLflow pyfunc model `serving` (a class of `lmforge.serve`) of a model directory."""
     import mlflow.pyfunc
 
-    from lmforge.serve import PYFUNCS
-
-    kind = read_json(model_dir / "config.json").get("kind", "")
-    if kind not in PYFUNCS:
-        raise ValueError(f"{model_dir}: no pyfunc for a model of kind {kind!r} (known: {sorted(PYFUNCS)})")
     code = path.parent / "model_code.py"
-    code.write_text(CODE.format(cls=PYFUNCS[kind].__name__))
+    code.write_text(CODE.format(cls=serving))
     mlflow.pyfunc.save_model(
         path=str(path), python_model=str(code), artifacts={"model_dir": str(model_dir)},
         code_paths=[str(Path(lmforge.__file__).parent)],  # the exact code it was trained with
-        pip_requirements=_requirements(), signature=_signature(kind),
+        pip_requirements=_requirements(), signature=_signature(signature),
     )
-    return kind
 
 
-def register(run: Any, model_dir: Path, task: str | None = None, init: str | None = None):
-    """Log `model_dir` into `run` (as a pyfunc model where lmforge.serve has one for its kind) and
-    register it; returns the ModelVersion."""
+def register(run: Any, model_dir: Path, serving: str | None, signature: dict | None = None, task: str | None = None,
+             init: str | None = None):
+    """Log `model_dir` into `run` — as the pyfunc model `serving` when given, else as the model
+    directory — and register it; returns the ModelVersion."""
     from mlflow.exceptions import MlflowException
 
-    from lmforge.serve import PYFUNCS
+    from lmforge.saved_model import SavedModel
 
-    kind = read_json(model_dir / "config.json").get("kind", "")
+    saved = SavedModel.load(model_dir)
     client = run.client
     name = model_name(run.cfg.model_prefix, task)
-    if kind in PYFUNCS:
+    if serving:
         artifact = f"{ARTIFACT}/{name}"
         with tempfile.TemporaryDirectory() as tmp:
-            kind = save_pyfunc(model_dir, Path(tmp) / ARTIFACT)
+            save_pyfunc(model_dir, Path(tmp) / ARTIFACT, serving, signature)
             client.log_artifacts(run.run_id, str(Path(tmp) / ARTIFACT), artifact)
-    else:  # no pyfunc flavour (QA, generation, masked LM): the version is the model directory itself
+    else:  # not served: the version is the model directory itself
         artifact = "model"
         if not client.list_artifacts(run.run_id, artifact):  # the stage usually logged it already
             client.log_artifacts(run.run_id, str(model_dir), artifact)
 
-    what = {"sequence_classifier": f"fine-tuned `{task}` classifier (text → label)",
-            "token_classifier": f"fine-tuned `{task}` tagger (text → a tag per word)",
-            "causal_lm": "pretrained language model (text → perplexity)"}.get(
-        kind, f"{kind} model directory (config.json + model.safetensors + tokenizer; no pyfunc)")
+    if task:
+        out = f" → {signature['output']}" if signature else " (no pyfunc: structured inputs)"
+        what = f"fine-tuned `{task}` model ({saved.family}){out}"
+    else:
+        what = f"pretrained language model ({saved.objective})" + (" → perplexity" if serving else "")
     try:
         client.create_registered_model(name, description=f"lmforge {what}")
     except MlflowException as e:
         if "RESOURCE_ALREADY_EXISTS" not in str(e.error_code):
             raise
-    tags = {"kind": kind, "stage": run.name}
+    tags = {"kind": saved.kind, "stage": run.name}
+    if saved.family:
+        tags["family"] = saved.family
     if init:
         tags["init"] = init
     for key in ("mlflow.source.git.commit", "lmforge.dvc.exp"):

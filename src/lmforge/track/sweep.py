@@ -5,14 +5,11 @@ before any job starts (`on_multirun_start`), it opens the sweep's parent run —
 after the sweep's overrides — and puts its id in $LMFORGE_PARENT_RUN_ID, which every launcher
 hands on to its jobs (basic: the same process; joblib/submitit: child processes inherit the
 environment; SLURM: sbatch exports it). Each job's StageRun becomes a child of it, named after
-the job's values of the swept keys (`job_identity`). `on_multirun_end` logs the outcome on the
-parent — jobs finished and failed, the best job and its params (by `optimized_metric`), Optuna's
-`optimization_results.yaml`, a comparison table — and ends it. A sweep killed before its end
-leaves its parent FAILED (an atexit hook), not RUNNING.
-
-`run_job` (the stage apps call it in multirun mode) keeps a failed job from stopping the sweep:
-the failure is recorded (the job's run FAILED, with the error as a tag) and the job returns None
-— which Optuna records as a failed trial — instead of raising.
+the job's values of the swept keys (`track.jobs.job_identity`). `on_multirun_end` logs the outcome
+on the parent — jobs finished and failed, the best job and its params (by `optimized_metric`),
+Optuna's `optimization_results.yaml`, a comparison table — and ends it. A sweep killed before its
+end leaves its parent KILLED (an atexit hook), not RUNNING. A failed job never stops the sweep
+(`track.run.run_job`).
 """
 
 from __future__ import annotations
@@ -24,131 +21,25 @@ import math
 import os
 import sys
 import time
-import traceback
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from lmforge.track.jobs import ENV_KEYS, override_key, swept_keys
+from lmforge.track.run import OBJECTIVE
+from lmforge.track.store import ENV_PARENT, KIND_TAG, connect, context_tags, experiment_id, read_params
+
 log = logging.getLogger("lmforge")
 
-ENV_KEYS = "LMFORGE_SWEEP_KEYS"
-OBJECTIVE = "objective"  # the metric each job logs: the value it returned to the sweeper
 SWEEP_FILE = "mlflow_sweep.json"
-
-
-def in_multirun() -> bool:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-
-
-def _key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
-
-
-def swept_keys(config: DictConfig) -> list[str]:
-    """The keys a sweep varies: sweep overrides on the command line and the sweeper's params."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    overrides = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
-    keys = [o.get_key_element().lstrip("+~") for o in overrides if o.is_sweep_override()]
-    params = OmegaConf.select(config, "hydra.sweeper.params") or {}
-    keys += [str(k) for k in params if str(k) not in keys]
-    return keys
-
-
-def job_identity() -> tuple[str, dict[str, str]] | None:
-    """(run-name suffix, tags) of the current Hydra sweep job; None outside a sweep."""
-    if not in_multirun():
-        return None
-    from hydra.core.hydra_config import HydraConfig
-
-    hc = HydraConfig.get()
-    overrides = [str(o) for o in hc.overrides.task]
-    keys = json.loads(os.environ.get(ENV_KEYS, "null"))
-    named = [o for o in overrides if _key(o) in keys] if keys else overrides
-    tags = {
-        "lmforge.kind": "sweep_job",
-        "lmforge.sweep.job": str(hc.job.num),
-        "lmforge.sweep.job_overrides": " ".join(overrides),
-        "lmforge.sweep.output_dir": str(hc.runtime.output_dir),
-    }
-    return " ".join(named), tags
-
-
-def metric_value(summary: Any, key: str) -> float:
-    """summary["a"]["b"] for key "a.b" (also a literal "a.b" or "a/b" key), as a float."""
-    from lmforge.errors import ConfigError
-
-    node = summary
-    if isinstance(node, dict) and key in node:
-        return float(node[key])
-    for part in key.replace("/", ".").split("."):
-        if not isinstance(node, dict) or part not in node:
-            available = sorted(summary) if isinstance(summary, dict) else type(summary).__name__
-            raise ConfigError(f"optimized_metric={key!r} is not in the stage's summary (keys: {available})")
-        node = node[part]
-    return float(node)
-
-
-def run_job(stage: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
-    """One sweep job: the stage's summary, or its optimized metric; None when it failed."""
-    from lmforge.track import mlflow as track
-
-    before = len(track.STARTED)
-    try:
-        result = stage(cfg)
-        run_id = track.STARTED[-1] if len(track.STARTED) > before else None
-        if not cfg.get("optimized_metric"):
-            return result
-        value = metric_value(result, cfg.optimized_metric)
-        if run_id:
-            _client(cfg.tracking).log_metric(run_id, OBJECTIVE, value)
-        return value
-    except (Exception, SystemExit) as e:
-        log.error("job failed: %s: %s\n%s", type(e).__name__, e, traceback.format_exc())
-        try:
-            _record_failure(cfg, e, track.STARTED[before:] or None)
-        except Exception as e2:  # tracking itself is down: the sweep still goes on
-            log.warning("could not record the failed job in MLflow: %s", e2)
-        return None
 
 
 def _client(tracking):
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=tracking.uri)
-
-
-def _record_failure(cfg: DictConfig, exc: BaseException, run_ids: list[str] | None) -> None:
-    """Mark the job's run FAILED with the error; open one if the job failed before its stage did
-    (an invalid config), so the sweep's parent lists every job."""
-    if not cfg.tracking.enabled:
-        return
-    from hydra.core.hydra_config import HydraConfig
-
-    from lmforge.track.mlflow import ERROR_TAG, StageRun
-
-    message = f"{type(exc).__name__}: {exc}"[:5000]
-    if run_ids:
-        client = _client(cfg.tracking)
-        for run_id in run_ids:
-            client.set_tag(run_id, ERROR_TAG, message)
-            client.set_terminated(run_id, "FAILED")
-        return
-    params = {}
-    try:
-        from lmforge.config import flatten, to_container
-
-        params = flatten(to_container(cfg))
-    except Exception:
-        pass
-    with StageRun(cfg.tracking, HydraConfig.get().job.name, params, {ERROR_TAG: message}) as run:
-        pass
-    run.client.set_terminated(run.run_id, "FAILED")
 
 
 class MlflowSweep(Callback):
@@ -162,7 +53,6 @@ class MlflowSweep(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         import lmforge.config  # noqa: F401  (resolvers)
         from lmforge.errors import ConfigError
-        from lmforge.track.mlflow import ENV_PARENT, KIND_TAG, connect, context_tags, experiment_id
 
         if OmegaConf.is_missing(config, "optimized_metric"):
             raise ConfigError("optimized_metric is not set: name the summary key the sweeper optimises, "
@@ -195,9 +85,9 @@ class MlflowSweep(Callback):
             tags["lmforge.sweep.direction"] = str(config.optimized_direction)
         if outer := os.environ.get(ENV_PARENT):
             tags["mlflow.parentRunId"] = outer
-        swept = [o for o in overrides if _key(o) in keys]
+        swept = [o for o in overrides if override_key(o) in keys]
         params = OmegaConf.select(config, "hydra.sweeper.params") or {}
-        swept += [f"{k}={v}" for k, v in params.items() if not any(_key(o) == str(k) for o in swept)]
+        swept += [f"{k}={v}" for k, v in params.items() if not any(override_key(o) == str(k) for o in swept)]
         name = f"sweep {stage} " + " ".join(swept)
         run = client.create_run(exp_id, run_name=name.strip(), tags=tags)
         self.run_id, self._uri = run.info.run_id, str(tracking.uri)
@@ -234,8 +124,6 @@ class MlflowSweep(Callback):
     def _summarise(self, config: DictConfig, run_id: str) -> str:
         from mlflow.entities import Metric, Param, RunTag
 
-        from lmforge.track.mlflow import read_params
-
         client = _client(config.tracking)
         parent = client.get_run(run_id)
         children = client.search_runs([parent.info.experiment_id],
@@ -263,7 +151,7 @@ class MlflowSweep(Callback):
         if results.is_file():
             client.log_artifact(run_id, str(results))
         try:
-            from lmforge.compare import compare_runs
+            from lmforge.report.compare import compare_runs
 
             table = compare_runs(client, children, metric=OBJECTIVE if metric else None,
                                  out_dir=sweep_dir / "compare")
@@ -274,11 +162,11 @@ class MlflowSweep(Callback):
         return "FAILED" if children and len(failed) == len(children) else "FINISHED"
 
     def _abandon(self) -> None:
-        """The process exits before the sweep ended (killed, aborted): the parent is FAILED."""
+        """The process exits before the sweep ended (killed, aborted): the parent is KILLED."""
         if self.run_id and self._uri:
             try:
                 from mlflow.tracking import MlflowClient
 
-                MlflowClient(tracking_uri=self._uri).set_terminated(self.run_id, "FAILED")
+                MlflowClient(tracking_uri=self._uri).set_terminated(self.run_id, "KILLED")
             except Exception:
                 pass

@@ -99,27 +99,61 @@ class Throughput(L.Callback):
 
 
 class History(L.Callback):
-    """Records logged scalars per step (train metrics at each logging step, val at each
-    validation) so a stage can write its curves as CSV for `dvc plots`."""
+    """Every scalar a stage logs, per step — train and perf metrics at each logging step, val at
+    each validation — kept in order and sent as recorded to `sink(metrics, step)` (the stage's
+    MLflow run); the stage writes its curves from it (CSV for `dvc plots`).
 
-    def __init__(self):
+    Its rows are part of a checkpoint (`state_dict`): a run resumed after a kill restores the history
+    up to the checkpoint and sends it to its own run first, so the resumed run's curves hold every
+    step from 0, as an uninterrupted run's do."""
+
+    def __init__(self, sink=None):
         self.rows: dict[str, list[tuple[int, float]]] = {}
+        self.sink = sink
 
-    def _take(self, trainer, prefix: str) -> None:
+    def _send(self, metrics: dict[str, float], step: int) -> None:
+        if self.sink is not None and metrics:
+            self.sink(metrics, step)
+
+    def _take(self, trainer, prefixes: tuple[str, ...]) -> None:
+        step = trainer.global_step
+        taken = {}
         for k, v in trainer.callback_metrics.items():
-            if k.startswith(prefix):
-                self.rows.setdefault(k, []).append((trainer.global_step, float(v)))
+            if k.startswith(prefixes):
+                rows = self.rows.setdefault(k, [])
+                if rows and rows[-1][0] == step:  # validated twice at one step (the final validation)
+                    continue
+                rows.append((step, float(v)))
+                taken[k] = float(v)
+        self._send(taken, step)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         if trainer.global_step % trainer.log_every_n_steps == 0:
-            self._take(trainer, "train/")
+            self._take(trainer, ("train/", "perf/"))
 
     def on_validation_end(self, trainer, pl_module):
         if not trainer.sanity_checking:
-            self._take(trainer, "val/")
+            self._take(trainer, ("val/",))
 
-    def write_csv(self, path, key: str) -> None:
+    def state_dict(self) -> dict:
+        return {"rows": {k: [list(r) for r in v] for k, v in self.rows.items()}}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.rows = {k: [(int(s), float(v)) for s, v in rows] for k, rows in state_dict["rows"].items()}
+        by_step: dict[int, dict[str, float]] = {}
+        for k, rows in self.rows.items():
+            for s, v in rows:
+                by_step.setdefault(s, {})[k] = v
+        for s in sorted(by_step):
+            self._send(by_step[s], s)
+
+    def write_csv(self, path, *keys: str) -> None:
+        """step, then one column per key (empty where a key has no value at that step)."""
         from lmforge.fileio import write_text
 
-        column = key.replace("/", "_")
-        write_text(path, f"step,{column}\n" + "".join(f"{s},{v:.6g}\n" for s, v in self.rows.get(key, [])))
+        steps = sorted({s for k in keys for s, _ in self.rows.get(k, [])})
+        values = {k: dict(self.rows.get(k, [])) for k in keys}
+        head = "step," + ",".join(k.replace("/", "_") for k in keys)
+        body = "".join(f"{s}," + ",".join(f"{values[k][s]:.6g}" if s in values[k] else "" for k in keys) + "\n"
+                       for s in steps)
+        write_text(path, head + "\n" + body)

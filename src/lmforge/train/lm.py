@@ -4,6 +4,10 @@ Two objectives over the same packed windows: `clm` (predict the next token) and 
 15 % of the tokens are chosen, 80 % of those become the mask token, 10 % a random token, 10 %
 stay; the loss is taken at the chosen positions only). Masking is drawn from the same
 step-indexed generator as the windows, so a resumed run masks exactly as an uninterrupted one.
+
+Batches are global: step i's batch is drawn whole from generator (seed, i), and under data
+parallelism each process trains on its contiguous slice of it — N processes with a per-process
+batch of B/N see exactly the batches one process with B would.
 """
 
 from __future__ import annotations
@@ -18,12 +22,9 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from lmforge.data.packing import TokenFile
-from lmforge.errors import DataError
-from lmforge.models.heads import CausalLM, MaskedLM
-from lmforge.models import build_backbone
+from lmforge.errors import ConfigError, DataError
+from lmforge.models.heads import IGNORE_INDEX, CausalLM, MaskedLM
 from lmforge.optim import adamw, scheduled
-
-IGNORE = -100  # label of positions that carry no loss
 
 
 class MLMMasker:
@@ -56,7 +57,7 @@ class MLMMasker:
         inputs[chosen & (action < 0.8)] = self.mask_id
         swap = chosen & (action >= 0.8) & (action < 0.9)
         inputs[swap] = random_tok[swap]
-        labels = torch.where(chosen, ids, torch.full_like(ids, IGNORE))
+        labels = torch.where(chosen, ids, torch.full_like(ids, IGNORE_INDEX))
         return inputs, labels
 
 
@@ -66,18 +67,13 @@ def next_token_pairs(windows: torch.Tensor, rng: np.random.Generator | None = No
 
 
 class LMModule(L.LightningModule):
-    """A backbone under its tied LM head, trained with `objective` ("clm" or "mlm").
+    """A backbone under its tied LM head, trained with `objective` ("clm" or "mlm"); `optim` is
+    the optimiser's settings (`config.OptimConfig`)."""
 
-    `backbone` is a ready backbone (a pretrained Hugging Face checkpoint); otherwise one is built,
-    freshly initialised, from `spec`.
-    """
-
-    def __init__(self, spec: dict, optim: dict, max_steps: int, objective: str = "clm",
-                 backbone: torch.nn.Module | None = None):
+    def __init__(self, backbone: torch.nn.Module, optim, max_steps: int, objective: str = "clm"):
         super().__init__()
         if objective not in ("clm", "mlm"):
             raise ValueError(f"objective={objective!r} is not one of ['clm', 'mlm']")
-        backbone = backbone if backbone is not None else build_backbone(spec)
         if objective == "mlm" and backbone.cfg.causal:
             raise ValueError("objective=mlm needs a bidirectional backbone (causal=False)")
         self.objective = objective
@@ -93,7 +89,7 @@ class LMModule(L.LightningModule):
         x, y = batch
         if self.objective == "mlm":  # logits at the chosen positions only: a fraction of the head's work
             hidden = self.backbone(x)
-            chosen = y != IGNORE
+            chosen = y != IGNORE_INDEX
             logits = self.backbone.lm_logits(hidden[chosen])
             return F.cross_entropy(logits.float(), y[chosen])
         logits = self.model(x)
@@ -106,7 +102,7 @@ class LMModule(L.LightningModule):
         return loss
 
     def validation_step(self, batch, batch_idx):
-        self.log("val/loss", self._loss(batch), prog_bar=True)
+        self.log("val/loss", self._loss(batch), prog_bar=True, sync_dist=True)
 
     def on_validation_epoch_end(self):
         loss = self.trainer.callback_metrics.get("val/loss")
@@ -115,28 +111,37 @@ class LMModule(L.LightningModule):
 
     def configure_optimizers(self):
         o = self.optim
-        opt = adamw(self.model, o["lr"], o["weight_decay"], (o["beta1"], o["beta2"]))
-        return scheduled(opt, o["warmup_steps"], self.max_steps, o["min_lr_ratio"])
+        opt = adamw(self.model, o.lr, o.weight_decay, (o.beta1, o.beta2))
+        return scheduled(opt, o.warmup_steps, self.max_steps, o.min_lr_ratio)
+
+
+def _slice(pair: tuple[torch.Tensor, torch.Tensor], rank: int, world: int) -> tuple[torch.Tensor, torch.Tensor]:
+    n = pair[0].shape[0] // world
+    return pair[0][rank * n : (rank + 1) * n], pair[1][rank * n : (rank + 1) * n]
 
 
 class RandomWindows(IterableDataset):
-    """Batch i = `batch_size` random windows of a token file, drawn from rng(seed, rank, i).
+    """Batch i = `batch_size` random windows of a token file, drawn from rng(seed, 0, i) — the
+    global batch; process `rank` of `world` yields its contiguous slice of it.
 
     A batch depends only on its index, so a run resumed at step `start` sees exactly the batches
-    an uninterrupted run would have seen, and each data-parallel rank sees its own. Iterable
-    (no length): the epoch never ends early or twice on resume; `max_steps` stops training.
+    an uninterrupted run would have seen. Iterable (no length): the epoch never ends early or twice
+    on resume; `max_steps` stops training.
     """
 
-    def __init__(self, tokens: TokenFile, batch_size: int, block: int, seed: int, rank: int = 0, start: int = 0,
-                 make=next_token_pairs):
+    def __init__(self, tokens: TokenFile, batch_size: int, block: int, seed: int, rank: int = 0, world: int = 1,
+                 start: int = 0, make=next_token_pairs):
+        if batch_size % world:
+            raise ConfigError(f"trainer.batch_size={batch_size} is not divisible by the {world} data-parallel "
+                              "processes (trainer.devices × trainer.num_nodes)")
         self.tokens, self.batch_size, self.block = tokens, batch_size, block
-        self.seed, self.rank, self.start = seed, rank, start
+        self.seed, self.rank, self.world, self.start = seed, rank, world, start
         self.make = make  # windows [B, T+1] (+ the batch's rng) → (inputs, targets)
 
     def batch(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        rng = np.random.default_rng([self.seed, self.rank, i])
+        rng = np.random.default_rng([self.seed, 0, i])
         w = torch.from_numpy(self.tokens.sample_blocks(self.batch_size, self.block, rng))
-        return self.make(w, rng)
+        return _slice(self.make(w, rng), self.rank, self.world)
 
     def __iter__(self):
         i = self.start
@@ -146,10 +151,13 @@ class RandomWindows(IterableDataset):
 
 
 class ConsecutiveWindows(Dataset):
-    """Batch j = the j-th run of `batch_size` consecutive, non-overlapping windows (fixed val set)."""
+    """Batch j = the j-th run of `batch_size` consecutive, non-overlapping windows (fixed val set);
+    process `rank` of `world` takes its slice of each."""
 
-    def __init__(self, tokens: TokenFile, n_batches: int, batch_size: int, block: int, make=next_token_pairs):
+    def __init__(self, tokens: TokenFile, n_batches: int, batch_size: int, block: int, make=next_token_pairs,
+                 rank: int = 0, world: int = 1):
         self.tokens, self.batch_size, self.block, self.make = tokens, batch_size, block, make
+        self.rank, self.world = rank, world
         available = (len(tokens) - 1) // (block * batch_size)
         if available < 1:
             raise DataError(
@@ -164,7 +172,7 @@ class ConsecutiveWindows(Dataset):
     def __getitem__(self, j: int):
         first = j * self.batch_size
         w = torch.from_numpy(np.stack([self.tokens.block(first + r, self.block) for r in range(self.batch_size)]))
-        return self.make(w, np.random.default_rng([j]))  # the same masks at every validation
+        return _slice(self.make(w, np.random.default_rng([j])), self.rank, self.world)  # the same masks each time
 
 
 class PackedLMData(L.LightningDataModule):
@@ -183,10 +191,11 @@ class PackedLMData(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         # the trainer's step is already restored when a resumed fit asks for its data
         start = self.trainer.global_step * self.accumulate
-        ds = RandomWindows(self.train_tokens, self.batch_size, self.block, self.seed, self.trainer.global_rank, start,
-                           self.make)
+        ds = RandomWindows(self.train_tokens, self.batch_size, self.block, self.seed, self.trainer.global_rank,
+                           self.trainer.world_size, start, self.make)
         return DataLoader(ds, batch_size=None)
 
     def val_dataloader(self) -> DataLoader:
-        val = ConsecutiveWindows(self.val_tokens, self.val_batches, self.batch_size, self.block, self.make)
+        val = ConsecutiveWindows(self.val_tokens, self.val_batches, self.batch_size, self.block, self.make,
+                                 self.trainer.global_rank, self.trainer.world_size)
         return DataLoader(val, batch_size=None)

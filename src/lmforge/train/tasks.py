@@ -1,42 +1,47 @@
-"""Fine-tuning LightningModule for every task family: the family computes the loss and the
-validation accuracy (`val/accuracy`, what checkpointing and early stopping watch)."""
+"""Fine-tuning LightningModule for every task family: the family computes the loss and its cheap
+validation score (`val/<family.val_metric>`, what checkpointing and early stopping watch).
+
+Validation loss and score are torchmetrics `MeanMetric`s weighted by what each batch scores
+(examples, tags, windows or target tokens), so under data parallelism they are reduced across
+processes into exactly the single-process value.
+"""
 
 from __future__ import annotations
 
 import lightning as L
 import torch
+from torchmetrics import MeanMetric
 
 from lmforge.optim import adamw, scheduled
 
 
 class TaskModule(L.LightningModule):
-    def __init__(self, family, model: torch.nn.Module, lr: float, weight_decay: float,
-                 warmup_steps: int, total_steps: int):
+    def __init__(self, family, model: torch.nn.Module, warmup_steps: int, total_steps: int):
         super().__init__()
         self.family = family
         self.model = model
-        self.lr, self.weight_decay = lr, weight_decay
         self.warmup_steps, self.total_steps = warmup_steps, total_steps
-        self._correct = self._total = 0
+        self.val_loss = MeanMetric()
+        self.val_score = MeanMetric()
+
+    @property
+    def score_key(self) -> str:
+        return f"val/{self.family.val_metric}"
 
     def training_step(self, batch, batch_idx):
         loss = self.family.loss(self.model, batch)
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["input_ids"]))
         return loss
 
-    def on_validation_epoch_start(self):
-        self._correct = self._total = 0
-
     def validation_step(self, batch, batch_idx):
         loss, correct, total = self.family.val_step(self.model, batch)
-        self._correct += correct
-        self._total += total
-        self.log("val/loss", loss, prog_bar=True, batch_size=len(batch["input_ids"]))
-
-    def on_validation_epoch_end(self):
-        acc = self._correct / max(self._total, 1)
-        self.log("val/accuracy", torch.tensor(acc, dtype=torch.float32), prog_bar=True, sync_dist=True)
+        weight = max(total, 1)
+        self.val_loss.update(loss.detach().float(), weight=weight)
+        self.val_score.update(torch.tensor(correct / weight, device=self.device), weight=weight)
+        self.log("val/loss", self.val_loss, prog_bar=True, on_step=False, on_epoch=True)
+        self.log(self.score_key, self.val_score, prog_bar=True, on_step=False, on_epoch=True)
 
     def configure_optimizers(self):
-        opt = adamw(self.model, self.lr, self.weight_decay, (0.9, 0.999))
+        c = self.family.config
+        opt = adamw(self.model, c.lr, c.weight_decay, (0.9, 0.999))
         return scheduled(opt, self.warmup_steps, self.total_steps, 0.0)

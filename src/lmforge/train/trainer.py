@@ -1,57 +1,105 @@
-"""The Lightning Trainer from config, and checkpoint-based resume."""
+"""The Lightning Trainer from config, checkpoints that hold a step's validation, and resume that
+survives a damaged checkpoint."""
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 
-from lmforge.errors import ConfigError
+from lmforge.models import check_state
 
-if TYPE_CHECKING:  # keep omegaconf out of the import path of benchmarks run on bare machines
-    from omegaconf import DictConfig
+log = logging.getLogger("lmforge")
 
 
-def make_trainer(t: "DictConfig", *, callbacks: list, logger=None, **overrides) -> L.Trainer:
+def make_trainer(trainer_cfg: Any, *, callbacks: list, progress: bool = True, **overrides) -> L.Trainer:
+    """A Trainer from the `trainer` settings (`config.TrainerConfig`). lmforge's samplers shard data
+    by rank themselves (global batches, see `train.lm` and `tasks.base.LengthGrouped`); logging goes
+    through the `History` callback, not a Lightning logger."""
+    t = trainer_cfg
     kwargs = dict(
         accelerator=t.accelerator,
         devices=t.devices,
+        num_nodes=t.num_nodes,
         strategy=t.strategy,
         precision=t.precision,
         gradient_clip_val=t.gradient_clip_val,
         accumulate_grad_batches=t.accumulate_grad_batches,
         log_every_n_steps=t.log_every_n_steps,
-        enable_progress_bar=t.enable_progress_bar,
+        enable_progress_bar=progress,
         enable_model_summary=False,
-        logger=logger if logger is not None else False,
+        logger=False,
         callbacks=callbacks,
-        use_distributed_sampler=False,  # our samplers shard by rank themselves
+        use_distributed_sampler=False,
         num_sanity_val_steps=0,
     )
     kwargs.update(overrides)
     return L.Trainer(**kwargs)
 
 
+class StepCheckpoint(ModelCheckpoint):
+    """Saves every `every_n_train_steps` steps; at a step that is also validated, after that
+    validation, so the checkpoint holds its result (Lightning saves before it)."""
+
+    def __init__(self, *, val_every: int, **kwargs: Any):
+        super().__init__(**kwargs)
+        self._val_every = val_every
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step % self._val_every == 0:
+            return  # saved in on_validation_end
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        step = trainer.global_step
+        if (trainer.sanity_checking or not trainer.training or step == 0 or step % self._val_every
+                or step % self._every_n_train_steps or self._should_skip_saving_checkpoint(trainer)):
+            return
+        candidates = self._monitor_candidates(trainer)
+        self._save_topk_checkpoint(trainer, candidates)
+        self._save_last_checkpoint(trainer, candidates)
+
+
+def _readable(ckpt: Path) -> dict | None:
+    try:
+        saved = torch.load(ckpt, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated, garbage, not a torch file
+        log.warning("checkpoint %s cannot be read (%s: %s)", ckpt, type(e).__name__, str(e).splitlines()[0][:200])
+        return None
+    if not isinstance(saved, dict) or "state_dict" not in saved or "global_step" not in saved:
+        log.warning("checkpoint %s is not a Lightning checkpoint", ckpt)
+        return None
+    return saved
+
+
 def latest_checkpoint(ckpt_dir: Path) -> Path | None:
-    """The checkpoint to resume from: `last.ckpt` if present."""
-    last = Path(ckpt_dir) / "last.ckpt"
-    return last if last.is_file() else None
+    """The checkpoint to resume from: `last.ckpt` when it reads, else the newest other one that
+    does; a damaged one is moved aside (`*.corrupt`, with a warning) so it never blocks a re-run."""
+    ckpt_dir = Path(ckpt_dir)
+    if not ckpt_dir.is_dir():
+        return None
+    last = ckpt_dir / "last.ckpt"
+    candidates = ([last] if last.exists() else []) + sorted(
+        (p for p in ckpt_dir.glob("*.ckpt") if p.name != "last.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for ckpt in candidates:
+        if ckpt.is_symlink() and not ckpt.exists():
+            continue
+        if _readable(ckpt) is not None:
+            return ckpt
+        aside = ckpt.with_name(ckpt.name + f".corrupt-{os.getpid()}")
+        os.replace(ckpt, aside)
+        log.warning("moved the damaged checkpoint aside to %s; resuming from an earlier one, or from the start", aside)
+    return None
 
 
 def check_checkpoint(ckpt: Path, module: torch.nn.Module) -> int:
-    """Fail before training if a checkpoint's tensors do not fit `module` (a different shape);
+    """Fail before training if a checkpoint's tensors do not fit `module` (another model or shape);
     return the checkpoint's global step."""
     saved = torch.load(ckpt, map_location="cpu", weights_only=True)
-    state = saved["state_dict"]
-    own = module.state_dict()
-    for k, v in state.items():
-        if k not in own:
-            raise ConfigError(f"{ckpt}: tensor {k!r} is not in the configured model: the checkpoint is from another model")
-        if own[k].shape != v.shape:
-            raise ConfigError(
-                f"{ckpt}: tensor {k!r} has shape {tuple(v.shape)} but the configured model expects "
-                f"{tuple(own[k].shape)}: the checkpoint is from a different model shape"
-            )
+    check_state(module.state_dict(), saved["state_dict"], ckpt)
     return int(saved["global_step"])

@@ -1,32 +1,40 @@
-"""Text generation as prefix language modelling on the causal backbone: summarization
-(`{"document", "summary"}`) and translation (`{"source", "target"}`).
+"""Text generation as prefix language modelling on a causal backbone: the base of the
+summarization and translation families (a source field → a target field).
 
-A training sequence is `source <sep> target <eos>` (source cut to `task.max_source_length`
-tokens, target to `task.max_target_length`); the loss is next-token cross-entropy on the target
-and `<eos>` only. Decoding feeds `source <sep>` and extends it greedily (`task.beam_size=1`) or by
-beam search (scores divided by length**`task.length_penalty`), reusing each layer's keys and
-values (the native Transformer's KV cache) and stopping at `<eos>` or `max_target_length` tokens.
-Prompts of a batch are left-padded (masked, positions counted from the first real token). A
-backbone without a cache (LSTM, Hugging Face wrapper) is decoded by re-running the whole
-sequence, batching only prompts of equal length (no padding).
-
-Metrics: summarization ROUGE-1/2/L (rouge_score, stemming, ×100; primary ROUGE-L); translation
-BLEU and chrF (sacrebleu). Baselines: the lead sentence (summarization); word-by-word through the
-built-in world's lexicon (`task.baseline=lexicon`) or the source copied (`copy`) for translation.
+A training sequence is `source <sep> target <eos>` (source cut to `max_source_length` tokens,
+target to `max_target_length`); the loss is next-token cross-entropy on the target and `<eos>`
+only. Decoding feeds `source <sep>` and extends it greedily (`beam_size: 1`) or by beam search
+(scores divided by length**`length_penalty`), stopping at `<eos>` or `max_target_length` tokens,
+the way the backbone says it can (`Capabilities.generation`): the native Transformer with lmforge's
+beam search over its KV cache (prompts left-padded, positions counted from the first real token),
+a Hugging Face decoder with transformers' `generate`, the LSTM by re-running the whole sequence
+(batching only prompts of equal length).
 """
 
 from __future__ import annotations
 
-import inspect
-import re
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from lmforge.errors import ConfigError
-from lmforge.tasks.base import IGNORE, Family
-from lmforge.tasks.metrics import rouge_scores, sentence_chrf, sentences, translation_scores
+from lmforge.models.heads import IGNORE_INDEX
+from lmforge.schema import setting
+from lmforge.tasks.base import Family, TaskConfig
+
+
+@dataclass
+class PrefixLMConfig(TaskConfig):
+    max_source_length: int = setting(96, gt=0)  # tokens
+    max_target_length: int = setting(32, gt=0)  # tokens (also the decoding limit)
+    beam_size: int = setting(1, gt=0, eval_only=True)  # 1: greedy decoding
+    length_penalty: float = setting(1.0, eval_only=True)  # beam search: score / length**length_penalty
+
+
+# ---------------------------------------------------------------------------------- decoding
 
 
 class PrefixLM(nn.Module):
@@ -41,10 +49,6 @@ class PrefixLM(nn.Module):
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.backbone.lm_logits(hidden).float()
-
-    @property
-    def has_cache(self) -> bool:
-        return "use_cache" in inspect.signature(self.backbone.forward).parameters
 
 
 # ---------------------------------------------------------------------------------- decoding
@@ -143,19 +147,32 @@ def beam_search(state, n: int, max_new: int, eos: int, pad: int, beam_size: int 
 @torch.no_grad()
 def generate(model: PrefixLM, prompts: list[list[int]], max_new: int, eos: int, pad: int,
              beam_size: int = 1, length_penalty: float = 1.0, batch_size: int = 32) -> list[list[int]]:
-    """Continuations of token-id prompts (see `beam_search`), in prompt order."""
+    """Continuations of token-id prompts, in prompt order, decoded the way the backbone says it
+    can (`Capabilities.generation`): lmforge's beam search over its KV cache, transformers'
+    `generate`, or recomputing the whole sequence per token."""
     model.eval()
+    how = type(model.backbone).capabilities(model.backbone.cfg).generation
     out: list[list[int] | None] = [None] * len(prompts)
-    if model.has_cache:
+    if how == "transformers":
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        for k in range(0, len(order), batch_size):
+            group = order[k : k + batch_size]
+            for i, seq in zip(group, model.backbone.generate([prompts[i] for i in group], max_new, eos, pad,
+                                                              beam_size, length_penalty)):
+                out[i] = seq
+        return out  # type: ignore[return-value]
+    if how == "kv_cache":
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths: less padding
         groups = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
         make = _Cached
-    else:
+    elif how == "recompute":
         by_len: dict[int, list[int]] = {}
         for i, p in enumerate(prompts):
             by_len.setdefault(len(p), []).append(i)
         groups = [g[i : i + batch_size] for g in by_len.values() for i in range(0, len(g), batch_size)]
         make = _Recompute
+    else:
+        raise ConfigError(f"{type(model.backbone).__name__} cannot generate text")
     for group in groups:
         state = make(model, [prompts[i] for i in group], pad)
         for i, seq in zip(group, beam_search(state, len(group), max_new, eos, pad, beam_size, length_penalty)):
@@ -166,42 +183,57 @@ def generate(model: PrefixLM, prompts: list[list[int]], max_new: int, eos: int, 
 # ---------------------------------------------------------------------------------- the family
 
 
-class Generation(Family):
-    """A source → target text task; `source`/`target` name the record fields."""
+class PrefixLMFamily(Family):
+    """A source → target text task; subclasses name the fields (`source`, `target`) and bring
+    the metric, the baseline and the world maker."""
 
-    kind = "prefix_lm"
+    config_class = PrefixLMConfig
+    source: ClassVar[str] = ""
+    target: ClassVar[str] = ""
+    scale = 100
+    val_metric = "token_accuracy"
+    generates = True
 
-    def __init__(self, name: str, source: str, target: str, metrics: tuple[str, ...]):
-        self.name, self.source, self.target, self.metrics = name, source, target, metrics
-        self.fields = {source: str, target: str}
-        self.scales = dict.fromkeys(metrics, 100)
+    def document(self, record):
+        return record[self.source]
 
-    def meta(self, splits, labels, backbone, task=None):
-        if not getattr(backbone.cfg, "causal", True):
-            raise ConfigError(f"task family {self.name!r} generates text and needs a causal backbone")
-        return {"source_field": self.source, "target_field": self.target}
+    def check_backbone(self, backbone_cfg, capabilities, where):
+        c = self.config
+        if not backbone_cfg.causal or not capabilities.generation:
+            raise ConfigError(f"task {self.task!r} ({self.name}) generates text, which needs a backbone that reads "
+                              f"left to right and decodes, but {where} is bidirectional (pretrained with objective=mlm, "
+                              "or an encoder). Use objective=clm with model=gpt_tiny, gpt_small or lstm, or a decoder "
+                              "(model=hf model.hf_model_type=gpt2); encoders do classification, NER and QA")
+        need = c.max_source_length + c.max_target_length + 2
+        if need > backbone_cfg.max_len:
+            raise ConfigError(f"task.{self.task}.max_source_length={c.max_source_length} + max_target_length="
+                              f"{c.max_target_length} + 2 (<sep>, <eos>) = {need} exceeds the max_len "
+                              f"{backbone_cfg.max_len} of {where}")
 
-    def build(self, backbone, meta, dropout=0.0):
+    def build(self, backbone, head):
         return PrefixLM(backbone)
 
-    def _prompt(self, tok, text: str, task, sep: int) -> list[int]:
-        return tok.encode(text, add_special_tokens=False).ids[: task.max_source_length] + [sep]
+    def _prompt(self, tok, text: str, sep: int) -> list[int]:
+        return tok.encode(text, add_special_tokens=False).ids[: self.config.max_source_length] + [sep]
 
-    def features(self, records, tok, meta, task, train):
-        ids = _special(tok)
+    def features(self, records, tok, head, train):
+        from lmforge.data.tokenizer import special_ids
+
+        ids = special_ids(tok)
         out = []
         for r in records:
-            prompt = self._prompt(tok, r[self.source], task, ids["sep"])
-            target = tok.encode(r[self.target], add_special_tokens=False).ids[: task.max_target_length] + [ids["eos"]]
+            prompt = self._prompt(tok, r[self.source], ids["sep"])
+            target = tok.encode(r[self.target], add_special_tokens=False).ids[: self.config.max_target_length]
+            target = target + [ids["eos"]]
             seq = prompt + target
             # position t predicts token t+1: the labels are the target tokens, from <sep> on
-            labels = [IGNORE] * (len(prompt) - 1) + target + [IGNORE]
+            labels = [IGNORE_INDEX] * (len(prompt) - 1) + target + [IGNORE_INDEX]
             out.append({"input_ids": seq, "attention_mask": [1] * len(seq), "labels": labels})
         return out
 
     def _target_logits(self, model, batch):
         hidden = model(batch["input_ids"], batch["attention_mask"])
-        keep = batch["labels"] != IGNORE
+        keep = batch["labels"] != IGNORE_INDEX
         return model.logits(hidden[keep]), batch["labels"][keep]  # the LM head only where it counts
 
     def loss(self, model, batch):
@@ -213,78 +245,28 @@ class Generation(Family):
         return F.cross_entropy(logits, y), int((logits.argmax(-1) == y).sum()), len(y)
 
     @torch.no_grad()
-    def predict(self, model, records, tok, meta, task):
-        ids = _special(tok)
-        prompts = [self._prompt(tok, r[self.source], task, ids["sep"]) for r in records]
-        seqs = generate(model, prompts, task.max_target_length + 1, ids["eos"], ids["pad"],
-                        task.beam_size, task.length_penalty, task.batch_size)
+    def predict(self, model, records, tok, head):
+        from lmforge.data.tokenizer import special_ids
+
+        c = self.config
+        ids = special_ids(tok)
+        prompts = [self._prompt(tok, r[self.source], ids["sep"]) for r in records]
+        seqs = generate(model, prompts, c.max_target_length + 1, ids["eos"], ids["pad"], c.beam_size,
+                        c.length_penalty, c.batch_size)
         return [tok.decode(s).strip() for s in seqs]
-
-    def scores(self, predictions, records, meta):
-        refs = [r[self.target] for r in records]
-        if self.name == "summarization":
-            return rouge_scores(predictions, refs)
-        return translation_scores(predictions, refs)
-
-    def baseline(self, train, test, meta, task, seed):
-        if self.name == "summarization":
-            return [lead(r[self.source]) for r in test]
-        how = task.baseline or "copy"
-        if how == "copy":
-            return [r[self.source] for r in test]
-        if how == "lexicon":
-            return word_by_word([r[self.source] for r in test], seed)
-        raise ConfigError(f"task.baseline={how!r} is not one of ['copy', 'lexicon'] for translation")
 
     def show(self, record, predictions):
         return {self.source: record[self.source], self.target: record[self.target], **predictions}
 
     def outcomes(self, records, predictions):
         """actual "reference" vs a bucket of the sentence-level chrF (0-20, 20-40, ...)."""
+        import sacrebleu
+
         out = []
         for r, p in zip(records, predictions):
-            b = min(int(sentence_chrf(p, r[self.target]) // 20), 4)
+            b = min(int(sacrebleu.sentence_chrf(p, [r[self.target]]).score // 20), 4)
             out.append(("reference", f"chrF {20 * b}-{20 * b + 20}"))
         return out
 
-
-def lead(document: str) -> str:
-    """The summarization baseline: the document's first sentence."""
-    sents = sentences(document)
-    return sents[0] if sents else ""
-
-
-_TOKEN = re.compile(r"\w+(?:'\w+)?|[^\w\s]")
-
-
-def word_by_word(sources: list[str], seed: int) -> list[str]:
-    """The translation baseline of the built-in world: every English word replaced by its target
-    word (nouns with the plural suffix when plural; verbs with the present suffix, or the past
-    suffix for a past form), unknown words (names, auxiliaries) copied, English word order kept."""
-    from lmforge.data.world import translation_lexicon
-    from lmforge.data.world.text import render
-    from lmforge.data.world.translation import NOUNS, VERBS
-
-    lex = translation_lexicon(seed)
-    forms = dict(lex.words)
-    forms["an"] = lex.words["a"]
-    for sg, pl in NOUNS.items():
-        forms[pl] = lex.words[sg] + lex.suffix["plural"]
-    for base, (third, past) in VERBS.items():
-        forms[base] = forms[third] = lex.words[base] + lex.suffix["present"]
-        forms[past] = lex.words[base] + lex.suffix["past"]
-    out = []
-    for src in sources:
-        toks = [forms.get(t.lower(), t) for t in _TOKEN.findall(src)]
-        if toks:
-            toks[0] = toks[0][:1].upper() + toks[0][1:]
-        out.append(render(toks)[0])
-    return out
-
-
-def _special(tok) -> dict[str, int]:
-    from lmforge.data.tokenizer import special_ids
-
-    ids = special_ids(tok)
-    ids.setdefault("sep", ids["eos"])
-    return ids
+    def serve_records(self, columns):
+        return [{self.source: str(t)} for t in columns[self.source]]

@@ -1,22 +1,26 @@
 """Export lmforge model directories to standard Hugging Face `transformers` classes.
 
-    python -m lmforge.models.export <model_dir> <out_dir>
+    python -m lmforge.export <model_dir> <out_dir>
 
-- A native causal Transformer LM (the pretrain stage's output) becomes a `GPT2LMHeadModel`.
+What a model exports as is what its backbone declares (`Capabilities.exports_as`):
+
+- `gpt2` — a native causal Transformer LM (the pretrain stage's output) becomes a `GPT2LMHeadModel`.
   The native model is GPT-2's layout by construction (pre-LN blocks, learned positions, fused
   `c_attn`, tanh GELU = `gelu_new`, LayerNorm eps 1e-5, tied head), so the mapping is exact: the
   weights are renamed, the `nn.Linear` matrices transposed into GPT-2's `Conv1D` [in, out] form,
   and the embedding cut back from its 64-padded rows to the real vocabulary. The logits equal
   lmforge's (fp32, up to kernel rounding), `AutoModelForCausalLM` / `AutoTokenizer` /
   `pipeline("text-generation")` load the directory.
-- A classifier over the native causal Transformer becomes a `GPT2ForSequenceClassification` when
+  A classifier over it becomes a `GPT2ForSequenceClassification` when
   it pools the last real token (`SequenceClassifier(pooling="last")`), which is what that class
   does. Its score layer has no bias; ours has one, so the bias is folded exactly into the final
   LayerNorm's bias (b = W·δ, δ = W⁺b; the classifier never uses the LM head). The default
   mean-pooling classifier has no standard class that pools the same way: export refuses it,
   saying so, rather than write a model that predicts differently.
-- A Hugging Face backbone (`model=hf`, e.g. continued MiniLM) is written with the wrapped
-  model's own `save_pretrained` (`…ForMaskedLM` / `…ForCausalLM`) plus its tokenizer.
+- `transformers` — a Hugging Face backbone (`model=hf`, e.g. continued MiniLM) is written with the
+  wrapped model's own `save_pretrained` (`…ForMaskedLM` / `…ForCausalLM`) plus its tokenizer.
+- nothing — the LSTM and a bidirectional (objective=mlm) native Transformer have no standard class:
+  refused, saying so.
 
 The tokenizer files of the model directory are copied (`tokenizer.json` loads as a
 `PreTrainedTokenizerFast` with lmforge's special tokens) with `model_max_length` set.
@@ -25,8 +29,6 @@ The tokenizer files of the model directory are copied (`tokenizer.json` loads as
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -34,7 +36,8 @@ import torch
 
 from lmforge.errors import ConfigError, LmforgeError
 from lmforge.fileio import atomic_dir
-from lmforge.models.io import TOKENIZER_FILES, load_backbone, load_classifier, read_model_dir
+from lmforge.models import from_spec, load_backbone
+from lmforge.saved_model import SavedModel, copy_tokenizer
 
 _LINEAR = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")  # nn.Linear here, Conv1D in GPT-2
 
@@ -66,39 +69,16 @@ def gpt2_state(backbone) -> dict[str, torch.Tensor]:
     return out
 
 
-def _check_native_causal(spec: dict, what: str) -> None:
-    if spec.get("arch", "transformer") != "transformer":
-        raise ConfigError(
-            f"{what}: export to a GPT-2 class needs the native Transformer backbone, not arch={spec.get('arch')!r} "
-            "(an LSTM has no standard transformers class)"
-        )
-    if not spec.get("causal", True):
-        raise ConfigError(f"{what}: a bidirectional (objective=mlm) Transformer has no GPT-2 equivalent; "
-                          "export the causal (objective=clm) model")
-
-
 def _special(model_dir: Path) -> dict[str, int]:
     from lmforge.data.tokenizer import load_tokenizer, special_ids
 
     return special_ids(load_tokenizer(model_dir))
 
 
-def _copy_tokenizer(model_dir: Path, out: Path, max_len: int) -> None:
-    for name in TOKENIZER_FILES:
-        if (model_dir / name).is_file():
-            shutil.copy2(model_dir / name, out / name)
-    cfg_path = out / "tokenizer_config.json"
-    if cfg_path.is_file():
-        data = json.loads(cfg_path.read_text(encoding="utf-8"))
-        data["model_max_length"] = int(max_len)
-        cfg_path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-
-
 def export_causal_lm(model_dir: Path, out: Path) -> None:
     from transformers import GenerationConfig, GPT2LMHeadModel
 
-    backbone, config = load_backbone(model_dir)
-    _check_native_causal(config["backbone"], str(model_dir))
+    backbone, _ = load_backbone(model_dir)
     ids = _special(model_dir)
     hf = GPT2LMHeadModel(gpt2_config(backbone.cfg, ids["eos"], ids["pad"]))
     missing, unexpected = hf.load_state_dict(gpt2_state(backbone), strict=False)
@@ -107,7 +87,7 @@ def export_causal_lm(model_dir: Path, out: Path) -> None:
     hf.tie_weights()
     hf.generation_config = GenerationConfig(bos_token_id=ids["eos"], eos_token_id=ids["eos"], pad_token_id=ids["pad"])
     hf.save_pretrained(str(out))
-    _copy_tokenizer(model_dir, out, backbone.cfg.max_len)
+    copy_tokenizer(model_dir, out, backbone.cfg.max_len)
 
 
 def fold_bias(weight: torch.Tensor, bias: torch.Tensor, ln_bias: torch.Tensor) -> torch.Tensor:
@@ -123,46 +103,52 @@ def fold_bias(weight: torch.Tensor, bias: torch.Tensor, ln_bias: torch.Tensor) -
 def export_classifier(model_dir: Path, out: Path) -> None:
     from transformers import GPT2ForSequenceClassification
 
-    model, config = load_classifier(model_dir)
-    _check_native_causal(config["backbone"], str(model_dir))
-    if model.pooling != "last":
+    from lmforge.tasks import load_task_model
+
+    model, family, saved = load_task_model(model_dir)
+    if getattr(model, "pooling", None) != "last":
         raise ConfigError(
-            f"{model_dir}: this classifier mean-pools the hidden states; GPT2ForSequenceClassification (the "
-            "standard class) pools the last token, so it would predict differently. Fine-tune with "
-            "`task.pooling=last` to export it, or export the pretrained LM"
-        )
+            f"{model_dir}: this {family.name} model has no standard class: GPT2ForSequenceClassification pools the "
+            "last token, and only a classifier fine-tuned with `pooling: last` does the same (fine-tune with "
+            f"task.{saved.task}.pooling=last to export it, or export the pretrained LM)")
     ids = _special(model_dir)
-    labels = config["labels"]
+    labels = saved.head["labels"]
     hf = GPT2ForSequenceClassification(gpt2_config(
         model.backbone.cfg, ids["eos"], ids["pad"], num_labels=len(labels),
         id2label=dict(enumerate(labels)), label2id={y: i for i, y in enumerate(labels)}))
-    state = {k: v for k, v in gpt2_state(model.backbone).items()}
+    state = dict(gpt2_state(model.backbone))
     state["transformer.ln_f.bias"] = fold_bias(model.head.weight.detach(), model.head.bias.detach(),
                                                state["transformer.ln_f.bias"])
     state["score.weight"] = model.head.weight.detach().clone()
     hf.load_state_dict(state, strict=True)
     hf.save_pretrained(str(out))
-    _copy_tokenizer(model_dir, out, model.backbone.cfg.max_len)
+    copy_tokenizer(model_dir, out, model.backbone.cfg.max_len)
 
 
-def export_hf(model_dir: Path, out: Path) -> None:
-    backbone, config = load_backbone(model_dir)
-    if config.get("kind") == "sequence_classifier":
-        raise ConfigError(f"{model_dir}: a classifier over a Hugging Face backbone mean-pools; its standard "
-                          "…ForSequenceClassification pools differently (BERT: [CLS] + pooler). Export its pretrained LM")
+def export_transformers(model_dir: Path, out: Path) -> None:
+    saved = SavedModel.load(model_dir)
+    if saved.kind != "language_model":
+        raise ConfigError(f"{model_dir}: a fine-tuned model over a Hugging Face backbone has no standard class "
+                          "that computes the same (its head differs from …ForSequenceClassification's); export "
+                          "its pretrained LM")
+    backbone, _ = load_backbone(model_dir)
     backbone.save_pretrained(out)
-    _copy_tokenizer(model_dir, out, backbone.cfg.max_len)
+    copy_tokenizer(model_dir, out, backbone.cfg.max_len)
 
 
 def export(model_dir: str | Path, out_dir: str | Path) -> Path:
     """Export `model_dir` (an lmforge model directory) into `out_dir` (written atomically)."""
     model_dir, out_dir = Path(model_dir), Path(out_dir)
-    config, _ = read_model_dir(model_dir)
-    arch = config.get("backbone", {}).get("arch", "transformer")
+    saved = SavedModel.load(model_dir)
+    cls, config = from_spec(saved.backbone)
+    exports_as = cls.capabilities(config).exports_as
+    if exports_as is None:
+        raise ConfigError(f"{model_dir}: its backbone ({saved.backbone['arch']}, trained with objective="
+                          f"{saved.objective}) has no standard transformers class to export to")
     with atomic_dir(out_dir) as tmp:
-        if arch == "hf":
-            export_hf(model_dir, tmp)
-        elif config.get("kind") == "sequence_classifier":
+        if exports_as == "transformers":
+            export_transformers(model_dir, tmp)
+        elif saved.kind == "task_model":
             export_classifier(model_dir, tmp)
         else:
             export_causal_lm(model_dir, tmp)
@@ -170,8 +156,8 @@ def export(model_dir: str | Path, out_dir: str | Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m lmforge.models.export", description=__doc__.split("\n\n")[0])
-    ap.add_argument("model_dir", help="an lmforge model directory (config.json + model.safetensors + tokenizer)")
+    ap = argparse.ArgumentParser(prog="python -m lmforge.export", description=__doc__.split("\n\n")[0])
+    ap.add_argument("model_dir", help="an lmforge model directory (lmforge.json + model.safetensors + tokenizer)")
     ap.add_argument("out_dir", help="where to write the transformers model directory")
     args = ap.parse_args(argv)
     try:

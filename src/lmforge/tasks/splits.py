@@ -1,0 +1,134 @@
+"""A task's train / validation / test records, from where its settings say (`task.data.source`):
+
+- `builtin`: the synthetic world of `seed` makes them with the family's maker (`Family.world_tasks`),
+  none leaking into the pretraining corpus (checked against the prepare stage's corpus index);
+  deterministic, so the finetune and evaluate stages make the same records;
+- `local`: files in a standard format (`lmforge.data.formats`), rows mapped to records by the family;
+- `hub`: a Hugging Face dataset (`datasets.load_dataset`), the same way.
+
+Without a validation split, one is carved from train (`validation_fraction`, seeded); `max_train`
+and `max_eval` take seeded / leading subsets. Empty splits and data the family refuses fail here,
+naming the file, before any training.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from lmforge.errors import ConfigError, DataError
+from lmforge.tasks.base import Family
+
+log = logging.getLogger("lmforge")
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass
+class Splits:
+    records: dict[str, list[dict]]
+    labels: list[str] | None  # the label list when the source fixes one (the built-in world)
+    skipped: dict[str, int]  # malformed records skipped per split (task.data.skip_malformed)
+    where: dict[str, str]  # split -> the file (or world task) it came from
+
+    def __getitem__(self, split: str) -> list[dict]:
+        return self.records[split]
+
+
+def _builtin(family: Family, seed: int, max_records: int | None, corpus_index: Path) -> Splits:
+    from lmforge.data.corpus_index import CorpusIndex
+    from lmforge.data.world import make_splits
+
+    d = family.config.data
+    name = d.world_task or family.task
+    if name not in family.world_tasks:
+        raise ConfigError(f"task.{family.task}.data.world_task={name!r}: the built-in world makes no such "
+                          f"{family.name} task (it makes {sorted(family.world_tasks) or 'none'}); "
+                          "use task.data.source=local or hub for other data")
+    sizes = {"train": d.n_train, "validation": d.n_validation, "test": d.n_test}
+    if max_records:
+        sizes = {s: min(n, max_records) for s, n in sizes.items()}
+    made = make_splits(name, family.world_tasks[name], seed, sizes, CorpusIndex(corpus_index))
+    if d.max_train and len(made["train"]) > d.max_train:  # fewer labels (seeded)
+        made["train"] = random.Random(f"lmforge-task-split:{seed}").sample(made["train"], d.max_train)
+    labels = family.world_tasks[name].labels
+    where = {s: f"built-in task {name!r} (seed {seed}), {s} split" for s in SPLITS}
+    return Splits(made, list(labels) if labels else None, {s: 0 for s in SPLITS}, where)
+
+
+def _files(family: Family, seed: int, root: Path) -> Splits:
+    from lmforge.data import formats
+
+    d = family.config.data
+    provides = formats.PROVIDES.get(d.format) if d.source == "local" else None
+    if provides:
+        need = [d.columns.get(f, f) for f in family.fields]
+        missing = [c for c in need if c not in provides]
+        if missing:
+            raise ConfigError(f"task.{family.task}.data.format={d.format!r} holds records of "
+                              f"{', '.join(provides)}; the {family.name} family needs {', '.join(family.fields)}")
+
+    def convert(row: dict, where: str) -> dict:
+        rec = family.record(row, where)
+        family.check_record(rec, where)
+        return rec
+
+    def at_root(f: str | None) -> str | None:  # data files are named relative to the project root
+        return None if not f else f if Path(f).is_absolute() or d.source == "hub" and "://" in f else str(root / f)
+
+    files = {"train": at_root(d.train), "validation": at_root(d.validation), "test": at_root(d.test or d.validation)}
+    if not d.test:
+        files["validation"] = None  # the given validation file is the test split
+    if d.source == "local":
+        loaded = {s: formats.read_file(d.format, f, d, convert) for s, f in files.items() if f}
+        where = {s: f"{f}.{d.source_lang}" if d.format == "parallel" else str(f) for s, f in files.items() if f}
+    else:
+        names = {"train": "train", "validation": "validation", "test": "test", **dict(d.hub_splits)}
+        if d.hub_name in ("json", "csv", "parquet"):
+            names = {s: s for s, f in files.items() if f}
+        # an empty Hub split name: carve that split from train (validation) / use validation (test)
+        loaded = formats.hub_rows(d, {s: n for s, n in names.items() if s in SPLITS and n}, convert,
+                                  files={s: f for s, f in files.items() if f})
+        if "test" not in loaded and "validation" in loaded:
+            loaded["test"] = loaded.pop("validation")
+        where = {s: f"{d.hub_name}:{names.get(s, s)}" for s in SPLITS}
+    skipped = {}
+    for s, part in loaded.items():
+        skipped[s] = part.skipped
+        if part.skipped:
+            log.warning("%s: skipped %d malformed records of the %s split, e.g. %s", family.task, part.skipped, s,
+                        "; ".join(part.problems))
+    records = {s: part.records for s, part in loaded.items()}
+    rng = random.Random(f"lmforge-task-split:{seed}")
+    train = list(records["train"])
+    if "validation" not in records:  # carved from the training records (seeded)
+        rng.shuffle(train)
+        n_val = max(1, int(len(train) * d.validation_fraction))
+        if d.max_eval:
+            n_val = min(n_val, d.max_eval)
+        records["validation"], train = train[:n_val], train[n_val:]
+        where["validation"] = f"{where['train']} (the validation part carved from it)"
+    if d.max_train and len(train) > d.max_train:
+        rng.shuffle(train)
+        train = train[: d.max_train]
+    records["train"] = train
+    if d.max_eval:
+        records["validation"], records["test"] = records["validation"][: d.max_eval], records["test"][: d.max_eval]
+    return Splits(records, None, skipped, where)
+
+
+def load_splits(family: Family, seed: int, max_task_records: int | None, corpus_index: Path, root: Path) -> Splits:
+    """The checked splits of `family`'s task (see the module docstring); data files are named
+    relative to the project root `root`."""
+    if family.config.data.source == "builtin":
+        splits = _builtin(family, seed, max_task_records, corpus_index)
+    else:
+        splits = _files(family, seed, Path(root))
+    for split in SPLITS:
+        if not splits.records.get(split):
+            raise DataError(f"{splits.where.get(split, split)}: the {split} split of task {family.task!r} is empty"
+                            + (f" ({splits.skipped[split]} malformed records skipped)" if splits.skipped.get(split) else ""))
+    family.check_splits(splits.records, splits.where)
+    return splits

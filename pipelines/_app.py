@@ -59,7 +59,7 @@ def run(stage: Callable[[DictConfig], dict]) -> None:
     if not _debug():
         check_command_line(sys.argv[1:])
 
-    @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+    @hydra.main(version_base="1.3", config_path=str(CONF), config_name="config")
     def main(cfg: DictConfig) -> dict:
         logging.getLogger("lmforge").setLevel(logging.INFO)
         if in_multirun():  # a failed job is recorded and the sweep goes on; returns the

@@ -67,6 +67,7 @@ class TokenizerConfig:
     kind: str = "bpe"  # bpe | wordpiece | char
     vocab_size: int = 4096
     min_frequency: int = 2
+    max_train_chars: Optional[int] = 50_000_000  # trained on the corpus's first N characters (null: all)
 
 
 @dataclass

@@ -47,6 +47,7 @@ class SyntheticData:
     corpus: list[str]  # unlabeled pretraining documents
     tasks: dict[str, dict[str, list[dict]]]  # task -> split -> records
     labels: dict[str, list[str]] = field(default_factory=dict)  # classification/tagging labels
+    corpus_sentences: list[list[str]] = field(default_factory=list)  # the sentences of each corpus doc
 
 
 def _corpus_doc(kind: str, rng: Random, w: World, lex: Lexicon) -> list[Sentence]:
@@ -62,14 +63,14 @@ def _corpus_doc(kind: str, rng: Random, w: World, lex: Lexicon) -> list[Sentence
     return [target_sentence(rng, w, lex) for _ in range(n)]
 
 
-def _corpus(seed: int, n: int, w: World, lex: Lexicon, progress: bool) -> tuple[list[str], set[str]]:
+def _corpus(seed: int, n: int, w: World, lex: Lexicon, progress: bool) -> tuple[list[str], list[list[str]]]:
     counts = [int(n * share) for _, share in CORPUS_MIX]
     counts[0] += n - sum(counts)
     kinds = [k for (k, _), c in zip(CORPUS_MIX, counts) for _ in range(c)]
     rng = Random(f"lmforge-corpus:{seed}")
     rng.shuffle(kinds)
     docs: list[str] = []
-    sentences: set[str] = set()
+    sentences: list[list[str]] = []
     it = kinds
     if progress:
         from tqdm.auto import tqdm
@@ -77,7 +78,7 @@ def _corpus(seed: int, n: int, w: World, lex: Lexicon, progress: bool) -> tuple[
         it = tqdm(kinds, desc="synthetic corpus", unit="doc", leave=False)
     for kind in it:
         sents = _corpus_doc(kind, rng, w, lex)
-        sentences.update(s.text for s in sents)
+        sentences.append([s.text for s in sents])
         docs.append(render_sentences(sents))
     return docs, sentences
 
@@ -192,13 +193,13 @@ def generate(seed: int, n_corpus_docs: int, n_train: int, n_validation: int, n_t
     w = World(Random(f"lmforge-world:{seed}"))
     lex = Lexicon(seed)
     corpus, corpus_sents = _corpus(seed, n_corpus_docs, w, lex, progress)
-    ctx = _Ctx(w, lex, set(corpus), corpus_sents)
+    ctx = _Ctx(w, lex, set(corpus), {s for sents in corpus_sents for s in sents})
     sizes = {"train": n_train, "validation": n_validation, "test": n_test}
     out = {t: _splits(t, seed, {**sizes, "train": per_task.get(t, n_train)}, ctx) for t in tasks}
     labels: dict[str, list[str]] = {t: list(_CLASSES[t]) for t in tasks if t in _CLASSES}
     if "ner" in tasks:
         labels["ner"] = list(NER_TAGS)
-    return SyntheticData(corpus=corpus, tasks=out, labels=labels)
+    return SyntheticData(corpus=corpus, tasks=out, labels=labels, corpus_sentences=corpus_sents)
 
 
 def translation_lexicon(seed: int) -> Lexicon:

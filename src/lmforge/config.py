@@ -42,6 +42,7 @@ class SyntheticConfig:
 class TextFilesConfig:
     paths: list[str] = field(default_factory=list)
     text_column: str = "text"
+    encoding: str = "utf-8"  # of plain-text files
 
 
 @dataclass
@@ -50,6 +51,8 @@ class HubConfig:
     config: Optional[str] = None
     split: str = "train"
     text_column: str = "text"
+    streaming: bool = False  # read the dataset as a stream (no Arrow cache) at every pass
+    num_proc: Optional[int] = None  # processes that prepare the Arrow cache (streaming: false)
 
 
 @dataclass

@@ -1,13 +1,15 @@
-"""prepare: corpus → tokenizer → packed token files (+ the built-in task splits, contamination)."""
+"""prepare: corpus → tokenizer → packed token files + corpus index (+ the built-in task splits,
+contamination). The corpus streams: one pass trains the tokenizer (up to its character budget),
+one packs the train split while indexing it, one packs the validation split."""
 
 from __future__ import annotations
 
 from omegaconf import DictConfig
 
 from lmforge.data import world
-from lmforge.data.contamination import ngram_overlap
+from lmforge.data.corpus_index import CorpusIndex, CorpusIndexWriter
 from lmforge.data.packing import pack_texts, token_dtype, write_meta
-from lmforge.data.sources import load_corpus, train_val_split
+from lmforge.data.sources import Corpus, load_corpus
 from lmforge.data.tokenizer import save_tokenizer, special_ids, train_tokenizer
 from lmforge.fileio import atomic_dir, write_json, write_jsonl
 from lmforge.stages.common import log, stage
@@ -35,7 +37,8 @@ def run(cfg: DictConfig) -> dict:
                 data = world.generate(cfg.seed, s.n_corpus_docs, s.n_train, s.n_validation, s.n_test,
                                       tasks=list(s.tasks), progress=cfg.trainer.enable_progress_bar,
                                       n_train_per_task=dict(s.n_train_per_task))
-                train_docs, val_docs = train_val_split(data.corpus, d.val_fraction, cfg.seed)
+                corpus = Corpus.from_documents(data.corpus, d.val_fraction, cfg.seed, "the synthetic world")
+                sentences = dict(zip(data.corpus, data.corpus_sentences))
                 tasks = data.tasks
                 for name, splits in tasks.items():
                     for split, records in splits.items():
@@ -44,13 +47,41 @@ def run(cfg: DictConfig) -> dict:
                         write_json(tmp / "tasks" / name / "labels.json", data.labels[name])
             else:
                 src = d.text_files if d.source == "text_files" else d.hub
-                train_docs, val_docs = load_corpus(
+                corpus = load_corpus(
                     d.source, paths=list(d.text_files.paths), name=d.hub.name, config=d.hub.config,
                     split=d.hub.split, text_column=src.text_column, val_fraction=d.val_fraction, seed=cfg.seed,
+                    encoding=d.text_files.encoding, streaming=d.hub.streaming, num_proc=d.hub.num_proc,
                 )
+                sentences = {}
 
+            t = cfg.tokenizer
+            tok = train_tokenizer(corpus.train(), kind=t.kind, vocab_size=t.vocab_size, min_frequency=t.min_frequency,
+                                  progress=cfg.trainer.enable_progress_bar, max_chars=t.max_train_chars)
+            save_tokenizer(tok, tmp / "tokenizer", model_max_length=cfg.model.max_len)
+            ids = special_ids(tok)
+            vocab = tok.get_vocab_size(with_added_tokens=True)
+            n_docs = {"train": 0, "val": 0}
+
+            def counted(split, docs, index=None):  # the packing pass also counts (and indexes) them
+                for doc in docs:
+                    n_docs[split] += 1
+                    if index is not None:
+                        index.add(doc, sentences.get(doc))
+                    yield doc
+
+            with CorpusIndexWriter(tmp / "corpus_index", n=d.contamination_n) as index:
+                n_tokens = {
+                    split: pack_texts(counted(split, docs, index if split == "train" else None), tok,
+                                      tmp / "tokens" / f"{split}.bin", ids["eos"],
+                                      progress=cfg.trainer.enable_progress_bar)
+                    for split, docs in (("train", corpus.train()), ("val", corpus.validation()))
+                }
+            write_meta(tmp / "tokens", vocab_size=vocab, dtype=token_dtype(vocab), n_tokens=n_tokens,
+                       eos_id=ids["eos"], pad_id=ids["pad"], tokenizer=t.kind)
+
+            corpus_index = CorpusIndex(tmp / "corpus_index")  # the train split: what pretraining learns from
             contamination = {
-                f"{name}/{split}": ngram_overlap(train_docs, [_text(name, r) for r in splits[split]], d.contamination_n)
+                f"{name}/{split}": corpus_index.overlap(_text(name, r) for r in splits[split])
                 for name, splits in tasks.items() for split in ("validation", "test")
             }
             worst = max((c["fraction_docs"] for c in contamination.values()), default=0.0)
@@ -59,22 +90,9 @@ def run(cfg: DictConfig) -> dict:
                      "corpus (%.1f%% of its %d-grams)", 100 * worst, d.contamination_n, 100 * worst_ngrams,
                      d.contamination_n)
 
-            t = cfg.tokenizer
-            tok = train_tokenizer(train_docs, kind=t.kind, vocab_size=t.vocab_size, min_frequency=t.min_frequency,
-                                  progress=cfg.trainer.enable_progress_bar)
-            save_tokenizer(tok, tmp / "tokenizer", model_max_length=cfg.model.max_len)
-            ids = special_ids(tok)
-            vocab = tok.get_vocab_size(with_added_tokens=True)
-            n_tokens = {
-                split: pack_texts(docs, tok, tmp / "tokens" / f"{split}.bin", ids["eos"],
-                                  progress=cfg.trainer.enable_progress_bar)
-                for split, docs in (("train", train_docs), ("val", val_docs))
-            }
-            write_meta(tmp / "tokens", vocab_size=vocab, dtype=token_dtype(vocab), n_tokens=n_tokens,
-                       eos_id=ids["eos"], pad_id=ids["pad"], tokenizer=t.kind)
             stats = {
                 "source": d.source,
-                "docs": {"train": len(train_docs), "val": len(val_docs)},
+                "docs": n_docs,
                 "tokens": n_tokens,
                 "vocab_size": vocab,
                 "tasks": {name: {split: len(r) for split, r in splits.items()} for name, splits in tasks.items()},

@@ -144,10 +144,9 @@ def test_meta_and_chunk_files(tmp_path):
 def test_incomplete_or_missing_index_is_refused(tmp_path):
     with pytest.raises(DataError, match="not found or incomplete"):
         CorpusIndex(tmp_path / "none")
-    with pytest.raises(RuntimeError):
-        with CorpusIndexWriter(tmp_path / "broken", n=2, chunk_size=2) as writer:
-            writer.add("a b c d e")
-            raise RuntimeError("killed mid-corpus")
+    with pytest.raises(RuntimeError), CorpusIndexWriter(tmp_path / "broken", n=2, chunk_size=2) as writer:
+        writer.add("a b c d e")
+        raise RuntimeError("killed mid-corpus")
     with pytest.raises(DataError, match="incomplete"):
         CorpusIndex(tmp_path / "broken")
     build(tmp_path / "done", ["a b"], n=2)

@@ -152,7 +152,7 @@ def load_corpus(
             for read in readers:
                 yield from _clean(read(), min_chars)
 
-        return Corpus.split_stream(documents, val_fraction, seed, where)
+        return Corpus.split_stream(lambda: _nonempty(documents(), where, min_chars), val_fraction, seed, where)
 
     if source == "hub":
         if not name:
@@ -168,9 +168,7 @@ def load_corpus(
                                         min_chars), f"split {split!r} of {where}", min_chars)
 
         if val_ds is None:
-            return Corpus.split_stream(
-                lambda: _clean(_column(train_ds, text_column, f"{where} split {split!r}", key), min_chars),
-                val_fraction, seed, where)
+            return Corpus.split_stream(train_docs, val_fraction, seed, where)
 
         def val_docs() -> Iterator[str]:
             docs = _clean(_column(val_ds, text_column, f"{where} split {val_name!r}", key), min_chars)

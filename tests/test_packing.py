@@ -169,3 +169,12 @@ def test_token_file_errors(tmp_path, numbered):
     assert len(tf) == 0
     with pytest.raises(DataError, match="has 0 tokens"):
         tf.block(0, 4)
+
+
+def test_batches_end_at_a_character_budget():
+    from lmforge.data.packing import _batches
+
+    texts = ["a" * 10, "b" * 10, "c" * 30, "d", "e", "f"]
+    assert [len(b) for b in _batches(iter(texts), 1000, max_chars=25)] == [3, 3]
+    assert [len(b) for b in _batches(iter(texts), 2, max_chars=1000)] == [2, 2, 2]
+    assert list(_batches(iter([]), 2)) == []

@@ -145,3 +145,21 @@ def test_load_missing_tokenizer_names_the_path(tmp_path):
     (bad / "tokenizer.json").write_text("{not json")
     with pytest.raises(DataError, match="cannot load tokenizer"):
         load_tokenizer(bad)
+
+
+def test_training_reads_a_stream_up_to_its_character_budget():
+    consumed = []
+
+    def stream():
+        for text in CORPUS:
+            consumed.append(text)
+            yield text
+
+    budget = sum(map(len, CORPUS[:10])) - 1  # reached inside the 10th text: it is the last read
+    tok = train_tokenizer(stream(), kind="char", vocab_size=200, progress=False, max_chars=budget)
+    assert consumed == CORPUS[:10]
+    assert tok.get_vocab() == train_tokenizer(CORPUS[:10], kind="char", vocab_size=200, progress=False).get_vocab()
+    unlimited = train_tokenizer(iter(CORPUS), kind="bpe", vocab_size=300, progress=False, max_chars=None)
+    assert unlimited.get_vocab() == train_tokenizer(CORPUS, kind="bpe", vocab_size=300, progress=False).get_vocab()
+    with pytest.raises(ConfigError, match="tokenizer.max_train_chars"):
+        train_tokenizer(CORPUS, kind="bpe", vocab_size=300, max_chars=0)

@@ -49,6 +49,7 @@ class SyntheticConfig:
 class TextFilesConfig:
     paths: list[str] = field(default_factory=list)
     text_column: str = "text"
+    encoding: str = "utf-8"  # of plain-text files
 
 
 @dataclass
@@ -57,6 +58,8 @@ class HubConfig:
     config: Optional[str] = None
     split: str = "train"
     text_column: str = "text"
+    streaming: bool = False  # read the dataset as a stream (no Arrow cache) at every pass
+    num_proc: Optional[int] = setting(None, gt=0)  # processes that prepare the Arrow cache (streaming: false)
 
 
 @dataclass
@@ -83,6 +86,8 @@ class TokenizerConfig:
     kind: str = setting("bpe", choices=("bpe", "wordpiece", "char"))
     vocab_size: int = setting(4096, gt=0)
     min_frequency: int = setting(2, ge=0)
+    # trained on the training split's first N characters (null: all): tokenizer memory stays flat
+    max_train_chars: Optional[int] = setting(50_000_000, gt=0)
 
     def check(self, key: str) -> None:
         floor = SPECIAL_TOKENS + (256 if self.kind == "bpe" else 1)

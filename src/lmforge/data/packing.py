@@ -12,7 +12,6 @@ import json
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +30,22 @@ def token_dtype(vocab_size: int) -> np.dtype:
     return np.dtype(np.uint16) if vocab_size <= 65535 else np.dtype(np.uint32)
 
 
-def _batches(texts: Iterable[str], size: int) -> Iterator[list[str]]:
-    it = iter(texts)
-    while batch := list(islice(it, size)):
+BATCH_CHARS = 1 << 20
+"""A batch of `pack_texts` ends after this many characters (or ``batch_size`` documents)."""
+
+
+def _batches(texts: Iterable[str], size: int, max_chars: int = BATCH_CHARS) -> Iterator[list[str]]:
+    """Lists of at most ``size`` texts, ended early once they hold ``max_chars`` characters (the
+    tokenizer's output takes ~100 bytes per token: 1M characters make ~30 MB)."""
+    batch: list[str] = []
+    chars = 0
+    for text in texts:
+        batch.append(text)
+        chars += len(text)
+        if len(batch) >= size or chars >= max_chars:
+            yield batch
+            batch, chars = [], 0
+    if batch:
         yield batch
 
 
@@ -46,6 +58,9 @@ def pack_texts(
     progress: bool = True,
 ) -> int:
     """Tokenize ``texts`` batch by batch and write ids + ``eos_id`` after each document.
+
+    ``texts`` is read once, as a stream; a batch holds ``batch_size`` documents or `BATCH_CHARS`
+    characters, whichever comes first, so memory does not grow with the corpus.
 
     The file is written to a temporary name and renamed into place, so ``out_path`` is either
     absent/old or complete. Returns the number of tokens written.

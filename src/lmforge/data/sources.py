@@ -1,22 +1,44 @@
-"""Corpus sources behind one interface: `load_corpus` returns (train_docs, val_docs).
+"""Corpus sources behind one interface: `load_corpus` returns a `Corpus`, whose `train()` and
+`validation()` each start a new pass over the documents. Nothing holds the corpus in memory: a
+pass reads the source again (a prepare stage makes two: tokenizer training, then packing).
 
 Sources:
 
-- ``"text_files"``: local files through ``datasets.load_dataset``. Plain text (``.txt`` or any
-  unrecognised suffix) is read one document per paragraph (blank-line separated,
-  ``sample_by="paragraph"``); ``.jsonl``/``.json``, ``.csv``/``.tsv`` and ``.parquet`` are read
-  with the matching loader and their ``text_column``.
-- ``"hub"``: a Hugging Face Hub dataset, ``load_dataset(name, config)``; uses its validation
-  split when it has one.
+- ``"text_files"``: local files. Plain text (``.txt`` or any unrecognised suffix) is read
+  straight from the file, one document per paragraph. Lines end at ``"\\n"`` only (a
+  ``"\\r\\n"`` ending is accepted; U+2028, form feeds and the like stay inside their line), and
+  a line of whitespace only separates paragraphs. A paragraph longer than ``max_doc_chars``
+  (`MAX_DOC_CHARS`) is cut at line boundaries into several documents, and a single line longer
+  than that at ``max_doc_chars`` characters: no paragraph, and no file without blank lines, has
+  to fit in memory. ``encoding`` is UTF-8 by default (a byte-order mark is dropped).
+  ``.jsonl``/``.json``, ``.csv``/``.tsv`` and ``.parquet`` are streamed through
+  ``datasets.load_dataset(builder, data_files=..., streaming=True)`` and read by ``text_column``.
+- ``"hub"``: a Hugging Face Hub dataset (or a local dataset folder) through
+  ``datasets.load_dataset(name, config, streaming=..., num_proc=...)``; its validation split is
+  used when it has one. Not streaming, ``datasets`` prepares Arrow files in its cache (with
+  ``num_proc`` processes) and they are read memory-mapped; streaming, every pass reads the
+  source again and nothing is cached.
+- `Corpus.from_documents`: a list already in memory (the built-in synthetic world, small).
 
-Without a validation split, a seeded fraction of the documents becomes the validation set. A
-corpus that is a single document (one paragraph) is split by characters at a line boundary.
+Documents are stripped of surrounding whitespace; those shorter than ``min_chars`` are dropped.
+
+The train/validation split of a source without a validation split is decided document by
+document, in one pass, so every pass gives the same split: a document goes to validation when
+``blake2b(text, key=seed)``, read as a 64-bit number over 2**64, is below ``val_fraction``. The
+text, not the position, decides, so duplicate documents always land in the same split. The last
+document of the stream settles the two guarantees (it is held back by one document): it goes to
+validation when no earlier one did, and to train when every earlier one went to validation. A
+corpus of a single document (shorter than ``max_doc_chars``) is split by characters at the
+first line break after ``(1 - val_fraction)`` of its length. `from_documents` keeps the exact
+split of `train_val_split` (a seeded permutation: ``round(n * val_fraction)`` documents).
 """
 
 from __future__ import annotations
 
+import codecs
+import hashlib
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +47,10 @@ from lmforge.errors import ConfigError, DataError
 
 SOURCES = ("text_files", "hub")
 VALIDATION_SPLITS = ("validation", "valid", "val", "dev")
+MAX_DOC_CHARS = 1_000_000
+"""The longest document a plain-text paragraph becomes; longer ones are cut (see module doc)."""
 
-# file suffix -> (datasets builder, extra builder kwargs)
+# file suffix -> (datasets builder, extra builder kwargs); anything else is plain text
 _LOADERS: dict[str, tuple[str, dict]] = {
     ".jsonl": ("json", {}),
     ".json": ("json", {}),
@@ -34,7 +58,50 @@ _LOADERS: dict[str, tuple[str, dict]] = {
     ".tsv": ("csv", {"sep": "\t"}),
     ".parquet": ("parquet", {}),
 }
-_TEXT_LOADER = ("text", {"sample_by": "paragraph"})
+_BATCH = 1000  # rows per batch read from a `datasets` dataset
+
+
+class Corpus:
+    """Train and validation documents as re-iterable streams.
+
+    Each call of `train()` / `validation()` starts a new pass over the source and yields its
+    documents in source order. ``where`` names the source in messages.
+    """
+
+    def __init__(self, train: Callable[[], Iterable[str]], validation: Callable[[], Iterable[str]],
+                 where: str):
+        self._train, self._validation, self.where = train, validation, where
+
+    def train(self) -> Iterator[str]:
+        return iter(self._train())
+
+    def validation(self) -> Iterator[str]:
+        return iter(self._validation())
+
+    def __repr__(self) -> str:
+        return f"Corpus({self.where})"
+
+    @classmethod
+    def from_documents(cls, docs: Sequence[str], val_fraction: float, seed: int,
+                       where: str = "the given documents") -> Corpus:
+        """A corpus over documents already in memory, split by `train_val_split`."""
+        train, val = train_val_split(list(docs), val_fraction, seed)
+        return cls(lambda: train, lambda: val, where)
+
+    @classmethod
+    def split_stream(cls, documents: Callable[[], Iterable[str]], val_fraction: float, seed: int,
+                     where: str) -> Corpus:
+        """A corpus over ``documents()`` (a new pass per call), split by the hash rule of the
+        module doc. A pass that finds no document raises DataError."""
+        if not 0.0 <= val_fraction < 1.0:
+            raise ConfigError(f"data.val_fraction={val_fraction!r} must be in [0, 1)")
+
+        def part(want_val: bool) -> Iterator[str]:
+            for is_val, text in _assign(documents(), val_fraction, seed, where):
+                if is_val == want_val:
+                    yield text
+
+        return cls(lambda: part(False), lambda: part(True), where)
 
 
 def load_corpus(
@@ -49,50 +116,67 @@ def load_corpus(
     seed: int = 0,
     min_chars: int = 1,
     cache_dir: str | None = None,
-) -> tuple[list[str], list[str]]:
-    """Load a corpus and return ``(train_docs, val_docs)``.
+    encoding: str = "utf-8",
+    streaming: bool = False,
+    num_proc: int | None = None,
+    max_doc_chars: int = MAX_DOC_CHARS,
+) -> Corpus:
+    """Open a corpus (see the module doc); reading happens pass by pass, later.
 
-    Documents are stripped of surrounding whitespace; those shorter than ``min_chars`` are
-    dropped. ``cache_dir`` is passed to ``datasets.load_dataset`` (default: ``$HF_HOME``).
-    Raises ConfigError for bad arguments and DataError for missing/empty/malformed data.
+    Files are checked here (present, a file, not empty) and a Hub dataset is opened here, so
+    those errors come before any work. ``encoding`` applies to plain-text files; ``streaming``
+    and ``num_proc`` to the Hub source; ``cache_dir`` is passed to ``datasets.load_dataset``
+    (default: ``$HF_HOME``). Raises ConfigError for bad arguments and DataError for
+    missing/empty/malformed data (naming the file and line, byte offset or row).
     """
     if not 0.0 <= val_fraction < 1.0:
         raise ConfigError(f"data.val_fraction={val_fraction!r} must be in [0, 1)")
     if min_chars < 0:
         raise ConfigError(f"data.min_chars={min_chars!r} must be >= 0")
+    if max_doc_chars < 1:
+        raise ConfigError(f"max_doc_chars={max_doc_chars!r} must be >= 1")
 
     if source == "text_files":
         if not paths:
             raise ConfigError("data.text_files.paths must list at least one file for source='text_files'")
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
-        docs = []
-        for path in paths:
-            docs.extend(_clean(_read_file(Path(path), text_column, cache_dir), min_chars))
-        if not docs:
-            raise DataError(
-                f"no documents with at least {min_chars} characters in {[str(p) for p in paths]}"
-            )
-        return train_val_split(docs, val_fraction, seed)
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise ConfigError(f"data.text_files.encoding={encoding!r} is not a known encoding") from None
+        readers = [_file_reader(Path(p), text_column, encoding, max_doc_chars) for p in paths]
+        where = f"{[str(p) for p in paths]}"
+
+        def documents() -> Iterator[str]:
+            for read in readers:
+                yield from _clean(read(), min_chars)
+
+        return Corpus.split_stream(lambda: _nonempty(documents(), where, min_chars), val_fraction, seed, where)
 
     if source == "hub":
         if not name:
             raise ConfigError("data.hub.name must name a Hub dataset for source='hub'")
-        train_raw, val_raw = _read_hub(name, config, split, text_column, cache_dir)
+        if num_proc is not None and (not isinstance(num_proc, int) or num_proc < 1):
+            raise ConfigError(f"data.hub.num_proc={num_proc!r} must be null or an integer >= 1")
         where = f"Hub dataset {name!r}" + (f" config {config!r}" if config else "")
-        train = _clean(train_raw, min_chars)
-        if not train:
-            raise DataError(
-                f"no documents with at least {min_chars} characters in split {split!r} of {where}"
-            )
-        if val_raw is None:
-            return train_val_split(train, val_fraction, seed)
-        val = _clean(val_raw, min_chars)
-        if not val and val_fraction > 0:
-            raise DataError(
-                f"the validation split of {where} has no documents with at least {min_chars} characters"
-            )
-        return train, val
+        train_ds, val_ds, val_name = _open_hub(name, config, split, streaming, num_proc, cache_dir, where)
+        key = "data.hub.text_column"
+
+        def train_docs() -> Iterator[str]:
+            yield from _nonempty(_clean(_column(train_ds, text_column, f"{where} split {split!r}", key),
+                                        min_chars), f"split {split!r} of {where}", min_chars)
+
+        if val_ds is None:
+            return Corpus.split_stream(train_docs, val_fraction, seed, where)
+
+        def val_docs() -> Iterator[str]:
+            docs = _clean(_column(val_ds, text_column, f"{where} split {val_name!r}", key), min_chars)
+            if val_fraction > 0:
+                docs = _nonempty(docs, f"the validation split of {where}", min_chars)
+            yield from docs
+
+        return Corpus(train_docs, val_docs, where)
 
     raise ConfigError(f"data.source={source!r} is not one of {list(SOURCES)}")
 
@@ -100,6 +184,7 @@ def load_corpus(
 def train_val_split(docs: list[str], val_fraction: float, seed: int) -> tuple[list[str], list[str]]:
     """Deterministically move ``round(len(docs) * val_fraction)`` documents (at least 1 when the
     fraction is > 0) to validation, chosen by ``seed``; both splits keep the original order.
+    For lists in memory (`Corpus.from_documents`); streams are split by `Corpus.split_stream`.
 
     A single document is split by characters instead, at the first line break after
     ``(1 - val_fraction)`` of its length.
@@ -121,6 +206,43 @@ def train_val_split(docs: list[str], val_fraction: float, seed: int) -> tuple[li
     return train, val
 
 
+def is_validation(text: str, val_fraction: float, seed: int) -> bool:
+    """The hash rule of the stream split (before its last-document exceptions)."""
+    key = str(seed).encode("utf-8")[:64]
+    h = int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8, key=key).digest(), "little")
+    return h < val_fraction * 2.0**64
+
+
+def _assign(docs: Iterable[str], val_fraction: float, seed: int, where: str) -> Iterator[tuple[bool, str]]:
+    """(is_validation, text) for every document, in order (the rule of the module doc)."""
+    it = iter(docs)
+    held = next(it, None)
+    if held is None:
+        raise DataError(f"no documents in {where}")
+    if val_fraction == 0:
+        yield False, held
+        for text in it:
+            yield False, text
+        return
+    n_docs = n_val = 0
+    for text in it:
+        is_val = is_validation(held, val_fraction, seed)
+        n_docs += 1
+        n_val += is_val
+        yield is_val, held
+        held = text
+    if n_docs == 0:  # a single document: split by characters
+        train, val = _split_one(held, val_fraction)
+        yield False, train[0]
+        yield True, val[0]
+    elif n_val == 0:
+        yield True, held
+    elif n_val == n_docs:
+        yield False, held
+    else:
+        yield is_validation(held, val_fraction, seed), held
+
+
 def _split_one(text: str, val_fraction: float) -> tuple[list[str], list[str]]:
     cut = int(len(text) * (1.0 - val_fraction))
     newline = text.find("\n", cut)
@@ -135,74 +257,174 @@ def _split_one(text: str, val_fraction: float) -> tuple[list[str], list[str]]:
     return [train], [val]
 
 
-def _clean(texts: Iterable, min_chars: int) -> list[str]:
-    out = []
+def _clean(texts: Iterable, min_chars: int) -> Iterator[str]:
     for text in texts:
         if text is None:
             continue
         text = text.strip()
         if len(text) >= max(min_chars, 1):
-            out.append(text)
-    return out
+            yield text
 
 
-def _column(dataset, text_column: str, where: str, key: str) -> list:
-    if text_column not in dataset.column_names:
-        raise DataError(
-            f"{where} has no column {text_column!r} ({key}); columns: {dataset.column_names}"
-        )
-    values = list(dataset[text_column])
-    for i, value in enumerate(values):
-        if value is not None and not isinstance(value, str):
-            raise DataError(
-                f"{where}, row {i}: column {text_column!r} holds {type(value).__name__}, not text"
-            )
-    return values
+def _nonempty(docs: Iterable[str], where: str, min_chars: int) -> Iterator[str]:
+    """Pass ``docs`` through; DataError at the end when there were none."""
+    empty = True
+    for text in docs:
+        empty = False
+        yield text
+    if empty:
+        raise DataError(f"no documents with at least {min_chars} characters in {where}")
 
 
-def _read_file(path: Path, text_column: str, cache_dir: str | None) -> list:
-    import datasets
+# ---------------------------------------------------------------------------------------------
+# local files
 
-    if not path.is_file():
+
+def _file_reader(path: Path, text_column: str, encoding: str, max_doc_chars: int) -> Callable[[], Iterator]:
+    """Check ``path`` now; return a function that reads it, one pass per call."""
+    if not path.exists():
         raise DataError(f"data file not found: {path}")
+    if path.is_dir():
+        raise DataError(f"data file is a directory, not a file: {path} (list the files inside it)")
     if path.stat().st_size == 0:
         raise DataError(f"data file is empty: {path}")
-    builder, kwargs = _LOADERS.get(path.suffix.lower(), _TEXT_LOADER)
-    try:
-        dataset = datasets.load_dataset(
-            builder,
-            data_files=[str(path.resolve())],
-            split="train",
-            cache_dir=cache_dir,
-            # datasets keys its cache of local files on path + mtime only; an edited file with
-            # the same mtime would load stale rows. Re-reading a local file is cheap.
-            download_mode="force_redownload",
-            **kwargs,
-        )
-    except Exception as exc:
-        raise DataError(f"cannot read {path} as {builder}: {type(exc).__name__}: {exc}") from exc
-    if builder == "text":
-        return list(dataset["text"])
-    return _column(dataset, text_column, f"file {path}", "data.text_files.text_column")
+    builder, kwargs = _LOADERS.get(path.suffix.lower(), (None, {}))
+    if builder is None:
+        return lambda: _paragraphs(path, encoding, max_doc_chars)
 
-
-def _read_hub(name: str, config: str | None, split: str, text_column: str, cache_dir: str | None):
     import datasets
 
-    where = f"Hub dataset {name!r}" + (f" config {config!r}" if config else "")
     try:
-        splits = datasets.load_dataset(name, config, cache_dir=cache_dir)
-        train = splits[split] if split in splits else datasets.load_dataset(
-            name, config, split=split, cache_dir=cache_dir
+        dataset = datasets.load_dataset(builder, data_files=[str(path.resolve())], split="train",
+                                        streaming=True, **kwargs)
+    except Exception as exc:
+        raise DataError(f"cannot read {path} as {builder}: {type(exc).__name__}: {exc}") from exc
+    where = f"file {path}"
+    return lambda: _column(dataset, text_column, where, "data.text_files.text_column", builder)
+
+
+def _paragraphs(path: Path, encoding: str, max_chars: int) -> Iterator[str]:
+    """The paragraphs of a plain-text file (not yet stripped), each at most ``max_chars``."""
+    python_encoding = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
+    lines: list[str] = []  # the paragraph so far: pieces with their separators
+    size = 0
+    line_no = 1  # of the next read
+    continues = False  # the last read ended inside a line (it was max_chars long)
+    # newline="\n": lines end at "\n" only, returned untranslated (never at "\r", U+2028, ...)
+    with open(path, encoding=python_encoding, newline="\n") as f:
+        while True:
+            try:
+                read = f.readline(max_chars)
+            except UnicodeDecodeError as exc:
+                offset, line = _decode_error_at(path, python_encoding)
+                raise DataError(
+                    f"{path}, line {line} (byte {offset}): not valid {encoding} text ({exc.reason}); "
+                    f"set data.text_files.encoding if the file is in another encoding"
+                ) from None
+            if not read:
+                break
+            if "\x00" in read:
+                raise DataError(
+                    f"{path}, line {line_no}: NUL character: a binary file, or text in another "
+                    f"encoding than {encoding} (data.text_files.encoding)"
+                )
+            ends_line = read.endswith("\n")
+            piece = read[:-1].removesuffix("\r") if ends_line else read
+            if not continues and ends_line and not piece.strip():  # a blank line
+                if lines:
+                    yield "".join(lines)
+                lines, size = [], 0
+            else:
+                sep = "\n" if lines and not continues else ""
+                if lines and size + len(sep) + len(piece) > max_chars:
+                    yield "".join(lines)
+                    lines, size, sep = [], 0, ""
+                lines.append(sep + piece)
+                size += len(sep) + len(piece)
+            continues = not ends_line
+            line_no += ends_line
+    if lines:
+        yield "".join(lines)
+
+
+def _decode_error_at(path: Path, encoding: str) -> tuple[int, int]:
+    """(byte offset, line) of the first byte of ``path`` that does not decode (error path only)."""
+    decoder = codecs.getincrementaldecoder(encoding)("strict")
+    offset = newlines = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            held = decoder.getstate()[0]
+            try:
+                newlines += decoder.decode(chunk).count("\n")
+            except UnicodeDecodeError as exc:
+                data = held + chunk
+                good = data[: exc.start].decode(encoding, errors="replace")
+                return offset - len(held) + exc.start, newlines + good.count("\n") + 1
+            offset += len(chunk)
+    return offset, newlines + 1
+
+
+# ---------------------------------------------------------------------------------------------
+# datasets (structured files and the Hub)
+
+
+def _column(dataset, text_column: str, where: str, key: str, builder: str = "datasets") -> Iterator:
+    """The values of ``text_column``, batch by batch; DataError naming the row at fault."""
+    names = dataset.column_names  # None for some streamed datasets: checked on the first batch
+    if names is not None:
+        if text_column not in names:
+            raise DataError(f"{where} has no column {text_column!r} ({key}); columns: {list(names)}")
+        dataset = dataset.select_columns([text_column])
+    row = 0
+    batches = iter(dataset.iter(batch_size=_BATCH))
+    while True:
+        try:
+            batch = next(batches, None)
+        except Exception as exc:  # a malformed line or file
+            raise DataError(f"cannot read {where} as {builder} (after row {row}): "
+                            f"{type(exc).__name__}: {exc}") from exc
+        if batch is None:
+            return
+        if text_column not in batch:
+            raise DataError(f"{where} has no column {text_column!r} ({key}); columns: {list(batch)}")
+        for value in batch[text_column]:
+            if value is not None and not isinstance(value, str):
+                raise DataError(
+                    f"{where}, row {row}: column {text_column!r} holds {type(value).__name__}, not text"
+                )
+            row += 1
+            yield value
+
+
+def _open_hub(name: str, config: str | None, split: str, streaming: bool, num_proc: int | None,
+              cache_dir: str | None, where: str):
+    """(train split, validation split or None, its name) of a Hub dataset, opened, not read."""
+    import datasets
+
+    if streaming and num_proc is not None:
+        raise ConfigError(
+            "data.hub.num_proc prepares a dataset's Arrow files in parallel; with data.hub.streaming=true "
+            "nothing is prepared: leave num_proc null"
         )
+    if streaming and "[" in split:
+        raise ConfigError(
+            f"data.hub.split={split!r}: a sliced split cannot be streamed; set data.hub.streaming=false"
+        )
+    extra = {"streaming": True} if streaming else {"num_proc": num_proc}
+    try:
+        splits = datasets.load_dataset(name, config, cache_dir=cache_dir, **extra)
+        if split in splits:
+            train = splits[split]
+        elif streaming:
+            raise DataError(f"{where} has no split {split!r}; splits: {list(splits)}")
+        else:
+            train = datasets.load_dataset(name, config, split=split, cache_dir=cache_dir, **extra)
+    except DataError:
+        raise
     except Exception as exc:
         raise DataError(f"cannot load {where}, split {split!r}: {type(exc).__name__}: {exc}") from exc
-    val = None
     base = split.split("[")[0]
     for candidate in VALIDATION_SPLITS:
         if candidate in splits and candidate != base:
-            val = _column(
-                splits[candidate], text_column, f"{where} split {candidate!r}", "data.hub.text_column"
-            )
-            break
-    return _column(train, text_column, f"{where} split {split!r}", "data.hub.text_column"), val
+            return train, splits[candidate], candidate
+    return train, None, None

@@ -51,13 +51,22 @@ def _min_vocab_size(kind: str) -> int:
     return len(SPECIAL_TOKENS) + extra
 
 
-def _counting(texts: Iterable[str], counter: list[int]) -> Iterator[str]:
-    """Yield the texts, counting characters into counter[0] (to detect an empty corpus)."""
+MAX_TRAIN_CHARS = 50_000_000
+"""Default character budget of tokenizer training (`train_tokenizer`'s ``max_chars``)."""
+
+
+def _counting(texts: Iterable[str], counter: list[int], max_chars: int | None) -> Iterator[str]:
+    """Yield the texts, counting characters into counter[0] (to detect an empty corpus), and
+    stop after the text that reaches ``max_chars`` (None: no limit)."""
     for text in texts:
         if not isinstance(text, str):
             raise DataError(f"tokenizer training text must be str, got {type(text).__name__}")
         counter[0] += len(text)
         yield text
+        if max_chars is not None and counter[0] >= max_chars:
+            log.info("tokenizer trained on the first %d characters of the corpus (tokenizer.max_train_chars)",
+                     counter[0])
+            return
 
 
 def train_tokenizer(
@@ -66,6 +75,7 @@ def train_tokenizer(
     vocab_size: int = 8192,
     min_frequency: int = 2,
     progress: bool = True,
+    max_chars: int | None = MAX_TRAIN_CHARS,
 ) -> Tokenizer:
     """Train a tokenizer of ``kind`` ("bpe", "wordpiece" or "char") on ``texts``.
 
@@ -74,6 +84,12 @@ def train_tokenizer(
     every distinct character becomes a token (``min_frequency`` is not applied), up to
     ``vocab_size`` tokens, most frequent first. ``progress`` shows the `tokenizers` trainer's
     progress bar.
+
+    ``texts`` is read once, as a stream (a generator is fine), and only up to ``max_chars``
+    characters (the text that crosses the budget is the last one read; None reads everything):
+    the trainer's memory grows with the distinct words it has seen, so a budget keeps it bounded
+    whatever the corpus size, as sentencepiece's ``input_sentence_size`` does. The budget takes
+    the first texts of the stream, not a sample: a corpus sorted by topic should be shuffled.
 
     Raises ConfigError (naming ``tokenizer.kind`` / ``tokenizer.vocab_size``) for a bad choice,
     DataError when the texts are empty.
@@ -90,6 +106,8 @@ def train_tokenizer(
         )
     if not isinstance(min_frequency, int) or min_frequency < 0:
         raise ConfigError(f"tokenizer.min_frequency={min_frequency!r} must be an integer >= 0")
+    if max_chars is not None and (not isinstance(max_chars, int) or max_chars < 1):
+        raise ConfigError(f"tokenizer.max_train_chars={max_chars!r} must be null or an integer >= 1")
 
     if kind == "bpe":
         tok = Tokenizer(models.BPE())
@@ -130,7 +148,7 @@ def train_tokenizer(
 
     length = len(texts) if hasattr(texts, "__len__") else None  # type: ignore[arg-type]
     n_chars = [0]
-    tok.train_from_iterator(_counting(texts, n_chars), trainer=trainer, length=length)
+    tok.train_from_iterator(_counting(texts, n_chars, max_chars), trainer=trainer, length=length)
     if n_chars[0] == 0:
         raise DataError("cannot train a tokenizer: the training texts are empty")
 

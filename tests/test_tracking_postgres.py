@@ -99,13 +99,15 @@ def test_four_parallel_sweep_jobs_on_a_postgres_tracking_server(tmp_path, monkey
             # the runs are rows of the PostgreSQL database (not a sqlite file beside it)
             import psycopg2
 
-            with psycopg2.connect(host="127.0.0.1", port=pg_port, user=postgres.DB_USER, dbname=postgres.DB_NAME) as db:
+            db = psycopg2.connect(host="127.0.0.1", port=pg_port, user=postgres.DB_USER, dbname=postgres.DB_NAME)
+            try:
                 with db.cursor() as cur:
                     cur.execute("SELECT count(*) FROM runs WHERE experiment_id = %s", (int(exp.experiment_id),))
                     assert cur.fetchone()[0] == 5
                     cur.execute("SELECT count(DISTINCT run_uuid) FROM params WHERE key = 'seed'")
                     assert cur.fetchone()[0] == 4
-            db.close()
-            assert list((root / "artifacts").rglob("stats.json"))
+            finally:
+                db.close()
+            assert len(list((root / "artifacts").rglob("stats.json"))) == 4  # stored by the server
         # stopping the server stopped PostgreSQL too
         assert not postgres.Cluster(root / "pg", pg_port, postgres.find_bindir()).running()

@@ -71,3 +71,21 @@ def mlflow_server(root: Path, port: int):
     args = [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
             "--backend-store-uri", f"sqlite:///{root}/mlflow.db", "--artifacts-destination", str(root / "artifacts")]
     return serving(args, f"http://127.0.0.1:{port}/health", root / "server.log")
+
+
+@contextmanager
+def postgres_mlflow_server(root: Path, port: int, pg_port: int) -> Iterator[subprocess.Popen]:
+    """`python -m lmforge.track.postgres serve` on `root` (as `make server DB=postgres`): PostgreSQL
+    on 127.0.0.1:pg_port with its data in root/pg, `mlflow server` on it at 127.0.0.1:port with
+    artifacts proxied into root/artifacts. Stopping it stops both; `stop` then cleans up after a
+    server that did not stop itself."""
+    from lmforge.track import postgres
+
+    root.mkdir(parents=True, exist_ok=True)
+    args = [sys.executable, "-m", "lmforge.track.postgres", "serve", "--dir", str(root), "--port", str(port),
+            "--pg-port", str(pg_port)]
+    try:
+        with serving(args, f"http://127.0.0.1:{port}/health", root / "server.log", timeout=120) as proc:
+            yield proc
+    finally:
+        postgres.stop(root)

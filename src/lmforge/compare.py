@@ -20,7 +20,8 @@ import sys
 from pathlib import Path
 
 from lmforge.config import flatten
-from lmforge.report.compare import compare_runs, write
+from lmforge.report.compare import write
+from lmforge.track.store import run_rows
 
 DEFAULT_EXP_METRIC = "pretrain.val_loss"
 
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         uri = args.tracking_uri or f"sqlite:///{root}/mlflow.db"
         client, parent, children = sweep_runs(uri, args.experiment, args.sweep or None)
         metric = args.metric or ("objective" if parent.data.tags.get("lmforge.sweep.optimized_metric") else None)
-        md = compare_runs(client, children, metric, out, f"Comparison: {parent.info.run_name}")
+        md = write(run_rows(children), metric, out, f"Comparison: {parent.info.run_name}")
     print(md)
     print(f"written to {out}/compare.md" + (" and compare.png" if (out / "compare.png").exists() else ""))
     return 0

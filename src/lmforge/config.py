@@ -235,8 +235,6 @@ def register() -> None:
         OmegaConf.register_new_resolver("lmforge.workspace", workspace_root)
     if not OmegaConf.has_resolver("lmforge.unique"):
         OmegaConf.register_new_resolver("lmforge.unique", unique_suffix, use_cache=True)
-    if not OmegaConf.has_resolver("lmforge.conf_digest"):  # DVC's process checks more (lmforge.params)
-        OmegaConf.register_new_resolver("lmforge.conf_digest", lambda: conf_digest(project_root() / "conf"))
     ConfigStore.instance().store(name="schema", node=Config)
     ConfigStore.instance().store(name="pipeline_schema", node=PipelineConfig)
 

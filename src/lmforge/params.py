@@ -57,7 +57,7 @@ def composed(*, _root_: DictConfig) -> str:
 
 
 def register_resolvers() -> None:
-    OmegaConf.register_new_resolver("lmforge.conf_digest", composed, replace=True)
+    OmegaConf.register_new_resolver("lmforge.params_check", composed, replace=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -61,14 +61,3 @@ def write(rows: list[dict], metric: str | None, out_dir: Path, title: str) -> st
     if metric and any(isinstance(r["metrics"].get(metric), (int, float)) for r in rows):
         figure(rows, metric, out_dir / "compare.png")
     return md
-
-
-def run_rows(client, runs) -> list[dict]:
-    from lmforge.track.store import read_params
-
-    return [{"name": r.info.run_name or r.info.run_id[:8], "status": r.info.status,
-             "params": read_params(r), "metrics": dict(r.data.metrics)} for r in runs]
-
-
-def compare_runs(client, runs, metric: str | None, out_dir: Path, title: str = "Sweep comparison") -> str:
-    return write(run_rows(client, runs), metric, Path(out_dir), title)

@@ -180,3 +180,9 @@ def read_params(run) -> dict[str, str]:
             parts = [params.pop(f"{key}{PART}{i}") for i in range(2, int(n) + 1)]
             params[key] = params[key] + "".join(parts)
     return params
+
+
+def run_rows(runs) -> list[dict]:
+    """Runs as the rows of a comparison table (`report.compare`): name, status, params, metrics."""
+    return [{"name": r.info.run_name or r.info.run_id[:8], "status": r.info.status,
+             "params": read_params(r), "metrics": dict(r.data.metrics)} for r in runs]

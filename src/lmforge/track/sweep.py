@@ -29,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lmforge.track.jobs import ENV_KEYS, override_key, swept_keys
 from lmforge.track.run import OBJECTIVE
-from lmforge.track.store import ENV_PARENT, KIND_TAG, connect, context_tags, experiment_id, read_params
+from lmforge.track.store import ENV_PARENT, KIND_TAG, connect, context_tags, experiment_id, read_params, run_rows
 
 log = logging.getLogger("lmforge")
 
@@ -151,10 +151,10 @@ class MlflowSweep(Callback):
         if results.is_file():
             client.log_artifact(run_id, str(results))
         try:
-            from lmforge.report.compare import compare_runs
+            from lmforge.report.compare import write
 
-            table = compare_runs(client, children, metric=OBJECTIVE if metric else None,
-                                 out_dir=sweep_dir / "compare")
+            table = write(run_rows(children), OBJECTIVE if metric else None, sweep_dir / "compare",
+                          "Sweep comparison")
             client.log_artifacts(run_id, str(sweep_dir / "compare"), "compare")
             log.info("sweep comparison: %s", table)
         except Exception as e:

@@ -36,14 +36,14 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-def smoke_repo(dst: Path, git) -> Path:
-    """Copy the working tree (tracked and new files, not ignored outputs) into `dst`, set
-    `experiment: smoke` in params.yaml and commit it: a fresh, smoke-sized clone to run DVC in.
-    `git(args, cwd)` runs a command there (each test module brings its own environment)."""
+def smoke_repo(dst: Path, run) -> Path:
+    """Copy the working tree (tracked and new files, not ignored outputs) into `dst`, make the
+    smoke preset the default experiment (conf/pipeline.yaml, so that every `dvc exp run` composes
+    it too), compose params.yaml and commit: a fresh, smoke-sized clone to run DVC in.
+    `run(args, cwd)` runs a command there (each test module brings its own environment)."""
     import shutil
     import subprocess
-
-    import yaml
+    import sys
 
     files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
                            capture_output=True, text=True, check=True)
@@ -51,12 +51,48 @@ def smoke_repo(dst: Path, git) -> Path:
         if (ROOT / rel).is_file():
             (dst / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / rel, dst / rel)
-    params = yaml.safe_load((dst / "params.yaml").read_text())
-    params["experiment"] = "smoke"
-    (dst / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"]):
-        git(cmd, dst)
+    pipeline = dst / "conf" / "pipeline.yaml"
+    pipeline.write_text(pipeline.read_text().replace("  - experiment: default", "  - experiment: smoke"))
+    run(["git", "init", "-q"], dst)
+    run([sys.executable, "-m", "lmforge.params"], dst)
+    for cmd in (["git", "add", "-A"], ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"]):
+        run(cmd, dst)
+    return dst
+
+
+def run_in(args: list[str], cwd: Path, timeout: float = 900, check: bool = True):
+    """A command in `cwd` with the project's tools on PATH and no inherited tracking/DVC context."""
+    import subprocess
+    import sys
+
+    from servers import env
+
+    out = subprocess.run(args, cwd=cwd, env=env(), capture_output=True, text=True, timeout=timeout)
+    if check:
+        assert out.returncode == 0, f"{' '.join(map(str, args))} failed:\n{out.stdout[-4000:]}\n{out.stderr[-4000:]}"
+    return out
+
+
+def ran_stages(log: str) -> set[str]:
+    """The stages a `dvc repro` / `dvc exp run` log says it ran."""
+    return {line.split("'")[1] for line in log.splitlines() if line.startswith("Running stage")}
+
+
+@pytest.fixture(scope="session")
+def smoke_pipeline(tmp_path_factory):
+    """One real `dvc repro` of the whole smoke-sized pipeline, shared by the tests that read its
+    results: (repo, the repro's log). Tests that change the repo work on a copy (`copy_repo`)."""
+    repo = smoke_repo(tmp_path_factory.mktemp("pipeline"), lambda args, cwd: run_in(args, cwd))
+    out = run_in(["dvc", "repro"], repo)
+    return repo, out.stdout + out.stderr
+
+
+def copy_repo(src: Path, dst: Path) -> Path:
+    """A copy of a repo with its outputs, DVC cache and MLflow store (to change without touching
+    the shared one)."""
+    import shutil
+
+    shutil.copytree(src, dst, symlinks=True)
     return dst
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional
 
@@ -29,7 +29,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from lmforge.errors import ConfigError
-from lmforge.schema import build, setting
+from lmforge.schema import build, setting, unknown_key
 
 
 @dataclass
@@ -297,6 +297,10 @@ def narrow(cfg: DictConfig, sections: tuple[str, ...]) -> DictConfig:
     """`cfg` with only the hyperparameter `sections` a stage reads (the others set to None, so that
     reading one fails at once instead of using a value DVC never tracked for this stage) and, for
     `task`, only `cfg.only_task` when it is set."""
+    known = [f.name for f in fields(Config)]
+    for key in cfg:
+        if key not in known:  # added with Hydra's `+`: nothing would read it
+            raise unknown_key("", str(key), known)
     out = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
     OmegaConf.set_struct(out, False)
     for name in HYPERPARAMETERS:

@@ -5,6 +5,7 @@ checkpoints to what a stage read)."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -57,7 +58,8 @@ def remove_stale_temps(parent: Path, name: str) -> list[Path]:
 
 @contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Yield a fresh temp folder beside `path`; on success it replaces `path` in one rename."""
+    """Yield a fresh temp folder beside `path`; on success it replaces `path` in one rename (again,
+    if another process replaced `path` at the same moment: the last writer wins, whole)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(path.parent, path.name)
@@ -68,13 +70,20 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if path.exists():
-        old = path.with_name(f".{path.name}.old-{os.getpid()}")
-        os.replace(path, old)
-        os.replace(tmp, path)
-        shutil.rmtree(old, ignore_errors=True)
+    old = path.with_name(f".{path.name}.old-{os.getpid()}")
+    for _ in range(20):  # another process may be replacing `path` at the same moment: try again
+        try:
+            if path.exists():
+                os.replace(path, old)
+            os.replace(tmp, path)
+            break
+        except OSError as e:  # gone meanwhile, or a new one placed there meanwhile
+            if e.errno not in (errno.ENOENT, errno.ENOTEMPTY, errno.EEXIST):
+                raise
     else:
-        os.replace(tmp, path)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise OSError(f"{path}: could not be replaced (other processes keep writing it)")
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:

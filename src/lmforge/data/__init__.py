@@ -1,0 +1,1 @@
+"""Data: corpus sources, the built-in world, the corpus index, tokenizers, token files, data-file readers."""

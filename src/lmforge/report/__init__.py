@@ -1,0 +1,1 @@
+"""The pipeline report: summary metrics, markdown, figures, plot data and comparison tables."""

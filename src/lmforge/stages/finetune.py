@@ -135,13 +135,14 @@ def save(ctx: StageContext, s: Setup, fitted: Fitted, init: str) -> None:
         fitted.history.write_csv(tmp / "curves" / "val.csv", "val/loss", s.module.score_key)
         fitted.summary["wall_s"] = ctx.elapsed()
         write_json(tmp / "summary.json", fitted.summary)
+        # tracked from what this process wrote, before it is renamed into place
+        ctx.run.log_artifact(tmp / "model", "model")
+        ctx.run.log_artifact(tmp / "curves", "curves")
+        ctx.run.register_model(tmp / "model", "TaskModel" if family.serves else None, family.serves,
+                               task=family.task, init=init)
     if not ctx.cfg.trainer.keep_checkpoints:
         shutil.rmtree(fitted.checkpoint_dir, ignore_errors=True)
     ctx.run.log_metrics({"final/best_val_score": fitted.summary["best_val_score"]})
-    ctx.run.log_artifact(out / "model", "model")
-    ctx.run.log_artifact(out / "curves", "curves")
-    ctx.run.register_model(out / "model", "TaskModel" if family.serves else None, family.serves,
-                           task=family.task, init=init)
 
 
 def finetune(cfg: DictConfig, task: str, init: str) -> dict:

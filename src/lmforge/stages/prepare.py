@@ -78,8 +78,8 @@ def run(cfg: DictConfig) -> dict:
             stats = {"source": ctx.cfg.data.source, "docs": n_docs, "tokens": n_tokens, "vocab_size": vocab,
                      "wall_s": ctx.elapsed()}
             write_json(tmp / "stats.json", stats)
+            ctx.run.log_artifact(tmp / "stats.json")  # what this process wrote, before the rename
         ctx.run.log_metrics({"tokens_train": n_tokens["train"], "tokens_val": n_tokens["val"]})
-        ctx.run.log_artifact(out / "stats.json")
         log.info("prepare: %d + %d documents, %d + %d tokens, vocabulary %d", n_docs["train"], n_docs["val"],
                  n_tokens["train"], n_tokens["val"], vocab)
     return stats

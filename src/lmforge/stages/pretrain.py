@@ -150,14 +150,15 @@ def save(ctx: StageContext, s: Setup, fitted: Fitted) -> None:
         summary = fitted.summary
         summary["wall_s"] = ctx.elapsed()
         write_json(tmp / "summary.json", summary)
+        # tracked from what this process wrote, before it is renamed into place
+        ctx.run.log_artifact(tmp / "model", "model")
+        ctx.run.log_artifact(tmp / "curves", "curves")
+        causal = s.backbone.cfg.causal
+        ctx.run.register_model(tmp / "model", "LanguageModel" if causal else None,
+                               {"inputs": ["text"], "output": "perplexity", "output_type": "double"} if causal else None)
     if not ctx.cfg.trainer.keep_checkpoints:
         shutil.rmtree(fitted.checkpoint_dir, ignore_errors=True)
     ctx.run.log_metrics({"final/" + k: v for k, v in summary.items() if isinstance(v, (int, float))})
-    ctx.run.log_artifact(p.pretrain / "model", "model")
-    ctx.run.log_artifact(p.pretrain / "curves", "curves")
-    causal = s.backbone.cfg.causal
-    ctx.run.register_model(p.pretrain / "model", "LanguageModel" if causal else None,
-                           {"inputs": ["text"], "output": "perplexity", "output_type": "double"} if causal else None)
 
 
 def run(cfg: DictConfig) -> dict:

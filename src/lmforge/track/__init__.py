@@ -1,0 +1,1 @@
+"""MLflow tracking: the store, stage runs, sweeps, the model registry, a PostgreSQL-backed server."""

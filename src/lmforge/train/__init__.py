@@ -1,0 +1,1 @@
+"""Training with Lightning: the language-model and task modules, callbacks, the Trainer and resume."""

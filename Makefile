@@ -9,7 +9,7 @@ TORCH := torch==2.13.0
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install dev repro test ui server server-stop sweep bench clean
+.PHONY: install dev params repro push pull test ui server server-stop sweep bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,16 @@ dev: $(VENV)/.dev-installed
 ## Run the default pipeline (prepare → pretrain → finetune → evaluate → report).
 repro: install
 	dvc repro
+
+## Recompose params.yaml from conf/ (what `dvc exp run` does before it runs; `dvc repro` does not).
+params: install
+	$(BIN)/python -m lmforge.params $(ARGS)
+
+## Share results through the DVC remote (configure one first: `dvc remote add -d <name> <url>`).
+push: install
+	dvc push
+pull: install
+	dvc pull
 
 ## Run the test suite (offline).
 test: dev

@@ -2,6 +2,9 @@
 
 import random
 
+import pytest
+
+from lmforge.errors import ConfigError
 from lmforge.tasks.base import LengthGrouped, loader
 
 
@@ -55,12 +58,23 @@ def test_loader_pads_each_batch_to_its_longest_member_and_keeps_order_unshuffled
     assert sorted(x for b in shuffled for x in b) == [2, 3, 4, 7, 9]
 
 
-def test_data_parallel_ranks_take_disjoint_equal_shares_of_full_batches(monkeypatch):
-    lengths = _lengths(n=1003)
+def test_data_parallel_ranks_take_their_slice_of_every_full_global_batch(monkeypatch):
+    """Under data parallelism (the rank and world size are what torch.distributed would say) each
+    rank takes its contiguous slice of each full global batch: together, the ranks see exactly the
+    batches one process sees."""
+    from lmforge.tasks import base
+
+    lengths = _lengths(n=1003)  # 62 full batches of 16, and 11 left over
+    single = list(LengthGrouped(lengths, batch_size=16, seed=5))
     shares = []
-    for rank in range(3):
-        monkeypatch.setattr(LengthGrouped, "_ranks", staticmethod(lambda r=rank: (r, 3)))
+    for rank in range(4):
+        monkeypatch.setattr(base, "_ranks", lambda r=rank: (r, 4))
         s = LengthGrouped(lengths, batch_size=16, seed=5)
         shares.append(list(s))
-        assert len(shares[-1]) == len(s) == 62 // 3 * 16
-    assert not set(shares[0]) & set(shares[1]) and not set(shares[1]) & set(shares[2])
+        assert len(shares[-1]) == len(s) == 62 * 4
+    for k in range(62):
+        assert [i for share in shares for i in share[k * 4 : (k + 1) * 4]] == single[k * 16 : (k + 1) * 16], k
+    assert base.per_device(16, "task.batch_size") == 4
+    monkeypatch.setattr(base, "_ranks", lambda: (0, 3))
+    with pytest.raises(ConfigError, match="task.batch_size=16 is not divisible by the 3 processes"):
+        base.per_device(16, "task.batch_size")

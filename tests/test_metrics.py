@@ -1,9 +1,23 @@
-"""Task metrics against values computed by hand."""
+"""Task metrics (each in its family's module) against values computed by hand."""
 
 import pytest
+import torch
 
-from lmforge.tasks.metrics import (entity_scores, iob1_to_iob2, rouge_scores, sentences, squad_scores,
-                                   translation_scores)
+from lmforge.tasks.base import sentences
+from lmforge.tasks.classification import scores as classification_scores
+from lmforge.tasks.qa import squad_scores
+from lmforge.tasks.summarization import rouge_scores
+from lmforge.tasks.tagging import entity_scores, iob1_to_iob2
+from lmforge.tasks.translation import translation_scores
+
+
+def test_accuracy_and_macro_f1_by_hand():
+    s = classification_scores(torch.tensor([0, 1, 1]), torch.tensor([0, 1, 0]), 2)
+    # class 0: P 1/1, R 1/2 -> F 2/3; class 1: P 1/2, R 1/1 -> F 2/3
+    assert s == {"accuracy": pytest.approx(2 / 3), "macro_f1": pytest.approx(2 / 3)}
+    s = classification_scores(torch.tensor([0, 0, 0, 0]), torch.tensor([0, 0, 0, 1]), 2)
+    # class 1 never predicted: F 0; class 0: P 3/4, R 1 -> F 6/7
+    assert s["accuracy"] == pytest.approx(0.75) and s["macro_f1"] == pytest.approx(3 / 7)
 
 
 def test_iob1_to_iob2():
@@ -51,6 +65,8 @@ def test_bleu_chrf_by_hand():
     same = translation_scores(["Der Hund schläft ."], ["Der Hund schläft ."])
     assert same["bleu"] == pytest.approx(100.0) and same["chrf"] == pytest.approx(100.0)
     assert 0 < translation_scores(["Der Hund"], ["Die Katze schläft"])["chrf"] < 50
+    with pytest.raises(ValueError, match="2 predictions but 1 references"):
+        translation_scores(["a", "b"], ["a"])
 
 
 def test_sentences():

@@ -4,12 +4,16 @@ backbone) and the config-time rejection of combinations that cannot work."""
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from conftest import compose
-from lmforge.config import check_combination, validate
+from lmforge.config import HYPERPARAMETERS
 from lmforge.errors import ConfigError
-from lmforge.models import backbone_spec
-from lmforge.train.lm import IGNORE, LMModule, MLMMasker, next_token_pairs
+from lmforge.models.heads import IGNORE_INDEX as IGNORE
+from lmforge.models.transformer import Transformer, TransformerConfig
+from lmforge.params import check
+from lmforge.stages import pretrain
+from lmforge.train.lm import LMModule, MLMMasker, next_token_pairs
 
 SPECIAL = [0, 1, 2, 3, 4, 5]  # lmforge: <pad> <eos> <unk> <mask> <sep> <cls>
 MASK = 3
@@ -58,16 +62,16 @@ def test_at_least_one_token_is_masked():
     assert (labels != IGNORE).sum() >= 1
 
 
-def spec(causal: bool) -> dict:
-    model = {"arch": "transformer", "d_model": 32, "n_layers": 2, "n_heads": 4, "d_ff": 64, "max_len": 16}
-    return backbone_spec(model, vocab_size=60, pad_id=0, causal=causal)
+def encoder(causal: bool) -> Transformer:
+    return Transformer(TransformerConfig(vocab_size=60, pad_id=0, causal=causal, d_model=32, n_layers=2, n_heads=4,
+                                         d_ff=64, max_len=16))
 
 
 def test_mlm_trains_a_bidirectional_encoder_and_refuses_a_causal_one():
     with pytest.raises(ValueError, match="bidirectional"):
-        LMModule(spec(causal=True), {}, 10, objective="mlm")
+        LMModule(encoder(causal=True), None, 10, objective="mlm")
     torch.manual_seed(0)
-    module = LMModule(spec(causal=False), {}, 10, objective="mlm")
+    module = LMModule(encoder(causal=False), None, 10, objective="mlm")
     assert module.backbone.cfg.causal is False
     # a token is predictable only from its right-hand neighbour: seq = [a, a+1, a+2, ...]
     starts = torch.randint(6, 40, (32, 1))
@@ -91,32 +95,40 @@ def test_mlm_trains_a_bidirectional_encoder_and_refuses_a_causal_one():
 
 
 def test_incompatible_combinations_fail_at_config_time(tmp_path):
+    """Composing params.yaml checks how model, objective and tasks go together (`lmforge.params.check`,
+    asking the backbone's capabilities and each task's family), naming what cannot work; the
+    pretrain stage asks the same before it reads any data."""
+
     def cfg(*overrides):
-        return compose(["experiment=smoke", *overrides], root=tmp_path)
+        return compose(["experiment=smoke", "tracking=none", *overrides], root=tmp_path)
+
+    def validate(*overrides):
+        check(OmegaConf.masked_copy(cfg(*overrides), list(HYPERPARAMETERS)))
 
     for ok in (["model=lstm"], ["objective=mlm"], ["model=hf"], ["model=minilm", "objective=mlm"],
                ["model=hf", "model.hf_model_type=bert", "objective=mlm"]):
-        validate(cfg(*ok))
+        validate(*ok, "task=[topic,ner,qa]")
 
-    with pytest.raises(ConfigError, match=r"objective=mlm with model.arch=lstm.*objective=clm with model=lstm"):
-        validate(cfg("model=lstm", "objective=mlm"))
-    with pytest.raises(ConfigError, match=r"objective=clm with model.arch=hf model.pretrained='pkg:gt_all.*encoder.*objective=mlm"):
-        validate(cfg("model=minilm"))
-    with pytest.raises(ConfigError, match=r"objective=mlm with model.arch=hf model.hf_model_type='gpt2'.*decoder"):
-        validate(cfg("model=hf", "objective=mlm"))
-    with pytest.raises(ConfigError, match=r"model.pretrained=.* is read only by model.arch=hf"):
-        validate(cfg("model.pretrained=/tmp"))
+    with pytest.raises(ConfigError, match=r"objective=mlm with model.arch=lstm.*both ways"):
+        validate("model=lstm", "objective=mlm")
+    with pytest.raises(ConfigError, match=r"objective=clm with model.arch=hf.*left to right"):
+        validate("model=minilm")  # an encoder
+    with pytest.raises(ConfigError, match=r"objective=mlm with model.arch=hf.*both ways"):
+        validate("model=hf", "objective=mlm")  # GPT-2, a decoder
+    with pytest.raises(ConfigError, match=r"model\.pretrained"):  # only model=hf reads a checkpoint
+        validate("+model.pretrained=/tmp")
+    # the stage refuses the same combinations itself (a run by hand, without params.yaml)
+    with pytest.raises(ConfigError, match=r"objective=mlm with model.arch='lstm' cannot work.*objective=clm"):
+        pretrain.run(cfg("model=lstm", "objective=mlm"))
+    with pytest.raises(ConfigError, match=r"objective=clm with model.arch='hf' cannot work.*objective=mlm"):
+        pretrain.run(cfg("model=minilm"))
 
-    # generation tasks need a decoder (the family check, independent of which families exist yet)
-    for enc in (["objective=mlm"], ["model=minilm", "objective=mlm"]):
-        c = cfg(*enc)
-        c.task.name, c.task.family = "translation", "translation"
-        with pytest.raises(ConfigError, match=r"task='translation'.*generates text.*encoder-only.*objective=clm"):
-            check_combination(c)
-    with pytest.raises(ConfigError, match=r"task='translation'.*generates text"):  # the real task config
-        validate(cfg("objective=mlm", "task=translation"))
-    validate(cfg("model=lstm", "task=translation"))
+    # generation tasks need a decoder: the family says so, naming the task and the model
+    for enc, name in ((["objective=mlm"], "gpt_tiny"), (["model=minilm", "objective=mlm"], "minilm"),
+                      (["model=hf", "model.hf_model_type=bert", "objective=mlm"], "hf")):
+        for task in ("translation", "summarization"):
+            with pytest.raises(ConfigError, match=rf"task '{task}' \({task}\) generates text.*model={name} "
+                                                  r"objective=mlm is bidirectional.*objective=clm"):
+                validate(*enc, f"task={task}")
     for dec in (["model=lstm"], ["model=hf"], []):
-        c = cfg(*dec)
-        c.task.name, c.task.family = "summarization", "summarization"
-        check_combination(c)
+        validate(*dec, "task=[translation,summarization]")

@@ -1,12 +1,21 @@
-"""The native Transformer: shapes, causal masking, padding, initialisation, serialization."""
+"""The native Transformer: shapes, causal masking, padding, initialisation, what it declares it can
+do, and its model directory (`SavedModel`)."""
+
+import json
+from dataclasses import asdict, replace
 
 import pytest
 import torch
 
 from lmforge.errors import ConfigError
-from lmforge.models.heads import CausalLM, SequenceClassifier
-from lmforge.models.io import load_backbone, load_classifier, write_model_dir
+from lmforge.models import Capabilities, backbone_class, build_backbone, load_backbone, settings
+from lmforge.models.heads import CausalLM
 from lmforge.models.transformer import Transformer, TransformerConfig
+from lmforge.saved_model import MANIFEST, SavedModel
+from lmforge.tasks import configure, load_task_model
+from lmforge.tasks.classification import SequenceClassifier
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(**kw) -> TransformerConfig:
@@ -20,6 +29,8 @@ def test_shapes_and_padded_vocab():
     assert lm.backbone(ids).shape == (3, 10, 32)
     assert lm(ids).shape == (3, 10, 100)  # logits cut back to the real vocabulary
     assert lm.backbone.wte.weight.shape[0] == 128  # embedding rows padded to a multiple of 64
+    with pytest.raises(ValueError, match="max_len 16"):
+        lm(torch.zeros(1, 17, dtype=torch.long))
 
 
 def test_future_tokens_do_not_change_past_logits():
@@ -49,6 +60,7 @@ def test_bidirectional_sees_the_future_but_not_padding():
 
 
 def test_init_is_small_and_tied():
+    torch.manual_seed(0)
     lm = CausalLM(Transformer(tiny()))
     assert lm.backbone.wte.weight.std().item() == pytest.approx(0.02, rel=0.1)
     # a fresh model predicts near-uniformly: loss ≈ ln(vocab)
@@ -57,6 +69,34 @@ def test_init_is_small_and_tied():
     assert abs(loss.item() - torch.log(torch.tensor(100.0)).item()) < 0.2
     # the head has no weights of its own
     assert not any("head" in n for n, _ in lm.named_parameters())
+
+
+def test_settings_capabilities_and_spec():
+    """The model section becomes checked settings; what the backbone can do follows from how it is
+    trained; its spec (derived fields included) rebuilds the same architecture."""
+    cls, cfg = settings({"name": "gpt_tiny", "arch": "transformer", "d_model": 32, "n_layers": 2, "n_heads": 4,
+                         "d_ff": 64, "max_len": 16})
+    assert cls is Transformer is backbone_class("transformer") and cfg == tiny(vocab_size=0)
+    assert cls.capabilities(cfg) == Capabilities(causal=True, bidirectional=True, generation="kv_cache",
+                                                 exports_as="gpt2")
+    encoder = cls.capabilities(replace(cfg, causal=False))
+    assert encoder.bidirectional and encoder.generation is None and encoder.exports_as is None
+
+    spec = Transformer(tiny(pad_id=3, causal=False)).spec()
+    assert spec == {"arch": "transformer", "max_len": 16, "dropout": 0.0, "vocab_size": 100, "pad_id": 3,
+                    "causal": False, "d_model": 32, "n_layers": 2, "n_heads": 4, "d_ff": 64, "layer_norm_eps": 1e-5}
+    rebuilt = build_backbone(spec)
+    assert isinstance(rebuilt, Transformer) and rebuilt.cfg == tiny(pad_id=3, causal=False)
+
+    # a key no backbone setting reads, a value out of range, a shape that cannot work: named
+    with pytest.raises(ConfigError, match=r"model\.hf_model_type"):
+        settings({"arch": "transformer", "hf_model_type": "gpt2"})
+    with pytest.raises(ConfigError, match=r"model\.n_layers"):
+        settings({"arch": "transformer", "n_layers": 0})
+    with pytest.raises(ConfigError, match=r"model\.d_model=30 is not divisible by model\.n_heads=4"):
+        settings({"arch": "transformer", "d_model": 30, "n_heads": 4})
+    with pytest.raises(ConfigError, match=r"model\.arch='rnn' is not a backbone.*lstm.*transformer"):
+        settings({"arch": "rnn"})
 
 
 def test_classifier_ignores_padding():
@@ -70,18 +110,26 @@ def test_classifier_ignores_padding():
 
 def test_model_dir_round_trip_and_shape_error(tmp_path):
     torch.manual_seed(0)
-    cfg = tiny()
-    clf = SequenceClassifier(Transformer(cfg), n_labels=2).eval()
-    write_model_dir(tmp_path / "m", clf, {"backbone": cfg.to_dict(), "labels": ["a", "b"]}, tmp_path)
-    assert (tmp_path / "m" / "model.safetensors").is_file()
-    loaded, config = load_classifier(tmp_path / "m")
+    family = configure("topic", {"family": "classification", "dropout": 0.0})
+    backbone = Transformer(tiny())
+    head = {"labels": ["a", "b"], "pooling": "mean"}
+    clf = family.build(backbone, head).eval()
+    saved = SavedModel(kind="task_model", backbone=backbone.spec(), objective="clm", task="topic",
+                       family="classification", task_config=asdict(family.config),
+                       head=head, init="pretrained").save(tmp_path / "m", clf.state_dict(), tmp_path)
+    assert (tmp_path / "m" / "model.safetensors").is_file() and len(saved.weights_digest) == 16
+    assert SavedModel.load(tmp_path / "m") == saved
+
+    loaded, loaded_family, _ = load_task_model(tmp_path / "m")
+    assert loaded_family.name == "classification" and loaded_family.config == family.config
     ids, mask = torch.randint(0, 100, (2, 8)), torch.ones(2, 8, dtype=torch.long)
     assert torch.equal(clf(ids, mask), loaded(ids, mask))
-    backbone, _ = load_backbone(tmp_path / "m")
-    assert torch.equal(backbone(ids), clf.backbone(ids))
+    backbone_again, _ = load_backbone(tmp_path / "m")
+    assert torch.equal(backbone_again(ids), clf.backbone(ids))
 
-    # a config that promises another shape: the error names the file and the tensor
-    (tmp_path / "m" / "config.json").write_text(
-        '{"backbone": ' + __import__("json").dumps(tiny(d_model=64).to_dict()) + ', "labels": ["a", "b"]}')
-    with pytest.raises(ConfigError, match=r"model\.safetensors.*shape"):
+    # a manifest that promises another shape: the error names the file and the tensor
+    manifest = json.loads((tmp_path / "m" / MANIFEST).read_text())
+    manifest["backbone"]["d_model"] = 64
+    (tmp_path / "m" / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(ConfigError, match=r"m/model\.safetensors: tensor '.*' has shape .* expects "):
         load_backbone(tmp_path / "m")

@@ -1,29 +1,45 @@
-"""The real-data task configs on ../shared/data (SST-2, CoNLL-2003, Multi30k): skipped without it."""
+"""The real-data task configs on ../shared/data (SST-2, CoNLL-2003, Multi30k): their splits, and
+the finetune → evaluate stages on them, tiny. Skipped without the data."""
+
+from dataclasses import replace
 
 import pytest
-from conftest import ROOT, compose
+from conftest import compose
 
-from lmforge.tasks import family, load_splits
-from lmforge.tasks.metrics import entity_scores
+from lmforge.tasks import configure
+from lmforge.tasks.splits import load_splits
+from lmforge.tasks.tagging import entity_scores
 
 pytestmark = pytest.mark.shared_data
 
+FILES = {"sst2_local": ("sst2/train.tsv", "sst2/dev.tsv"),
+         "conll2003_local": ("conll2003/eng.train", "conll2003/eng.testa"),
+         "multi30k_local": ("multi30k/train", "multi30k/val")}
 
-def splits_of(task: str, *overrides: str):
-    cfg = compose([f"task={task}", f"paths.root={ROOT}", *overrides])
-    return load_splits(cfg.task, ROOT / "artifacts/prepare/tasks", seed=1234), cfg
+
+def data_overrides(shared_data, task: str) -> list[str]:
+    """The task's files, wherever the shared data lies."""
+    train, test = FILES[task]
+    return [f"task.{task}.data.train={shared_data / train}", f"task.{task}.data.test={shared_data / test}"]
 
 
-def test_sst2_local(shared_data):
-    (splits, labels, skipped), cfg = splits_of("sst2_local", "task.data.max_train=null")
+def splits_of(shared_data, tmp_path, task: str, *overrides: str):
+    cfg = compose([f"task={task}", *data_overrides(shared_data, task), *overrides], root=tmp_path)
+    family = configure(task, cfg.task[task])
+    return load_splits(family, cfg.seed, cfg.max_task_records, tmp_path / "index", tmp_path), family
+
+
+def test_sst2_local(shared_data, tmp_path):
+    splits, _ = splits_of(shared_data, tmp_path, "sst2_local", "task.sst2_local.data.max_train=null")
     assert len(splits["test"]) == 872 and len(splits["train"]) + len(splits["validation"]) == 67349
-    assert {r["label"] for r in splits["test"]} == {"negative", "positive"} and skipped["train"] == 0
-    (small, _, _), _ = splits_of("sst2_local")
+    assert {r["label"] for r in splits["test"]} == {"negative", "positive"} and splits.skipped["train"] == 0
+    small, _ = splits_of(shared_data, tmp_path, "sst2_local")
     assert len(small["train"]) == 4000  # the configured CPU-sized subset
 
 
-def test_conll2003_local_is_iob2(shared_data):
-    (splits, _, _), cfg = splits_of("conll2003_local", "task.data.max_train=null", "task.data.max_eval=null")
+def test_conll2003_local_is_iob2(shared_data, tmp_path):
+    splits, family = splits_of(shared_data, tmp_path, "conll2003_local", "task.conll2003_local.data.max_train=null",
+                               "task.conll2003_local.data.max_eval=null")
     assert len(splits["train"]) + len(splits["validation"]) == 14041 and len(splits["test"]) == 3250
     for r in splits["train"][:2000]:
         for prev, tag in zip(["O"] + r["tags"], r["tags"]):
@@ -32,60 +48,74 @@ def test_conll2003_local_is_iob2(shared_data):
     assert entity_scores(gold, gold)["f1"] == 1.0
     types = {t[2:] for r in splits["test"] for t in r["tags"] if t != "O"}
     assert types == {"PER", "ORG", "LOC", "MISC"}
-    base = family("tagging").baseline(splits["train"], splits["test"], {}, cfg.task, 0)
-    assert 0.3 < entity_scores(gold, base)["f1"] < 0.9  # most-frequent-tag: a real but weak baseline
+    base = family.baseline(splits["train"], splits["test"], {}, 0)
+    assert 0.3 < entity_scores(gold, base)["f1"] < 0.9  # each word's most frequent tag: a real but weak baseline
 
 
-def test_multi30k_local(shared_data):
-    (splits, _, _), cfg = splits_of("multi30k_local")
+def test_multi30k_local(shared_data, tmp_path):
+    splits, family = splits_of(shared_data, tmp_path, "multi30k_local")
     assert len(splits["test"]) == 500 and len(splits["train"]) == 5000
     r = splits["test"][0]
     assert r["source"] and r["target"] and r["source"] != r["target"]
-    fam = family("translation")
-    copy = fam.baseline(splits["train"], splits["test"], {}, cfg.task, 0)
-    assert copy[0] == r["source"] and 0 < fam.scores(copy, splits["test"], {})["bleu"] < 10
+    copy = family.baseline(splits["train"], splits["test"], {}, 0)
+    assert copy[0] == r["source"] and 0 < family.scores(copy, splits["test"], {})["bleu"] < 10
+
+
+SMOKE = ["experiment=smoke", "tracking=none", "inits=[pretrained]", "progress=false", "trainer.accelerator=cpu",
+         "trainer.precision=32-true"]
 
 
 @pytest.fixture(scope="module")
-def tiny_pretrained(tmp_path_factory):
-    """A project root with a tiny 'pretrained' model (random weights, a small BPE tokenizer)."""
-    from task_utils import backbone, tokenizer, world
+def tiny_root(tmp_path_factory):
+    """A project root with what finetune and evaluate read: the smoke experiment's model,
+    'pretrained' (random weights, a small BPE tokenizer), and a corpus index."""
+    from task_utils import tokenizer, write_index
 
-    from lmforge.data.tokenizer import save_tokenizer
+    from lmforge.config import to_container
+    from lmforge.data.tokenizer import save_tokenizer, special_ids
+    from lmforge.models import settings
     from lmforge.models.heads import CausalLM
-    from lmforge.models.io import write_model_dir
+    from lmforge.saved_model import SavedModel
 
     root = tmp_path_factory.mktemp("root")
-    tok = tokenizer(world(("ner",)).corpus, vocab_size=500)
+    cfg = compose(SMOKE, root=root)
+    tok = tokenizer(vocab_size=500)
     save_tokenizer(tok, root / "tok")
-    bb = backbone(tok, d_model=32, n_layers=1, max_len=64)
-    write_model_dir(root / "artifacts/pretrain/model", CausalLM(bb),
-                    {"kind": "causal_lm", "backbone": {"arch": "transformer", **bb.cfg.to_dict()}}, root / "tok")
+    cls, model = settings(cfg.model)
+    backbone = cls.create(replace(model, vocab_size=tok.get_vocab_size(with_added_tokens=True),
+                                  pad_id=special_ids(tok)["pad"], causal=True))
+    SavedModel(kind="language_model", backbone=backbone.spec(), objective=cfg.objective.name,
+               model=to_container(cfg)["model"]).save(root / "artifacts/pretrain/model", CausalLM(backbone).state_dict(),
+                                                      root / "tok", backbone.cfg.max_len)
+    write_index(root / "artifacts/prepare/index")
     return root
 
 
-@pytest.mark.parametrize("task,files", [
-    ("sst2_local", ("sst2/train.tsv", "sst2/dev.tsv")),
-    ("conll2003_local", ("conll2003/eng.train", "conll2003/eng.testa")),
-    ("multi30k_local", ("multi30k/train", "multi30k/val")),
+@pytest.mark.parametrize("task,settings", [
+    ("sst2_local", []),
+    ("conll2003_local", []),
+    ("multi30k_local", ["max_source_length=24", "max_target_length=16"]),
 ])
-def test_finetune_and_evaluate_stages_on_real_files(shared_data, tiny_pretrained, task, files):
+def test_finetune_and_evaluate_stages_on_real_files(shared_data, tiny_root, one_thread, task, settings):
     """The README's commands, in process and tiny: a config change is all real data needs."""
     import json
 
+    from lmforge.saved_model import SavedModel
     from lmforge.stages import evaluate, finetune
 
-    root = tiny_pretrained
-    cfg = compose([f"task={task}", "experiment=smoke", "tracking=none", f"paths.root={root}",
-                   f"task.data.train={shared_data / files[0]}", f"task.data.test={shared_data / files[1]}",
-                   "task.data.max_train=48", "task.data.max_eval=16", "task.max_epochs=1",
-                   "task.max_source_length=24", "task.max_target_length=16"])
-    for init in ("pretrained", "scratch"):
-        cfg.init = init
-        summary = finetune.run(cfg)
-        assert summary["n_train"] == 48 and summary["family"] == cfg.task.family
-    results = evaluate.run(cfg)
-    assert results["n_test"] == 16
-    saved = json.loads((root / f"reports/metrics/{task}.json").read_text())
-    assert set(saved) >= {"pretrained", "scratch", "baseline", "metric", "scale"}
-    assert 0 <= saved["pretrained"][saved["metric"]] <= saved["scale"]
+    root = tiny_root
+    cfg = compose([f"task={task}", *SMOKE, *data_overrides(shared_data, task),
+                   *(f"task.{task}.{s}" for s in ["data.max_train=48", "data.max_eval=16", "max_epochs=1", *settings])],
+                  root=root)
+    summary = finetune.run(cfg)[task]["pretrained"]
+    assert summary["n_train"] == 48 and summary["family"] == cfg.task[task].family and summary["task"] == task
+    saved = SavedModel.load(root / f"artifacts/finetune/{task}/pretrained/model")
+    assert (saved.kind, saved.task, saved.family, saved.init) == ("task_model", task, cfg.task[task].family, "pretrained")
+    results = evaluate.run(cfg)[task]
+    assert results["n_test"] == 16 and results["inits"] == ["pretrained"]
+    written = json.loads((root / f"reports/metrics/{task}.json").read_text())
+    assert set(written) >= {"pretrained", "baseline", "metric", "scale", "contamination"}
+    assert 0 <= written["pretrained"][written["metric"]] <= written["scale"]
+    assert written["contamination"]["test"]["docs"] == 16
+    predictions = (root / f"reports/predictions/{task}.jsonl").read_text().splitlines()
+    assert len(predictions) == 16 and "pretrained" in json.loads(predictions[0])

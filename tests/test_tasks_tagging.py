@@ -1,46 +1,61 @@
 """NER (token classification): sub-token alignment, echo input, and a learnable signal."""
 
-from task_utils import backbone, fit, task_cfg, tokenizer, world
+import pytest
+from task_utils import backbone, family, fit, labels, splits, tokenizer
 
-from lmforge.tasks import family
-from lmforge.tasks.base import IGNORE
+from lmforge.data.tokenizer import special_ids
+from lmforge.errors import DataError
+from lmforge.models.heads import IGNORE_INDEX
 from lmforge.tasks.tagging import encode_words, first_subtokens
 
 
 def test_labels_sit_on_the_first_subtoken_of_each_word():
-    data = world(("ner",))
-    tok = tokenizer(data.corpus)
+    tok = tokenizer()
     words = ["Zaughvessfordham", "visited", "Bestouford", "."]
     ids, word_ids = encode_words(tok, words)
     assert len(ids) > len(words)  # the invented name is split into several sub-tokens
     assert tok.decode(ids) == " ".join(words)
-    fam = family("tagging")
-    labels = ["B-LOC", "B-PER", "I-PER", "O"]
+    fam = family("ner", max_length=64)
+    tags = ["B-LOC", "B-PER", "I-PER", "O"]
+    sep = special_ids(tok)["sep"]
     for echo in (False, True):
-        meta = {"labels": labels, "echo": echo}
-        feat = fam.features([{"tokens": words, "tags": ["B-PER", "O", "B-LOC", "O"]}], tok, meta,
-                            task_cfg(max_length=64), train=True)[0]
-        tagged = [(i, y) for i, y in enumerate(feat["labels"]) if y != IGNORE]
-        assert [labels[y] for _, y in tagged] == ["B-PER", "O", "B-LOC", "O"]
+        head = {"labels": tags, "echo": echo}
+        feat = fam.features([{"tokens": words, "tags": ["B-PER", "O", "B-LOC", "O"]}], tok, head, train=True)[0]
+        tagged = [(i, y) for i, y in enumerate(feat["labels"]) if y != IGNORE_INDEX]
+        assert [tags[y] for _, y in tagged] == ["B-PER", "O", "B-LOC", "O"]
         offset = len(ids) + 1 if echo else 0
         assert [i for i, _ in tagged] == [offset + p for p in first_subtokens(word_ids).values()]
         if echo:  # words <sep> words: the labels are on the second copy
-            assert feat["input_ids"] == ids + [4] + ids
+            assert feat["input_ids"] == ids + [sep] + ids
+    with pytest.raises(DataError, match="'B-FOO' is not a tag of the model"):
+        fam.features([{"tokens": ["x"], "tags": ["B-FOO"]}], tok, {"labels": tags, "echo": False}, train=True)
 
 
-def test_tiny_model_overfits_a_handful_of_sentences():
-    data = world(("ner",))
-    tok = tokenizer(data.corpus)
-    train = [r for r in data.tasks["ner"]["train"] if any(t != "O" for t in r["tags"])][:8]
-    fam = family("tagging")
-    task = task_cfg(max_length=96)
+def test_tiny_model_overfits_a_handful_of_sentences(one_thread):
+    tok = tokenizer()
+    train = [r for r in splits("ner", 24)["train"] if any(t != "O" for t in r["tags"])][:8]
+    fam = family("ner", max_length=96)
     bb = backbone(tok)
-    meta = fam.meta({"train": train}, data.labels["ner"], bb)
-    assert meta["echo"] is True  # a causal backbone reads the sentence twice
-    model = fam.build(bb, meta)
-    fit(fam, model, train, tok, meta, task, epochs=40)
-    preds = fam.predict(model, train, tok, meta, task)
-    assert fam.scores(preds, train, meta)["f1"] >= 0.9
+    head = fam.head_config({"train": train}, labels("ner"), bb)
+    assert head["echo"] is True  # a causal backbone reads the sentence twice
+    assert fam.head_config({"train": train}, None, backbone(tok, causal=False))["echo"] is False
+    model = fam.build(bb, head)
+    fit(fam, model, train, tok, head, epochs=40)
+    preds = fam.predict(model, train, tok, head)
+    assert fam.scores(preds, train, head)["f1"] >= 0.9
     # the baseline knows the training words: perfect on them, O for unseen words
-    base = fam.baseline(train, train + [{"tokens": ["Unseenword"], "tags": ["B-PER"]}], meta, task, 0)
-    assert base[-1] == ["O"] and fam.scores(base[:-1], train, meta)["f1"] > 0.8
+    base = fam.baseline(train, train + [{"tokens": ["Unseenword"], "tags": ["B-PER"]}], head, 0)
+    assert base[-1] == ["O"] and fam.scores(base[:-1], train, head)["f1"] > 0.8
+
+
+def test_file_tags_must_be_iob2_after_reading():
+    """Tags read as IOB2 that start an entity with I- (an IOB1 file) are refused before training."""
+    fam = family("ner", data={"source": "local", "format": "conll", "train": "t", "test": "t"})
+    iob1 = {"tokens": ["EU", "rejects"], "tags": ["I-ORG", "O"]}
+    where = {"train": "eng.train", "validation": "v", "test": "t"}
+    with pytest.raises(DataError, match=r"eng\.train: tag 'I-ORG' starts an entity after 'O'.*scheme=iob1"):
+        fam.check_splits({"train": [iob1], "validation": [], "test": []}, where)
+    converted = family("ner", data={"source": "local", "format": "conll", "train": "t", "test": "t", "scheme": "iob1"})
+    assert converted.record(iob1, "eng.train:1")["tags"] == ["B-ORG", "O"]
+    with pytest.raises(DataError, match="no entity to learn"):
+        fam.check_splits({"train": [{"tokens": ["a"], "tags": ["O"]}], "validation": [], "test": []}, where)

@@ -106,7 +106,11 @@ def export_classifier(model_dir: Path, out: Path) -> None:
     from lmforge.tasks import load_task_model
 
     model, family, saved = load_task_model(model_dir)
-    if getattr(model, "pooling", None) != "last":
+    if not hasattr(model, "pooling"):  # not a sequence classifier: no pooling setting would help
+        raise ConfigError(f"{model_dir}: a {family.name} model has no standard transformers class that computes "
+                          "the same (only a last-token classifier does: GPT2ForSequenceClassification); export the "
+                          "pretrained LM")
+    if model.pooling != "last":
         raise ConfigError(
             f"{model_dir}: this {family.name} model has no standard class: GPT2ForSequenceClassification pools the "
             "last token, and only a classifier fine-tuned with `pooling: last` does the same (fine-tune with "

@@ -20,7 +20,7 @@ import sys
 from omegaconf import DictConfig, OmegaConf
 
 from lmforge.config import HYPERPARAMETERS, SCALARS, SECTIONS, conf_digest, project_root, section
-from lmforge.errors import ConfigError, LmforgeError
+from lmforge.errors import LmforgeError
 from lmforge.schema import unknown_key
 
 
@@ -37,10 +37,7 @@ def check(cfg: DictConfig) -> None:
         section(cfg, name)
     cls, model = models.settings(cfg.model)
     objective = cfg.objective.name
-    can = cls.capabilities(model)
-    if objective == "clm" and not can.causal or objective == "mlm" and not can.bidirectional:
-        how = "left to right" if objective == "clm" else "both ways (masked LM)"
-        raise ConfigError(f"objective={objective} with model.arch={cls.arch}: that backbone cannot be trained {how}")
+    models.check_objective(cls, model, objective, f"model={cfg.model.get('name') or cls.arch}")
     trained = replace(model, causal=objective == "clm")
     can = cls.capabilities(trained)
     for name, node in (cfg.task or {}).items():

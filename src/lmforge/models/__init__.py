@@ -140,6 +140,21 @@ def settings(model: Any) -> tuple[type[Backbone], Any]:
     return cls, build(cls.config_class, data, "model")
 
 
+def check_objective(cls: type[Backbone], config: Any, objective: str, what: str = "") -> None:
+    """Refuse a pretraining objective the backbone cannot be trained with, saying what would work."""
+    can = cls.capabilities(config)
+    what = what or f"model.arch={cls.arch!r}"
+    if objective == "clm" and not can.causal:
+        raise ConfigError(f"objective=clm with {what} cannot work: that backbone does not read left to right (an "
+                          "encoder); pretrain it with objective=mlm, or choose a decoder (model=gpt_tiny, gpt_small, "
+                          "lstm, or model=hf model.hf_model_type=gpt2)")
+    if objective == "mlm" and not can.bidirectional:
+        raise ConfigError(f"objective=mlm with {what} cannot work: masked-LM pretraining needs a backbone that reads "
+                          "both ways, and this one reads left to right. Use objective=clm, or objective=mlm with a "
+                          "Transformer (model=gpt_tiny/gpt_small) or an encoder (model=minilm, model=hf "
+                          "model.hf_model_type=bert)")
+
+
 def from_spec(spec: dict[str, Any]) -> tuple[type[Backbone], Any]:
     """(backbone class, its settings) of a saved spec (see `Backbone.spec`)."""
     spec = dict(spec)
@@ -187,5 +202,5 @@ def load_backbone(directory: str | Path):
     return backbone, saved
 
 
-__all__ = ["Backbone", "BackboneConfig", "Capabilities", "register", "backbone_class", "settings", "from_spec",
+__all__ = ["Backbone", "BackboneConfig", "Capabilities", "register", "backbone_class", "settings", "check_objective", "from_spec",
            "build_backbone", "check_state", "load_weights", "load_backbone"]

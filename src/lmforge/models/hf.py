@@ -247,7 +247,8 @@ class HFBackbone(Backbone):
         )
         result = []
         for row in out[:, width:].tolist():
-            result.append(row[: row.index(eos)] if eos in row else [t for t in row if t != pad])
+            # a row is padded only after its eos; one without eos ran to max_new, every token real
+            result.append(row[: row.index(eos)] if eos in row else row)
         return result
 
     def num_params(self, non_embedding: bool = True) -> int:

@@ -25,7 +25,7 @@ from lmforge.data.retokenize import retokenized
 from lmforge.data.tokenizer import load_tokenizer, special_ids
 from lmforge.errors import ConfigError
 from lmforge.fileio import atomic_dir, content_digest, write_json
-from lmforge.models import Backbone, settings as model_settings
+from lmforge.models import Backbone, check_objective, settings as model_settings
 from lmforge.saved_model import SavedModel
 from lmforge.stages.common import StageContext, log, stage
 from lmforge.train.callbacks import History, Throughput, measure_matmul_peak, precision_dtype
@@ -60,14 +60,7 @@ def setup(ctx: StageContext) -> Setup:
     cfg, p = ctx.cfg, ctx.paths
     objective = cfg.objective.name
     cls, model = model_settings(cfg.model)
-    can = cls.capabilities(model)
-    if objective == "clm" and not can.causal:
-        raise ConfigError(f"objective=clm with model.arch={cls.arch!r} cannot work: that backbone does not read left "
-                          "to right (an encoder); pretrain it with objective=mlm, or choose a decoder")
-    if objective == "mlm" and not can.bidirectional:
-        raise ConfigError(f"objective=mlm with model.arch={cls.arch!r} cannot work: masked-LM pretraining needs a "
-                          "backbone that reads both ways, and this one reads left to right. Use objective=clm, or "
-                          "objective=mlm with a Transformer (model=gpt_tiny/gpt_small) or an encoder (model=minilm)")
+    check_objective(cls, model, objective, f"model={cfg.model.get('name') or cls.arch}")
     own = cls.tokenizer_dir(model)
     tokenizer_dir, tokens_dir = (own, retokenized(p.tokens, p.tokenizer, own, p.cache / "tokens")) if own else \
         (p.tokenizer, p.tokens)

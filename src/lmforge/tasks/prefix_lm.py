@@ -140,7 +140,7 @@ def beam_search(state, n: int, max_new: int, eos: int, pad: int, beam_size: int 
     out = []
     for i in range(n):
         seq = tokens[i * k + int(best[i])].tolist()
-        out.append(seq[: seq.index(eos)] if eos in seq else [t for t in seq if t != pad])
+        out.append(seq[: seq.index(eos)] if eos in seq else seq)  # no eos: unfinished, every token real
     return out
 
 

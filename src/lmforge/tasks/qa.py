@@ -41,7 +41,7 @@ _WORD = re.compile(r"\w+(?:'\w+)?")
 
 @dataclass
 class QAConfig(TaskConfig):
-    doc_stride: int = setting(64, gt=0)  # overlap of consecutive context windows (tokens)
+    doc_stride: int = setting(48, gt=0)  # overlap of consecutive context windows (tokens); below max_length / 2
     max_answer_length: int = setting(30, gt=0, eval_only=True)  # tokens
     n_best: int = setting(20, gt=0, eval_only=True)  # start and end candidates per window
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -22,6 +23,27 @@ from lmforge.errors import LmforgeError
 from lmforge.track.run import in_multirun, run_job
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
+
+
+# what libraries print that says nothing to a user of a stage, filtered where it comes from: a
+# logger's message, or a warning's text and module (every other warning still shows)
+QUIET_LOGS = {
+    "lightning.pytorch.utilities.rank_zero": ("💡 Tip:", "GPU available:", "TPU available:", "HPU available:",
+                                               "Using bfloat16 Automatic Mixed Precision"),
+    "lightning.fabric.utilities.rank_zero": ("💡 Tip:",),
+    "mlflow.store.db.utils": ("Creating initial MLflow database tables", "Updating database tables"),
+}
+QUIET_WARNINGS = (  # (message regex, module regex); MLflow's model-logging advice: track/registry.py
+    (r".*isinstance\(treespec, LeafSpec\)", r"lightning\.pytorch\.utilities\._pytree"),
+)
+
+
+def quiet_libraries() -> None:
+    for name, starts in QUIET_LOGS.items():
+        logging.getLogger(name).addFilter(lambda r, starts=starts: not str(r.msg).lstrip().startswith(starts))
+    for message, module in QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, module=module)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def _debug() -> bool:
@@ -56,6 +78,7 @@ def check_command_line(argv: list[str]) -> None:
 
 def run(stage: Callable[[DictConfig], dict]) -> None:
     """Run `stage` as this script's Hydra app."""
+    quiet_libraries()
     if not _debug():
         check_command_line(sys.argv[1:])
 

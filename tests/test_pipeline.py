@@ -134,6 +134,8 @@ def test_a_key_no_stage_reads_fails_before_any_stage(smoke_pipeline, tmp_path):
 
 def test_an_unchanged_rerun_leaves_the_metrics_diff_empty(smoke_pipeline, tmp_path):
     repo = copy_repo(smoke_pipeline[0], tmp_path / "repo")
+    run_in(["git", "add", "reports/metrics.json", "dvc.lock"], repo)
+    run_in(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "results"], repo)
     before = (repo / "reports/metrics.json").read_text()
     out = run_in(["dvc", "repro", "-f", "-s", "finetune@topic", "evaluate@topic", "evaluate@summarization",
                   "report"], repo)

@@ -6,6 +6,8 @@ chart of the metric.
     python -m lmforge.compare --sweep <run id>      # a given sweep (its parent run)
     python -m lmforge.compare --exps                # every DVC experiment (`dvc exp show`)
     python -m lmforge.compare --exps exp-a exp-b --metric tasks.topic.pretrained.accuracy
+    python -m lmforge.compare --seeds               # experiments that differ by seed: mean ± std, and
+                                                    # which pretrained-vs-scratch gaps beat the spread
 
 Writes `<out>/compare.md` and `<out>/compare.png` (default out: reports/compare/) and prints
 the table.
@@ -57,7 +59,7 @@ def _data(entry: dict, kind: str) -> dict:
         out.update(flatten((content or {}).get("data") or {}))
     if kind == "params":  # compared as MLflow shows them: strings
         return {k: v if isinstance(v, str) else json.dumps(v) for k, v in out.items()}
-    return {k: v for k, v in out.items() if isinstance(v, (int, float))}
+    return {k: v for k, v in out.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
 
 
 def exp_rows(root: Path, names: list[str] | None = None) -> list[dict]:
@@ -85,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m lmforge.compare", description=__doc__.split("\n\n")[0])
     ap.add_argument("--sweep", nargs="?", const="", default=None, help="a sweep's parent run id (default: latest)")
     ap.add_argument("--exps", nargs="*", default=None, help="DVC experiments to compare (default: all)")
+    ap.add_argument("--seeds", nargs="*", default=None,
+                    help="DVC experiments that differ by seed (default: all): mean ± std per task and system")
     ap.add_argument("--metric", default=None, help="metric to rank by")
     ap.add_argument("--tracking-uri", default=None, help="default: sqlite:///<root>/mlflow.db")
     ap.add_argument("--experiment", default="lmforge")
@@ -92,6 +96,19 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     root = project_root()
     out = args.out or root / "reports" / "compare"
+    if args.seeds is not None:
+        from lmforge.report.seeds import aggregate, markdown
+
+        groups = aggregate([r for r in exp_rows(root, args.seeds or None) if not r["name"].endswith("(baseline)")])
+        if not groups:
+            raise SystemExit("no DVC experiments with task metrics and a seed: run some first, e.g. "
+                             "dvc exp run --queue -S 'seed=1,2,3' && dvc exp run --run-all")
+        out.mkdir(parents=True, exist_ok=True)
+        md = markdown(groups)
+        (out / "seeds.md").write_text(md)
+        print(md)
+        print(f"written to {out}/seeds.md")
+        return 0
     if args.exps is not None:
         rows = exp_rows(root, args.exps or None)
         md = write(rows, args.metric or DEFAULT_EXP_METRIC, out, "DVC experiments")

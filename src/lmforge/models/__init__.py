@@ -77,6 +77,11 @@ class Backbone(nn.Module):
         """The tokenizer a checkpoint brings (None: the one the prepare stage trains)."""
         return None
 
+    @classmethod
+    def trains(cls, config: Any) -> bool:
+        """Whether the pretrain stage trains it (False: a checkpoint taken as it is)."""
+        return True
+
     def spec(self) -> dict:
         """What `build_backbone` needs to rebuild this architecture (saved with the model)."""
         return {"arch": self.arch, **asdict(self.cfg)}

@@ -45,6 +45,9 @@ class HFConfig(BackboneConfig):
     n_layers: int = setting(4, gt=0)
     n_heads: int = setting(4, gt=0)
     d_ff: int = setting(512, gt=0)
+    # a checkpoint: false takes it as it is (the pretrain stage trains nothing, it only measures the
+    # checkpoint on the corpus); true trains it further on the corpus (domain-adaptive pretraining)
+    continue_pretraining: bool = False
     hf_config: Optional[dict] = setting(None, derived=True)  # the full transformers config of a built model
 
 
@@ -172,6 +175,10 @@ class HFBackbone(Backbone):
         return cls(config, model=model)
 
     @classmethod
+    def trains(cls, config: HFConfig) -> bool:
+        return not config.pretrained or config.continue_pretraining
+
+    @classmethod
     def tokenizer_dir(cls, config: HFConfig) -> Optional[Path]:
         """A checkpoint's directory, which holds its tokenizer (`tokenizer.json`)."""
         if not config.pretrained:
@@ -204,7 +211,8 @@ class HFBackbone(Backbone):
             max_len=getattr(hf_cfg, "max_position_embeddings", cfg.max_len),
             dropout=cfg.dropout, causal=kind == "causal",
             pad_id=cfg.pad_id if hf_cfg.pad_token_id is None else int(hf_cfg.pad_token_id),
-            hf_model_type=hf_cfg.model_type, pretrained=cfg.pretrained, hf_config=hf_cfg.to_dict(),
+            hf_model_type=hf_cfg.model_type, pretrained=cfg.pretrained,
+            continue_pretraining=cfg.continue_pretraining, hf_config=hf_cfg.to_dict(),
         )
         self.kind = kind
         self.train()  # from_pretrained returns eval mode; an nn.Module starts in training mode

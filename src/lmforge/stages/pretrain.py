@@ -48,7 +48,7 @@ class Setup:
 class Fitted:
     summary: dict
     history: History  # every logged scalar by step: the curves
-    checkpoint_dir: Path
+    checkpoint_dir: Path | None  # None: nothing was trained
 
 
 def compute_device(accelerator: str) -> str:
@@ -90,6 +90,22 @@ def checkpoint_dir(ctx: StageContext, s: Setup) -> Path:
     return ctx.paths.checkpoints / "pretrain" / fingerprint(settings, content_digest(s.tokens_dir, s.tokenizer_dir))
 
 
+def measure(ctx: StageContext, s: Setup, data: PackedLMData) -> Fitted:
+    """A checkpoint taken as it is (`Backbone.trains` says no): no training, only its loss on the
+    corpus's validation windows, so the report still says how well it models the corpus."""
+    history = History(sink=ctx.run.log_metrics)
+    trainer = make_trainer(ctx.cfg.trainer, callbacks=[history], progress=ctx.cfg.progress,
+                           limit_val_batches=ctx.cfg.trainer.limit_val_batches)
+    val_loss = float(trainer.validate(s.module, datamodule=data, verbose=False)[0]["val/loss"])
+    log.info("pretrain: %s is taken as it is (no training steps; model.continue_pretraining=true trains it)",
+             getattr(s.backbone.cfg, "pretrained", s.backbone.arch))
+    return Fitted({"val_loss": val_loss, "val_ppl": math.exp(min(val_loss, 50.0)), "steps": 0,
+                   "n_params": s.backbone.num_params(), "arch": s.backbone.arch, "objective": ctx.cfg.objective.name,
+                   "pretrained_from": getattr(s.backbone.cfg, "pretrained", None), "resumed_from_step": 0,
+                   "tokens_per_s": 0.0, "mfu": 0.0, "peak_flops": 0.0, "device": "cpu",
+                   "precision": ctx.cfg.trainer.precision}, history, None)
+
+
 def fit(ctx: StageContext, s: Setup) -> Fitted:
     """Train (resuming from the last checkpoint of the same work) and validate."""
     t = ctx.cfg.trainer
@@ -98,6 +114,8 @@ def fit(ctx: StageContext, s: Setup) -> Fitted:
     data = PackedLMData(s.tokens_dir, s.token_meta["dtype"], t.batch_size, t.block_size, t.accumulate_grad_batches,
                         t.limit_val_batches, ctx.cfg.seed,
                         make=batch_maker(ctx.cfg.objective, s.tokenizer_dir, s.backbone.cfg.vocab_size))
+    if not type(s.backbone).trains(s.backbone.cfg):
+        return measure(ctx, s, data)
     ckpt_dir = checkpoint_dir(ctx, s)
     ctx.run.resumes(ckpt_dir.name)
     resume = latest_checkpoint(ckpt_dir)
@@ -149,7 +167,7 @@ def save(ctx: StageContext, s: Setup, fitted: Fitted) -> None:
         causal = s.backbone.cfg.causal
         ctx.run.register_model(tmp / "model", "LanguageModel" if causal else None,
                                {"inputs": ["text"], "output": "perplexity", "output_type": "double"} if causal else None)
-    if not ctx.cfg.trainer.keep_checkpoints:
+    if fitted.checkpoint_dir and not ctx.cfg.trainer.keep_checkpoints:
         shutil.rmtree(fitted.checkpoint_dir, ignore_errors=True)
     ctx.run.log_metrics({"final/" + k: v for k, v in summary.items() if isinstance(v, (int, float))})
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -50,13 +51,16 @@ def _requirements() -> list[str]:
 
 
 def _signature(signature: dict | None):
-    """An MLflow signature from {"inputs": [columns], "output": name} (string columns)."""
+    """An MLflow signature from {"inputs": [columns], "output": name} (string columns). A single
+    input stays unnamed: MLflow then takes a plain list of strings too (`model.predict(texts)`,
+    `{"inputs": [...]}`), which named inputs refuse."""
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
     if not signature:
         return None
-    inputs = Schema([ColSpec("string", c) for c in signature["inputs"]])
+    columns = signature["inputs"]
+    inputs = Schema([ColSpec("string")] if len(columns) == 1 else [ColSpec("string", c) for c in columns])
     output = signature.get("output")
     kind = signature.get("output_type", "string")
     return ModelSignature(inputs=inputs, outputs=Schema([ColSpec(kind, output)]) if output else None)
@@ -68,11 +72,14 @@ def save_pyfunc(model_dir: Path, path: Path, serving: str, signature: dict | Non
 
     code = path.parent / "model_code.py"
     code.write_text(CODE.format(cls=serving))
-    mlflow.pyfunc.save_model(
-        path=str(path), python_model=str(code), artifacts={"model_dir": str(model_dir)},
-        code_paths=[str(Path(lmforge.__file__).parent)],  # the exact code it was trained with
-        pip_requirements=_requirements(), signature=_signature(signature),
-    )
+    with warnings.catch_warnings():  # MLflow's advice on every model logged: the signature is given
+        warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method", category=UserWarning)
+        warnings.filterwarnings("ignore", message=".*An input example was not provided", category=UserWarning)
+        mlflow.pyfunc.save_model(
+            path=str(path), python_model=str(code), artifacts={"model_dir": str(model_dir)},
+            code_paths=[str(Path(lmforge.__file__).parent)],  # the exact code it was trained with
+            pip_requirements=_requirements(), signature=_signature(signature),
+        )
 
 
 def register(run: Any, model_dir: Path, serving: str | None, signature: dict | None = None, task: str | None = None,

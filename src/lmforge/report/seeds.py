@@ -1,0 +1,78 @@
+"""Error bars: the same pipeline run with several seeds (`dvc exp run --queue -S 'seed=1,2,3'`,
+then `dvc exp run --run-all`), aggregated per task and system as mean ± standard deviation, with
+each pretrained-vs-scratch difference marked when it is larger than the spread (the two standard
+deviations added: a difference the seeds alone would rarely make).
+
+Rows are experiments as `python -m lmforge.compare` reads them (flat params and metrics of
+reports/metrics.json); experiments whose params differ in anything but `seed` (and `conf_digest`)
+are kept apart, so one call can hold several configurations.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+SYSTEMS = ("pretrained", "scratch", "baseline")
+IGNORED = ("seed", "conf_digest")
+
+
+def _stats(values: list[float]) -> tuple[float, float]:
+    mean = sum(values) / len(values)
+    var = sum((v - mean) ** 2 for v in values) / (len(values) - 1) if len(values) > 1 else 0.0
+    return mean, math.sqrt(var)
+
+
+def aggregate(rows: list[dict]) -> list[dict]:
+    """[{config: {param: value}, seeds: [...], tasks: {task: {metric, system: (mean, std, n), clear: bool}}}]
+    — one entry per configuration (params equal but for the seed)."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        if "seed" not in r["params"] or not any(k.startswith("tasks.") for k in r["metrics"]):
+            continue
+        key = tuple(sorted((k, v) for k, v in r["params"].items() if k.split(".")[0] not in IGNORED))
+        groups[key].append(r)
+    out = []
+    for key, members in groups.items():
+        tasks: dict[str, dict] = {}
+        names = sorted({k.split(".")[1] for r in members for k in r["metrics"] if k.startswith("tasks.")})
+        for task in names:
+            metric = _metric_name(members, task)
+            if metric is None:
+                continue
+            entry: dict = {"metric": metric}
+            for who in SYSTEMS:
+                values = [r["metrics"][f"tasks.{task}.{who}.{metric}"] for r in members
+                          if f"tasks.{task}.{who}.{metric}" in r["metrics"]]
+                if values:
+                    entry[who] = (*_stats(values), len(values))
+            if "pretrained" in entry and "scratch" in entry:
+                (mp, sp, n), (ms, ss, _) = entry["pretrained"], entry["scratch"]
+                entry["clear"] = n > 1 and abs(mp - ms) > sp + ss
+            tasks[task] = entry
+        out.append({"config": dict(key), "seeds": sorted(r["params"]["seed"] for r in members), "tasks": tasks})
+    return out
+
+
+def _metric_name(rows: list[dict], task: str) -> str | None:
+    """The task's primary metric (reports/metrics.json: `tasks.<task>.metric`)."""
+    return next((r["metrics"][f"tasks.{task}.metric"] for r in rows if f"tasks.{task}.metric" in r["metrics"]), None)
+
+
+def markdown(groups: list[dict]) -> str:
+    lines = ["# Scores over seeds", "",
+             "Mean ± standard deviation of each task's primary test score over the seeds of each configuration; "
+             "**clear** marks a pretrained-vs-scratch difference larger than the two standard deviations added.", ""]
+    for g in groups:
+        differing = ", ".join(f"{k}={v}" for k, v in sorted(g["config"].items()) if k.startswith(("model.name", "objective")))
+        lines += [f"## seeds {', '.join(map(str, g['seeds']))}" + (f" ({differing})" if differing else ""), "",
+                  "| task | metric | pretrained | scratch | baseline | pretrained − scratch |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for task, t in sorted(g["tasks"].items()):
+            cells = [f"{t[w][0]:.3f} ± {t[w][1]:.3f}" if w in t else "–" for w in SYSTEMS]
+            diff = ""
+            if "pretrained" in t and "scratch" in t:
+                diff = f"{t['pretrained'][0] - t['scratch'][0]:+.3f}" + (" **clear**" if t.get("clear") else " within the spread")
+            lines.append(f"| {task} | {t['metric']} | " + " | ".join(cells) + f" | {diff} |")
+        lines.append("")
+    return "\n".join(lines)

@@ -70,6 +70,6 @@ def test_one_run_one_output_one_model_version(runs):
     found = client.search_runs([exp.experiment_id])
     assert sorted(r.info.run_name for r in found) == ["finetune/topic/pretrained", "pretrain"]
     assert all(r.info.status == "FINISHED" for r in found)
-    assert [v.version for v in client.search_model_versions("name='lmforge-lm'")] == ["1"]
-    assert [v.version for v in client.search_model_versions("name='lmforge-topic'")] == ["1"]
+    assert [int(v.version) for v in client.search_model_versions("name='lmforge-lm'")] == [1]
+    assert [int(v.version) for v in client.search_model_versions("name='lmforge-topic'")] == [1]
     assert not list(ddp.joinpath("artifacts").rglob(".*.tmp-*"))  # no second writer's leftovers

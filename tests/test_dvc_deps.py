@@ -104,3 +104,12 @@ def test_the_closure_finds_what_a_stage_imports():
     code = {str(p.relative_to(SRC)) for p in closure(ROOT / "pipelines" / "finetune.py") if p.is_relative_to(SRC)}
     assert {"lmforge/tasks/__init__.py", "lmforge/tasks/splits.py", "lmforge/train/tasks.py"} <= code
     assert not code & {"lmforge/tasks/qa.py", "lmforge/train/lm.py", "lmforge/report/report.py"}
+
+
+def test_params_yaml_is_conf_composed(tmp_path):
+    """The committed params.yaml is what DVC composes from conf/ now (else every DVC stage refuses it)."""
+    from dvc.utils.hydra import compose_and_dump
+
+    compose_and_dump(tmp_path / "params.yaml", str(ROOT / "conf"), None, "params", str(ROOT), [])
+    assert yaml.safe_load((tmp_path / "params.yaml").read_text()) == PARAMS, \
+        "params.yaml is stale: recompose it with `make params` (python -m lmforge.params)"

@@ -112,6 +112,7 @@ def stage(cfg: DictConfig, name: str, sections: tuple[str, ...], tags: dict | No
     params = flatten({s: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for s, v in checked.items()})
     paths = Paths(cfg)
     with StageRun(tracking, name, params, tags, root=paths.root) as run:
+        run.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")  # what the stage was given
         ctx = StageContext(cfg, paths, run, main, time.perf_counter())
         yield ctx
         run.log_metrics({"wall_s": ctx.elapsed()})

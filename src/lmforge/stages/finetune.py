@@ -27,10 +27,10 @@ from lmforge.models import build_backbone, load_backbone
 from lmforge.saved_model import SavedModel
 from lmforge.stages.common import StageContext, log, stage, task_names
 from lmforge.tasks import Family, configure
-from lmforge.tasks.base import loader, per_device, training_settings
+from lmforge.tasks.base import training_settings
 from lmforge.tasks.splits import Splits, load_splits
 from lmforge.train.callbacks import History
-from lmforge.train.tasks import TaskModule
+from lmforge.train.tasks import TaskData, TaskModule
 from lmforge.train.trainer import check_checkpoint, latest_checkpoint, make_trainer
 
 PARAMS = ("seed", "max_task_records", "model", "objective", "trainer", "task")
@@ -57,8 +57,7 @@ class Setup:
     head: dict
     tok: object
     pretrained: SavedModel
-    train_dl: object
-    val_dl: object
+    data: TaskData
 
 
 def setup(ctx: StageContext, task: str, init: str) -> Setup:
@@ -77,15 +76,13 @@ def setup(ctx: StageContext, task: str, init: str) -> Setup:
     model = family.build(backbone, head)
 
     c = family.config
-    pad = special_ids(tok)["pad"]
     feats = {s: family.features(splits[s], tok, head, train=True) for s in ("train", "validation")}
-    train_dl = loader(feats["train"], c.batch_size, pad, shuffle=True, seed=cfg.seed)
-    by_length = sorted(feats["validation"], key=lambda f: len(f["input_ids"]))  # less padding
-    val_dl = loader(by_length, per_device(c.batch_size, f"task.{task}.batch_size"), pad, shuffle=False)
+    data = TaskData(feats["train"], feats["validation"], c.batch_size, special_ids(tok)["pad"], cfg.seed,
+                    f"task.{task}.batch_size")
     total = c.max_epochs * math.ceil(len(feats["train"]) / c.batch_size) // cfg.trainer.accumulate_grad_batches
     module = TaskModule(family, model, int(c.warmup_ratio * total), max(total, 1))
     log.info("finetune %s/%s: %d training records (%d features)", task, init, len(splits["train"]), len(feats["train"]))
-    return Setup(family, splits, module, head, tok, pretrained, train_dl, val_dl)
+    return Setup(family, splits, module, head, tok, pretrained, data)
 
 
 @dataclass
@@ -110,15 +107,16 @@ def fit(ctx: StageContext, s: Setup, init: str) -> Fitted:
                            save_top_k=1, enable_version_counter=False)
     history = History(sink=ctx.run.log_metrics)
     callbacks = [best, history, EarlyStopping(monitor=score, mode="max", patience=c.patience)]
+    steps_per_epoch = max(len(s.data.train) // c.batch_size, 1)
     trainer = make_trainer(t, callbacks=callbacks, progress=ctx.cfg.progress, max_epochs=c.max_epochs,
-                           log_every_n_steps=min(t.log_every_n_steps, max(len(s.train_dl), 1)))
-    trainer.fit(s.module, s.train_dl, s.val_dl, ckpt_path=str(resume) if resume else None)
+                           log_every_n_steps=min(t.log_every_n_steps, steps_per_epoch))
+    trainer.fit(s.module, datamodule=s.data, ckpt_path=str(resume) if resume else None)
     state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
     s.module.load_state_dict(state)
     summary = {
         "task": family.task, "family": family.name, "init": init, "val_metric": family.val_metric,
         "best_val_score": float(best.best_model_score), "epochs": trainer.current_epoch, "steps": trainer.global_step,
-        "n_train": len(s.splits["train"]), "n_train_features": len(s.train_dl.dataset), "skipped": s.splits.skipped,
+        "n_train": len(s.splits["train"]), "n_train_features": len(s.data.train), "skipped": s.splits.skipped,
     }
     return Fitted(summary, history, ckpt_dir)
 

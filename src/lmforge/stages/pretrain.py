@@ -49,6 +49,7 @@ class Fitted:
     summary: dict
     history: History  # every logged scalar by step: the curves
     checkpoint_dir: Path | None  # None: nothing was trained
+    state: dict | None = None  # the trained weights, whole (gathered from every process when sharded)
 
 
 def compute_device(accelerator: str) -> str:
@@ -140,13 +141,15 @@ def fit(ctx: StageContext, s: Setup) -> Fitted:
     trainer.fit(s.module, datamodule=data, ckpt_path=str(resume) if resume else None)
     final = trainer.validate(s.module, datamodule=data, verbose=False)[0]
     val_loss = float(final["val/loss"])
+    # every process takes part: a sharded strategy (FSDP) gathers the whole weights for rank 0
+    state = {k.removeprefix("model."): v for k, v in trainer.strategy.lightning_module_state_dict().items()}
     return Fitted({
         "val_loss": val_loss, "val_ppl": math.exp(min(val_loss, 50.0)), "steps": trainer.global_step,
         "n_params": s.backbone.num_params(), "arch": s.backbone.arch, "objective": ctx.cfg.objective.name,
         "pretrained_from": getattr(s.backbone.cfg, "pretrained", None), "resumed_from_step": resumed_step,
         "tokens_per_s": throughput.tokens_per_s, "mfu": throughput.mfu, "peak_flops": peak, "device": device,
         "precision": t.precision,
-    }, history, ckpt_dir)
+    }, history, ckpt_dir, state)
 
 
 def save(ctx: StageContext, s: Setup, fitted: Fitted) -> None:
@@ -155,7 +158,7 @@ def save(ctx: StageContext, s: Setup, fitted: Fitted) -> None:
     with atomic_dir(p.pretrain) as tmp:
         SavedModel(kind="language_model", backbone=s.backbone.spec(), objective=ctx.cfg.objective.name,
                    model=to_container(ctx.cfg)["model"]).save(
-            tmp / "model", s.module.model.state_dict(), s.tokenizer_dir, s.backbone.cfg.max_len)
+            tmp / "model", fitted.state or s.module.model.state_dict(), s.tokenizer_dir, s.backbone.cfg.max_len)
         fitted.history.write_csv(tmp / "curves" / "train.csv", "train/loss", "train/lr")
         fitted.history.write_csv(tmp / "curves" / "val.csv", "val/loss")
         summary = fitted.summary

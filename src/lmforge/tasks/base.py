@@ -291,14 +291,21 @@ def per_device(batch_size: int, what: str) -> int:
     return batch_size // world
 
 
-def loader(features: list[dict], batch_size: int, pad_id: int, shuffle: bool, seed: int = 0) -> DataLoader:
-    """Batches of features padded to their longest member: in order, or shuffled and grouped by
-    length (`LengthGrouped`, `batch_size` global)."""
+def loader(features: list[dict], batch_size: int, pad_id: int, shuffle: bool, seed: int = 0,
+           shard: bool = False) -> DataLoader:
+    """Batches of features padded to their longest member: shuffled and grouped by length
+    (`LengthGrouped`, `batch_size` global, each process its slice), or in order — all of them, or
+    with `shard` every process its own share of the batches (validation under data parallelism)."""
+    collate = lambda b: pad_batch(b, pad_id)  # noqa: E731
     if shuffle:
         sampler = LengthGrouped([len(f["input_ids"]) for f in features], batch_size, seed)
         return DataLoader(features, batch_size=per_device(batch_size, "task.batch_size"), sampler=sampler,
-                          collate_fn=lambda b: pad_batch(b, pad_id))
-    return DataLoader(features, batch_size=batch_size, collate_fn=lambda b: pad_batch(b, pad_id))
+                          collate_fn=collate)
+    rank, world = _ranks()
+    if shard and world > 1:
+        batches = [list(range(i, min(i + batch_size, len(features)))) for i in range(0, len(features), batch_size)]
+        return DataLoader(features, batch_sampler=batches[rank::world], collate_fn=collate)
+    return DataLoader(features, batch_size=batch_size, collate_fn=collate)
 
 
 def with_mask(ids: list[int]) -> dict:

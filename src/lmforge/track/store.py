@@ -141,7 +141,8 @@ def experiment_id(client, tracking: Any) -> str:
         exp = client.get_experiment_by_name(tracking.experiment)
         if exp:
             return exp.experiment_id
-        location = Path(tracking.artifact_location).as_uri() if tracking.artifact_location else None
+        server = str(tracking.uri).startswith(("http://", "https://"))  # a server stores artifacts its own way
+        location = Path(tracking.artifact_location).as_uri() if tracking.artifact_location and not server else None
         try:
             return client.create_experiment(tracking.experiment, artifact_location=location)
         except Exception:  # another process created it meanwhile

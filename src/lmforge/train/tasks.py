@@ -13,6 +13,25 @@ import torch
 from torchmetrics import MeanMetric
 
 from lmforge.optim import adamw, scheduled
+from lmforge.tasks.base import loader, per_device
+
+
+class TaskData(L.LightningDataModule):
+    """A task's training and validation features, batched when Lightning asks — after the
+    strategy has started its processes, so each process knows its share of the global batch
+    (`tasks.base.LengthGrouped`); validation batches are split the same way."""
+
+    def __init__(self, train: list[dict], validation: list[dict], batch_size: int, pad_id: int, seed: int, key: str):
+        super().__init__()
+        self.train, self.validation = train, sorted(validation, key=lambda f: len(f["input_ids"]))  # less padding
+        self.batch_size, self.pad_id, self.seed, self.key = batch_size, pad_id, seed, key
+
+    def train_dataloader(self):
+        return loader(self.train, self.batch_size, self.pad_id, shuffle=True, seed=self.seed)
+
+    def val_dataloader(self):
+        return loader(self.validation, per_device(self.batch_size, self.key), self.pad_id, shuffle=False,
+                      shard=True)
 
 
 class TaskModule(L.LightningModule):

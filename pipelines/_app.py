@@ -81,6 +81,8 @@ def run(stage: Callable[[DictConfig], dict]) -> None:
     quiet_libraries()
     if not _debug():
         check_command_line(sys.argv[1:])
+    # Hydra names the job after the file of the function it runs (this one): name it after the stage
+    sys.argv.append(f"hydra.job.name={Path(sys.argv[0]).stem}")
 
     @hydra.main(version_base="1.3", config_path=str(CONF), config_name="config")
     def main(cfg: DictConfig) -> dict:
@@ -92,7 +94,6 @@ def run(stage: Callable[[DictConfig], dict]) -> None:
         except LmforgeError as e:
             if _debug():
                 raise
-            logging.getLogger("lmforge").error("%s", e)
-            sys.exit(2)
+            _fail(str(e))
 
     main()

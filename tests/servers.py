@@ -23,11 +23,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# what a test's own process may carry but a process it starts must not inherit (a sweep's parent
+# run, DVC's context, a developer's tracking server): a test passes what it means explicitly
+NOT_INHERITED = ("LMFORGE_PARENT_RUN_ID", "LMFORGE_SWEEP_KEYS", "LMFORGE_TRACKING_URI", "DVC_ROOT", "DVC_STAGE",
+                 "DVC_EXP_NAME")
+
+
 def env(**extra: str) -> dict[str, str]:
-    e = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", **extra}
-    for var in ("LMFORGE_PARENT_RUN_ID", "LMFORGE_SWEEP_KEYS", "DVC_ROOT", "DVC_STAGE", "DVC_EXP_NAME"):
-        e.pop(var, None)
-    return e
+    e = {k: v for k, v in os.environ.items() if k not in NOT_INHERITED}
+    return {**e, "PATH": f"{BIN}:{os.environ['PATH']}", **extra}
 
 
 def stop(proc: subprocess.Popen) -> None:

@@ -1,104 +1,134 @@
-"""A killed pretraining run resumes from its last checkpoint and ends where an uninterrupted
-run ends; a checkpoint of another model shape is refused before training."""
+"""A pretraining run killed with SIGKILL resumes from its last checkpoint and ends where an
+uninterrupted run ends — the same weights, the same curves and MLflow history — and the killed
+run's MLflow run is closed as KILLED by the run that resumed its work. A checkpoint of another
+model shape is refused before training; a damaged one is moved aside."""
 
-import os
-import random
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
+from mlflow.tracking import MlflowClient
 from safetensors.torch import load_file
 
 from conftest import ROOT, compose
 from lmforge.errors import ConfigError
 from lmforge.stages import prepare, pretrain
+from lmforge.stages.common import stage
+from lmforge.train.trainer import latest_checkpoint
+from servers import env
 
-ARGS = ["experiment=smoke", "data=text_files", "tracking=none", "trainer.max_steps=150",
-        "trainer.checkpoint_every_n_steps=10", "trainer.val_check_interval=50", "trainer.precision=32-true",
-        "model.d_model=64", "model.d_ff=256", "trainer.block_size=64", "trainer.batch_size=16"]
-
-
-def corpus(path):
-    rng = random.Random(0)
-    words = [f"w{i}" for i in range(300)]
-    path.write_text("\n\n".join(" ".join(rng.choices(words, k=60)) for _ in range(400)))
-    return path
+ARGS = ["experiment=smoke", "trainer.precision=32-true", "trainer.max_steps=100", "trainer.checkpoint_every_n_steps=10",
+        "trainer.val_check_interval=20", "progress=false"]
+CHECKPOINTS = Path(".lmforge/checkpoints/pretrain")
 
 
-def setup_root(root, text):
-    root.mkdir()
-    args = ARGS + [f"data.text_files.paths=[{text}]"]
-    prepare.run(compose(args, root=root))
-    return args
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory) -> Path:
+    """The smoke corpus, prepared once; each test copies it into a root of its own."""
+    root = tmp_path_factory.mktemp("prepared")
+    prepare.run(compose(ARGS + ["tracking=none"], root=root))
+    return root / "artifacts" / "prepare"
 
 
-def test_killed_run_resumes_to_the_same_weights(tmp_path):
-    text = corpus(tmp_path / "corpus.txt")
-    a, b = tmp_path / "a", tmp_path / "b"
-    args = setup_root(a, text)
-    setup_root(b, text)
+def project(prepared: Path, root: Path) -> Path:
+    shutil.copytree(prepared, root / "artifacts" / "prepare")
+    return root
 
-    pretrain.run(compose(args, root=a))  # uninterrupted
+
+def metric_rows(uri: str, run_id: str, key: str) -> list[tuple[int, float]]:
+    return sorted((m.step, m.value) for m in MlflowClient(tracking_uri=uri).get_metric_history(run_id, key))
+
+
+def pretrain_runs(uri: str):
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name("lmforge")
+    return client.search_runs([exp.experiment_id], "attributes.run_name = 'pretrain'", order_by=["start_time ASC"])
+
+
+def test_killed_run_resumes_to_the_same_weights_curves_and_history(prepared, tmp_path):
+    a = project(prepared, tmp_path / "a")
+    b = project(prepared, tmp_path / "b")
+    uri_a, uri_b = f"sqlite:///{a}/mlflow.db", f"sqlite:///{b}/mlflow.db"
+
+    pretrain.run(compose(ARGS, root=a))  # uninterrupted
     reference = load_file(str(a / "artifacts/pretrain/model/model.safetensors"))
+    (uninterrupted,) = pretrain_runs(uri_a)
 
-    # kill -9 a run once it has written a checkpoint, then run again
-    cmd = [sys.executable, str(ROOT / "pipelines/pretrain.py"), *args]
-    env = {**os.environ, "LMFORGE_ROOT": str(b)}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ckpts = b / ".lmforge/checkpoints/pretrain"
-    deadline = time.time() + 120
-    while time.time() < deadline and not list(ckpts.glob("*/step=*.ckpt")):
-        time.sleep(0.05)
+    # SIGKILL the stage's process once it has a complete checkpoint (last.ckpt links to one once
+    # it is written), then run the stage again
+    log = tmp_path / "killed.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, str(ROOT / "pipelines/pretrain.py"), *ARGS],
+                                env=env(LMFORGE_ROOT=str(b)), stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.time() + 180
+    while time.time() < deadline and proc.poll() is None and not list((b / CHECKPOINTS).glob("*/last.ckpt")):
+        time.sleep(0.02)
+    assert proc.poll() is None, f"the run ended before it could be killed:\n{log.read_text()[-3000:]}"
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    assert proc.wait(timeout=30) == -signal.SIGKILL
     assert not (b / "artifacts/pretrain").exists()  # nothing half-written for DVC to cache
+    (killed,) = pretrain_runs(uri_b)
+    assert killed.info.status == "RUNNING"  # as a killed process leaves it
 
-    summary = pretrain.run(compose(args, root=b))
-    assert 0 < summary["resumed_from_step"] < 150
-    assert summary["steps"] == 150
+    summary = pretrain.run(compose(ARGS, root=b))
+    assert 0 < summary["resumed_from_step"] < 100 and summary["steps"] == 100
     resumed = load_file(str(b / "artifacts/pretrain/model/model.safetensors"))
+    assert resumed.keys() == reference.keys()
     for k, v in reference.items():
-        torch.testing.assert_close(resumed[k], v, rtol=0, atol=1e-5, msg=k)
+        torch.testing.assert_close(resumed[k], v, rtol=0, atol=1e-6, msg=k)
+
+    # the killed run is closed by the one that resumed its work, and each names the other
+    killed, resuming = pretrain_runs(uri_b)
+    assert killed.info.status == "KILLED" and resuming.info.status == "FINISHED"
+    assert killed.data.tags["lmforge.resumed_by"] == resuming.info.run_id
+    assert resuming.data.tags["lmforge.resumes"] == killed.info.run_id
+    assert killed.data.tags["lmforge.resume_key"] == resuming.data.tags["lmforge.resume_key"]
+
+    # the resumed run's curves hold every step from 0, as the uninterrupted run's do
+    for key in ("train/loss", "val/loss"):
+        rows = metric_rows(uri_b, resuming.info.run_id, key)
+        assert rows and rows == metric_rows(uri_a, uninterrupted.info.run_id, key), key
+    assert [s for s, _ in metric_rows(uri_b, resuming.info.run_id, "val/loss")] == [20, 40, 60, 80, 100]
+    csvs = sorted(p.name for p in (a / "artifacts/pretrain/curves").glob("*.csv"))
+    assert csvs == ["train.csv", "val.csv"]
+    for name in csvs:
+        assert (b / "artifacts/pretrain/curves" / name).read_text() == (a / "artifacts/pretrain/curves" / name).read_text()
+    assert not (b / CHECKPOINTS).exists() or not any((b / CHECKPOINTS).rglob("*.ckpt"))
 
 
-def test_checkpoint_of_another_shape_is_refused(tmp_path):
-    text = corpus(tmp_path / "corpus.txt")
-    root = tmp_path / "r"
-    args = setup_root(root, text)
-    args = [a for a in args if not a.startswith("trainer.max_steps")] + ["trainer.max_steps=10",
-                                                                           "trainer.keep_checkpoints=true"]
+def test_checkpoint_of_another_shape_is_refused(prepared, tmp_path):
+    root = project(prepared, tmp_path / "r")
+    args = ARGS + ["tracking=none", "trainer.max_steps=10", "trainer.keep_checkpoints=true"]
     pretrain.run(compose(args, root=root))
-    ckpt_dir = next((root / ".lmforge/checkpoints/pretrain").iterdir())
+    (last,) = (root / CHECKPOINTS).glob("*/last.ckpt")
     # the same run, now configured wider: plant the old checkpoint where it would resume from
-    wide = args + ["model.d_model=96", "model.n_heads=4"]
-    from lmforge.stages.common import Paths
-
-    wide_cfg = compose(wide, root=root)
-    p = Paths(wide_cfg)
-    target = pretrain.checkpoint_dir(wide_cfg, p, p.tokens, p.tokenizer)
+    wide = args + ["model.d_model=48", "model.n_heads=4"]
+    with stage(compose(wide, root=root), "pretrain", pretrain.PARAMS) as ctx:
+        target = pretrain.checkpoint_dir(ctx, pretrain.setup(ctx))
+    assert target != last.parent
     target.mkdir(parents=True)
-    (target / "last.ckpt").write_bytes((ckpt_dir / "last.ckpt").read_bytes())
+    (target / "last.ckpt").write_bytes(last.read_bytes())
     with pytest.raises(ConfigError, match=r"last\.ckpt.*different model shape"):
         pretrain.run(compose(wide, root=root))
 
 
-def test_finished_run_leaves_no_checkpoint_and_changed_inputs_never_resume(tmp_path):
+def test_finished_run_leaves_no_checkpoint_and_changed_inputs_never_resume(prepared, tmp_path):
     """Checkpoints exist to resume a killed run: a finished stage deletes them, and a checkpoint
     left behind (keep_checkpoints) is only resumed on the same inputs."""
-    from lmforge.config import fingerprint
     from lmforge.fileio import content_digest
 
-    text = corpus(tmp_path / "corpus.txt")
-    root = tmp_path / "r"
-    args = [a for a in setup_root(root, text) if not a.startswith("trainer.max_steps")] + ["trainer.max_steps=10"]
+    root = project(prepared, tmp_path / "r")
+    args = ARGS + ["tracking=none", "trainer.max_steps=10"]
     pretrain.run(compose(args, root=root))
-    assert not any((root / ".lmforge/checkpoints/pretrain").rglob("*.ckpt"))
+    assert not any((root / CHECKPOINTS).rglob("*.ckpt"))
 
     kept = pretrain.run(compose(args + ["trainer.keep_checkpoints=true"], root=root))
-    assert kept["resumed_from_step"] == 0 and list((root / ".lmforge/checkpoints/pretrain").rglob("last.ckpt"))
+    assert kept["resumed_from_step"] == 0 and list((root / CHECKPOINTS).rglob("last.ckpt"))
     tokens = root / "artifacts/prepare/tokens"
     before = content_digest(tokens)
     val = (tokens / "val.bin").read_bytes()
@@ -106,4 +136,26 @@ def test_finished_run_leaves_no_checkpoint_and_changed_inputs_never_resume(tmp_p
     assert content_digest(tokens) != before
     again = pretrain.run(compose(args + ["trainer.keep_checkpoints=true"], root=root))
     assert again["resumed_from_step"] == 0  # a fresh run, not the finished checkpoint
-    assert fingerprint({"a": 1}, inputs="x") != fingerprint({"a": 1}, inputs="y")
+
+
+def test_a_damaged_checkpoint_is_moved_aside(prepared, tmp_path, caplog):
+    """A checkpoint cut short (a kill during its write, a full disk) never blocks a re-run: it is
+    moved aside with a warning and the newest readable one is resumed, or none."""
+    root = project(prepared, tmp_path / "r")
+    args = ARGS + ["tracking=none", "trainer.max_steps=20", "trainer.keep_checkpoints=true"]
+    pretrain.run(compose(args, root=root))
+    (ckpt_dir,) = (root / CHECKPOINTS).iterdir()
+    good = ckpt_dir / "step=20.ckpt"
+    assert (ckpt_dir / "last.ckpt").resolve() == good.resolve()
+    older = ckpt_dir / "step=10.ckpt"
+    shutil.copy2(good, older)
+    data = good.read_bytes()
+    good.write_bytes(data[: len(data) // 2])  # cut short
+    time.sleep(0.01)
+
+    assert latest_checkpoint(ckpt_dir) == older
+    assert "cannot be read" in caplog.text and "moved the damaged checkpoint aside" in caplog.text
+    assert sorted(p.name.split(".corrupt")[0] for p in ckpt_dir.glob("*.corrupt-*")) == ["last.ckpt", "step=20.ckpt"]
+    older.write_bytes(b"not a checkpoint")
+    assert latest_checkpoint(ckpt_dir) is None  # nothing readable left: a fresh start
+    assert not list(ckpt_dir.glob("*.ckpt"))

@@ -1,76 +1,106 @@
 """The model registry and serving: pretrain and finetune register their models (one registered
 model per task, a version per run, the `current` alias on the last run outside a sweep), and
-`mlflow models serve -m models:/lmforge-topic@current` answers real HTTP requests with labels."""
+`mlflow models serve -m models:/lmforge-topic@current` answers real HTTP requests about stories
+of the built-in world with the label the fine-tuned model predicts in process."""
+
+from random import Random
 
 import pytest
 import requests
 from mlflow.tracking import MlflowClient
 
 from conftest import compose
+from lmforge.data.world import TOPICS, Ctx, render_sentences, story
 from servers import BIN, free_port, serving
 
 pytestmark = pytest.mark.slow
 
-TEXTS = ["The striker scored twice in the final minutes.", "Shares fell after the quarterly report.",
-         "The new phone has a bright screen and a weak battery."]
+ARGS = ["experiment=smoke", "trainer.precision=32-true", "progress=false"]
 
 
-def test_registered_models_are_served_over_http(tmp_path):
-    from lmforge.serve import LanguageModelScorer, TextClassifier
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A smoke pipeline up to fine-tuning topic (both inits) and ner (pretrained), tracked."""
     from lmforge.stages import finetune, prepare, pretrain
 
-    args = ["experiment=smoke", "trainer.precision=32-true"]
-    prepare.run(compose(args, root=tmp_path))
-    pretrain.run(compose(args, root=tmp_path))
-    both = finetune.run(compose(args + ["task=topic", "init=both"], root=tmp_path))
-    assert set(both) == {"pretrained", "scratch"} and both["scratch"]["init"] == "scratch"
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    root = tmp_path_factory.mktemp("served")
+    prepare.run(compose(ARGS, root=root))
+    pretrain.run(compose(ARGS, root=root))
+    both = finetune.run(compose(ARGS + ["task=topic"], root=root))
+    assert set(both) == {"topic"} and set(both["topic"]) == {"pretrained", "scratch"}
+    assert both["topic"]["scratch"]["init"] == "scratch" and 0 <= both["topic"]["pretrained"]["best_val_score"] <= 1
+    finetune.run(compose(ARGS + ["task=ner", "inits=[pretrained]"], root=root))
+    return root
+
+
+def stories(seed: int) -> list[str]:
+    """One news story of each topic, from the world of the pipeline's seed."""
+    world = Ctx(seed).w
+    return [render_sentences(story(Random(f"serving:{topic}"), world, topic)[0]) for topic in TOPICS]
+
+
+def in_process(model_dir, records: list[dict]) -> list:
+    """What the fine-tuned model directory predicts, loaded as the stages load it."""
+    from lmforge.data.tokenizer import load_tokenizer
+    from lmforge.tasks import load_task_model
+
+    model, family, saved = load_task_model(model_dir)
+    return family.predict(model, records, load_tokenizer(model_dir), saved.head or {})
+
+
+def test_registered_models_are_served_over_http(project):
+    from lmforge.serve import LanguageModel, TaskModel
+
+    uri = f"sqlite:///{project}/mlflow.db"
     client = MlflowClient(tracking_uri=uri)
 
     # one registered model per task, a version per run, aliases on the last runs
     versions = client.search_model_versions("name='lmforge-topic'")
     assert sorted(v.tags["init"] for v in versions) == ["pretrained", "scratch"]
     current = client.get_model_version_by_alias("lmforge-topic", "current")
-    assert current.tags["init"] == "pretrained"
+    assert current.tags["init"] == "pretrained" and current.tags["family"] == "classification"
     assert client.get_run(current.run_id).info.run_name == "finetune/topic/pretrained"
     assert client.get_model_version_by_alias("lmforge-topic", "current-scratch").tags["init"] == "scratch"
     lm = client.get_model_version_by_alias("lmforge-lm", "current")
     assert client.get_run(lm.run_id).info.run_name == "pretrain"
 
-    # the pyfunc returns what the fine-tuned model directory predicts
-    model_dir = tmp_path / "artifacts/finetune/topic/pretrained/model"
-    expected = TextClassifier().load(model_dir).predict(None, TEXTS)
-    labels = set(TextClassifier().load(model_dir).config["labels"])
-    assert set(expected) <= labels
-    ppl = LanguageModelScorer().load(tmp_path / "artifacts/pretrain/model").predict(None, TEXTS)
+    # the pyfunc returns what the fine-tuned model predicts in process: one of the topics
+    texts = stories(compose(ARGS).seed)
+    model_dir = project / "artifacts/finetune/topic/pretrained/model"
+    expected = in_process(model_dir, [{"text": t} for t in texts])
+    assert len(expected) == len(TOPICS) and set(expected) <= set(TOPICS)
+    assert TaskModel().load(model_dir).predict(None, texts) == expected
+    ppl = LanguageModel().load(project / "artifacts/pretrain/model").predict(None, texts)
     assert all(1.0 < p < 1e6 for p in ppl)
 
     port = free_port()
     cmd = [str(BIN / "mlflow"), "models", "serve", "-m", "models:/lmforge-topic@current",
            "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]
-    with serving(cmd, f"http://127.0.0.1:{port}/ping", tmp_path / "serve.log", timeout=120,
+    with serving(cmd, f"http://127.0.0.1:{port}/ping", project / "serve.log", timeout=120,
                  MLFLOW_TRACKING_URI=uri) as proc:
         url = f"http://127.0.0.1:{port}/invocations"
-        r = requests.post(url, json={"dataframe_records": [{"text": t} for t in TEXTS]}, timeout=60)
+        r = requests.post(url, json={"dataframe_records": [{"text": t} for t in texts]}, timeout=60)
         assert r.status_code == 200, r.text
         assert r.json()["predictions"] == expected
-        r = requests.post(url, json={"inputs": TEXTS[:1]}, timeout=60)
-        assert r.status_code == 200 and r.json()["predictions"] == expected[:1]
+        r = requests.post(url, json={"inputs": texts[:1]}, timeout=60)
+        assert r.status_code == 200, r.text
+        (label,) = r.json()["predictions"]
+        assert label == expected[0] and label in TOPICS
     assert proc.poll() is not None  # stopped
 
 
-def test_a_registered_tagger_returns_a_tag_per_word(tmp_path):
+def test_a_registered_tagger_returns_a_tag_per_word(project):
     import mlflow.pyfunc
 
-    from lmforge.stages import finetune, prepare, pretrain
-
-    args = ["experiment=smoke", "trainer.precision=32-true", "data.synthetic.tasks=[ner]"]
-    prepare.run(compose(args, root=tmp_path))
-    pretrain.run(compose(args, root=tmp_path))
-    finetune.run(compose(args + ["task=ner"], root=tmp_path))
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
-    model = mlflow.pyfunc.load_model("models:/lmforge-ner@current")
-    texts = ["Anna Berg visited Oslo on Monday .", "The council met ."]
+    mlflow.set_tracking_uri(f"sqlite:///{project}/mlflow.db")
+    try:
+        model = mlflow.pyfunc.load_model("models:/lmforge-ner@current")
+    finally:
+        mlflow.set_tracking_uri(None)
+    texts = [stories(compose(ARGS).seed)[0].split(". ")[0] + " .", "The council met ."]
     tags = model.predict(texts)
-    labels = set(mlflow.pyfunc.load_model("models:/lmforge-ner@current").unwrap_python_model().meta["labels"])
-    assert [len(t) for t in tags] == [7, 4] and {t for row in tags for t in row} <= labels
+    labels = set(model.unwrap_python_model().saved.head["labels"])
+    assert [len(t) for t in tags] == [len(t.split()) for t in texts]
+    assert {t for row in tags for t in row} <= labels
+    expected = in_process(project / "artifacts/finetune/ner/pretrained/model", [{"tokens": t.split()} for t in texts])
+    assert tags == expected

@@ -1,9 +1,13 @@
-"""MLflow review: lossless params, DVC tags, the workspace store of queued experiments, a tracking
-server that is unreachable at the start (fails fast) or lost mid-run (training finishes), and
-the server mode end to end against a real `mlflow server`."""
+"""MLflow: a stage's run holds its own sections as params (checked values, losslessly) and its
+curves as metrics; DVC tags; the workspace store of queued experiments; a run whose process died
+is closed by the run that resumes its work; a tracking backend that is unusable at the start
+fails fast, one lost mid-run does not stop training; the server mode end to end against a real
+`mlflow server`."""
 
+import dataclasses
 import os
 import random
+import socket
 import subprocess
 import sys
 import time
@@ -13,8 +17,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from conftest import ROOT, compose
+from lmforge.config import flatten, section
 from lmforge.errors import ConfigError
-from lmforge.track.mlflow import MAX_PARAM_LEN, StageRun, read_params
+from lmforge.track.run import StageRun
+from lmforge.track.store import MAX_PARAM_LEN, PROCESS_TAG, read_params
 from servers import env, free_port, mlflow_server
 
 
@@ -26,13 +32,21 @@ def corpus(path: Path) -> Path:
 
 
 def text_args(text: Path) -> list[str]:
-    return ["experiment=smoke", "data=text_files", f"data.text_files.paths=[{text}]", "trainer.precision=32-true"]
+    return ["experiment=smoke", "data=text_files", f"data.text_files.paths=[{text}]", "trainer.precision=32-true",
+            "progress=false"]
 
 
 def runs(uri: str, experiment: str = "lmforge"):
     client = MlflowClient(tracking_uri=uri)
     exp = client.get_experiment_by_name(experiment)
-    return client, client.search_runs([exp.experiment_id], max_results=1000)
+    return client, client.search_runs([exp.experiment_id], max_results=1000, order_by=["start_time ASC"])
+
+
+def section_params(cfg, names: tuple[str, ...]) -> dict[str, str]:
+    """The params a stage reading `names` logs: those sections, checked, as MLflow strings."""
+    checked = {n: section(cfg, n) for n in names}
+    return {k: str(v) for k, v in flatten({n: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v
+                                           for n, v in checked.items()}).items()}
 
 
 def test_long_params_are_logged_losslessly(tmp_path):
@@ -48,16 +62,55 @@ def test_long_params_are_logged_losslessly(tmp_path):
     assert whole.read_text() == long
 
 
+def test_stage_runs_hold_their_own_sections_and_their_curves(tmp_path):
+    """A run's params are the sections its stage reads — checked, defaults included, nothing of
+    the app's settings — and its curves are metrics, step by step, as its curves CSV holds them."""
+    from lmforge.stages import prepare, pretrain
+
+    args = ["experiment=smoke", "trainer.precision=32-true", "progress=false", "optim.lr=3e-3"]
+    cfg = compose(args, root=tmp_path)
+    stats = prepare.run(cfg)
+    summary = pretrain.run(cfg)
+    client, (prep, pre) = runs(cfg.tracking.uri)
+
+    assert prep.info.run_name == "prepare" and prep.info.status == "FINISHED"
+    assert read_params(prep) == section_params(cfg, prepare.PARAMS)
+    assert prep.data.metrics["tokens_train"] == stats["tokens"]["train"]
+
+    params = read_params(pre)
+    sections = section_params(cfg, tuple(s for s in pretrain.PARAMS if s != "model"))
+    assert {k: v for k, v in params.items() if not k.startswith("model.")} == sections
+    assert params["optim.lr"] == "0.003" and params["trainer.max_steps"] == "20"
+    assert not any(k.startswith(("paths.", "tracking.", "data.", "task.", "tokenizer.")) for k in params)
+    # the backbone's checked settings, with what lmforge derived (vocabulary, padding id)
+    assert params["model.d_model"] == str(cfg.model.d_model) and params["model.vocab_size"] == str(stats["vocab_size"])
+    assert {"model.n_heads", "model.layer_norm_eps", "model.causal"} <= set(params)
+
+    curves = tmp_path / "artifacts/pretrain/curves"
+    for name, key in (("train.csv", "train/loss"), ("val.csv", "val/loss")):
+        lines = (curves / name).read_text().splitlines()
+        column = lines[0].split(",").index(key.replace("/", "_"))
+        rows = [(int(line.split(",")[0]), float(line.split(",")[column])) for line in lines[1:]]
+        history = sorted((m.step, m.value) for m in client.get_metric_history(pre.info.run_id, key))
+        assert [s for s, _ in history] == [s for s, _ in rows] and len(rows) >= 2
+        assert [v for _, v in history] == pytest.approx([v for _, v in rows], rel=1e-5)
+    assert [s for s, _ in rows] == [10, 20]  # validations
+    assert pre.data.metrics["final/val_loss"] == pytest.approx(summary["val_loss"])
+    assert {"perf/tokens_per_s", "perf/mfu", "train/lr", "wall_s"} <= set(pre.data.metrics)
+    assert {a.path for a in client.list_artifacts(pre.info.run_id)} >= {"curves", "model"}
+
+
 def test_runs_carry_git_commit_and_dvc_tags(tmp_path, monkeypatch):
     monkeypatch.setenv("DVC_STAGE", "finetune@topic-pretrained")
     monkeypatch.setenv("DVC_EXP_NAME", "brisk-kite")
-    monkeypatch.setenv("LMFORGE_PARENT_RUN_ID", "")
+    monkeypatch.delenv("LMFORGE_PARENT_RUN_ID", raising=False)
     cfg = compose(["experiment=smoke"], root=tmp_path)
     with StageRun(cfg.tracking, "finetune/topic/pretrained", {}, root=ROOT):
         pass
     _, (r,) = runs(cfg.tracking.uri)
     tags = r.data.tags
     assert tags["lmforge.dvc.stage"] == "finetune@topic-pretrained" and tags["lmforge.dvc.exp"] == "brisk-kite"
+    assert tags["lmforge.stage"] == "finetune"
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     assert tags["mlflow.source.git.commit"] == head
 
@@ -72,6 +125,40 @@ def test_queued_experiment_copy_tracks_into_the_workspace_store(tmp_path):
     assert plain.tracking.uri == cfg.tracking.uri
 
 
+def test_a_run_whose_process_died_is_closed_by_the_run_that_resumes_its_work(tmp_path):
+    """`resumes(key)`: RUNNING runs of the same work whose process is gone (here: our pid with
+    another start time — a process that no longer exists) are closed as KILLED, and each run names
+    the other; a live run, or one of other work, is left alone. (test_resume kills a real one.)"""
+    cfg = compose(["experiment=smoke"], root=tmp_path)
+    gone = f"{socket.gethostname()}:{os.getpid()}:1"
+    alive = StageRun(cfg.tracking, "pretrain", {}, root=tmp_path).__enter__()  # this process: alive
+    alive.resumes("work-1")
+    dead = StageRun(cfg.tracking, "pretrain", {}, {PROCESS_TAG: gone}, root=tmp_path).__enter__()
+    dead.resumes("work-1")
+    other = StageRun(cfg.tracking, "pretrain", {}, {PROCESS_TAG: gone}, root=tmp_path).__enter__()
+    other.resumes("work-2")
+    with StageRun(cfg.tracking, "pretrain", {}, root=tmp_path) as resuming:
+        resuming.resumes("work-1")
+    client = MlflowClient(tracking_uri=cfg.tracking.uri)
+    closed = client.get_run(dead.run_id)
+    assert closed.info.status == "KILLED" and closed.data.tags["lmforge.resumed_by"] == resuming.run_id
+    assert client.get_run(resuming.run_id).data.tags["lmforge.resumes"] == dead.run_id
+    assert client.get_run(other.run_id).info.status == "RUNNING"
+    assert client.get_run(alive.run_id).info.status == "RUNNING"
+    alive.__exit__(None, None, None)
+    assert client.get_run(alive.run_id).info.status == "FINISHED"
+
+
+def test_a_damaged_sqlite_store_fails_before_any_work(tmp_path):
+    from lmforge.stages import prepare
+
+    (tmp_path / "mlflow.db").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(ConfigError, match=r"tracking\.uri=sqlite:///.*mlflow\.db: .* is not a readable SQLite "
+                                          r"database .*use tracking=none"):
+        prepare.run(compose(["experiment=smoke"], root=tmp_path))
+    assert not (tmp_path / "artifacts").exists()
+
+
 def test_unreachable_server_fails_fast_with_a_clear_message(tmp_path):
     from lmforge.stages import prepare
 
@@ -82,53 +169,55 @@ def test_unreachable_server_fails_fast_with_a_clear_message(tmp_path):
         prepare.run(compose(text_args(text) + ["tracking=server", f"tracking.uri={uri}"], root=tmp_path))
     assert time.perf_counter() - t0 < 10
     assert not (tmp_path / "artifacts" / "prepare").exists()  # failed before any work
-    # the app: exit status 2 and the message, no traceback
+    # the app: exit status 2 and the message in one line, no traceback
     out = subprocess.run([sys.executable, str(ROOT / "pipelines/prepare.py"), *text_args(text),
                           "tracking=server", f"tracking.uri={uri}"],
                          env=env(LMFORGE_ROOT=str(tmp_path)), capture_output=True, text=True, timeout=120)
-    assert out.returncode == 2 and "does not answer" in out.stderr + out.stdout
+    lines = [line for line in (out.stdout + out.stderr).splitlines() if line.strip()]
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert len(lines) == 1 and "does not answer" in lines[0], lines
     assert "Traceback" not in out.stderr
 
 
 @pytest.mark.slow
-def test_server_mode_end_to_end_and_a_server_lost_mid_run(tmp_path):
+def test_server_mode_end_to_end_and_a_server_lost_mid_run(tmp_path, monkeypatch):
     from lmforge.stages import prepare
 
     text = corpus(tmp_path / "corpus.txt")
     port = free_port()
     uri = f"http://127.0.0.1:{port}"
     args = text_args(text) + ["tracking=server"]
-    os.environ["LMFORGE_TRACKING_URI"] = uri
-    try:
-        with mlflow_server(tmp_path / "server", port):
-            stats = prepare.run(compose(args, root=tmp_path))
-            client, found = runs(uri)
-            (r,) = found
-            assert r.info.run_name == "prepare" and r.info.status == "FINISHED"
-            assert read_params(r)["tokenizer.vocab_size"] == "400"
-            assert r.data.metrics["tokens_train"] == stats["tokens"]["train"]
-            assert r.info.artifact_uri.startswith("mlflow-artifacts:")  # proxied by the server
-            got = Path(client.download_artifacts(r.info.run_id, "stats.json", str(tmp_path)))
-            assert got.read_text() == (tmp_path / "artifacts/prepare/stats.json").read_text()
-            assert (tmp_path / "server/artifacts").is_dir()
+    monkeypatch.setenv("LMFORGE_TRACKING_URI", uri)
+    with mlflow_server(tmp_path / "server", port):
+        cfg = compose(args, root=tmp_path)
+        stats = prepare.run(cfg)
+        client, (r,) = runs(uri)
+        assert r.info.run_name == "prepare" and r.info.status == "FINISHED"
+        assert read_params(r) == section_params(cfg, ("seed", "data", "tokenizer"))
+        assert read_params(r)["tokenizer.vocab_size"] == "400"
+        assert r.data.metrics["tokens_train"] == stats["tokens"]["train"]
+        assert r.info.artifact_uri.startswith("mlflow-artifacts:")  # proxied by the server
+        got = Path(client.download_artifacts(r.info.run_id, "stats.json", str(tmp_path)))
+        assert got.read_text() == (tmp_path / "artifacts/prepare/stats.json").read_text()
+        assert (tmp_path / "server/artifacts").is_dir()
 
-            # the server goes away while pretraining: training finishes, the model is written
-            long = args + ["trainer.max_steps=150", "trainer.checkpoint_every_n_steps=5",
-                           "trainer.val_check_interval=100", "tracking.http_retries=0"]
-            log = open(tmp_path / "pretrain.log", "w")
-            proc = subprocess.Popen([sys.executable, str(ROOT / "pipelines/pretrain.py"), *long],
-                                    env=env(LMFORGE_ROOT=str(tmp_path), LMFORGE_TRACKING_URI=uri),
-                                    stdout=log, stderr=subprocess.STDOUT)
-            ckpts = tmp_path / ".lmforge/checkpoints/pretrain"
-            deadline = time.time() + 120
-            while time.time() < deadline and not list(ckpts.glob("*/step=*.ckpt")) and proc.poll() is None:
-                time.sleep(0.05)
-        # the server is stopped here (context exit), the stage still running
-        assert proc.poll() is None, (tmp_path / "pretrain.log").read_text()[-3000:]
-        assert proc.wait(timeout=300) == 0, (tmp_path / "pretrain.log").read_text()[-3000:]
-        output = (tmp_path / "pretrain.log").read_text()
-        assert "MLflow tracking failed" in output and "goes on without tracking" in output
-        model = tmp_path / "artifacts/pretrain/model"
-        assert (model / "model.safetensors").is_file() and (model / "config.json").is_file()
-    finally:
-        os.environ.pop("LMFORGE_TRACKING_URI", None)
+        # the server goes away while pretraining: training finishes, the model is written
+        long = args + ["trainer.max_steps=150", "trainer.checkpoint_every_n_steps=5",
+                       "trainer.val_check_interval=100", "tracking.http_retries=0"]
+        log = open(tmp_path / "pretrain.log", "w")
+        proc = subprocess.Popen([sys.executable, str(ROOT / "pipelines/pretrain.py"), *long],
+                                env=env(LMFORGE_ROOT=str(tmp_path), LMFORGE_TRACKING_URI=uri),
+                                stdout=log, stderr=subprocess.STDOUT)
+        ckpts = tmp_path / ".lmforge/checkpoints/pretrain"
+        deadline = time.time() + 120
+        while time.time() < deadline and not list(ckpts.glob("*/step=*.ckpt")) and proc.poll() is None:
+            time.sleep(0.05)
+    # the server is stopped here (context exit), the stage still running
+    assert proc.poll() is None, (tmp_path / "pretrain.log").read_text()[-3000:]
+    assert proc.wait(timeout=300) == 0, (tmp_path / "pretrain.log").read_text()[-3000:]
+    log.close()
+    output = (tmp_path / "pretrain.log").read_text()
+    assert "MLflow tracking failed" in output and "goes on without tracking" in output
+    model = tmp_path / "artifacts/pretrain/model"
+    assert (model / "model.safetensors").is_file() and (model / "lmforge.json").is_file()
+    assert (tmp_path / "artifacts/pretrain/summary.json").is_file()

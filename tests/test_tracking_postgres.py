@@ -7,6 +7,8 @@ import importlib.util
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,13 +16,12 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import compose
-from lmforge.config import flatten, to_container
+from conftest import ROOT, compose
 from lmforge.track import postgres
-from lmforge.track.mlflow import read_params
-from servers import free_port, postgres_mlflow_server
+from lmforge.track.store import read_params
+from servers import env, free_port, postgres_mlflow_server
 from test_sweeps import sweep
-from test_tracking import corpus, text_args
+from test_tracking import corpus, section_params, text_args
 
 if postgres.find_bindir() is None:
     MISSING = "the PostgreSQL server binaries (/usr/lib/postgresql/*/bin/initdb) are not installed"
@@ -46,11 +47,16 @@ def server_dir(tmp_path: Path):
         shutil.rmtree(root, ignore_errors=True)
 
 
-def test_missing_postgres_is_one_line_saying_what_to_install(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(postgres, "find_bindir", lambda data_dir=None: None)
-    assert postgres.main(["serve", "--dir", str(tmp_path / "server")]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "apt-get install postgresql" in err
+def test_missing_postgres_is_one_line_saying_what_to_install(tmp_path):
+    """`serve` without what it needs: one line saying what to install, exit status 2, nothing
+    started or created. The module imports only the standard library and lmforge, so Python
+    without site-packages (-S) is a real install without psycopg2 (and, where Debian's server is
+    absent, without the server binaries, which are checked first)."""
+    out = subprocess.run([sys.executable, "-S", "-m", "lmforge.track.postgres", "serve", "--dir", str(tmp_path / "server")],
+                         env=env(PYTHONPATH=str(ROOT / "src")), capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2, out.stderr
+    assert out.stdout == "" and out.stderr.count("\n") == 1 and out.stderr.startswith("error: ")
+    assert ("apt-get install postgresql" if postgres.find_bindir() is None else "pip install psycopg2-binary") in out.stderr
     assert not (tmp_path / "server").exists()  # nothing started, nothing created
 
 
@@ -85,7 +91,7 @@ def test_four_parallel_sweep_jobs_on_a_postgres_tracking_server(tmp_path, monkey
                 assert r.info.status == "FINISHED", r.data.tags.get("lmforge.error")
                 seed = r.data.params["seed"]
                 expected = compose(args + [f"seed={seed}"], root=tmp_path)
-                assert read_params(r) == {k: str(v) for k, v in flatten(to_container(expected)).items()}
+                assert read_params(r) == section_params(expected, ("seed", "data", "tokenizer"))
                 stats_file = tmp_path / f"artifacts/seed-{seed}/prepare/stats.json"
                 stats = json.loads(stats_file.read_text())
                 assert r.data.metrics["tokens_train"] == stats["tokens"]["train"] > 0

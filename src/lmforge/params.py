@@ -20,7 +20,7 @@ import sys
 from omegaconf import DictConfig, OmegaConf
 
 from lmforge.config import HYPERPARAMETERS, SCALARS, SECTIONS, conf_digest, project_root, section
-from lmforge.errors import LmforgeError
+from lmforge.errors import ConfigError, LmforgeError
 from lmforge.schema import unknown_key
 
 
@@ -38,6 +38,9 @@ def check(cfg: DictConfig) -> None:
     cls, model = models.settings(cfg.model)
     objective = cfg.objective.name
     models.check_objective(cls, model, objective, f"model={cfg.model.get('name') or cls.arch}")
+    if cfg.trainer.block_size > model.max_len:
+        raise ConfigError(f"trainer.block_size={cfg.trainer.block_size} exceeds model.max_len={model.max_len}: "
+                          "lower the block size or raise the model's max_len")
     trained = replace(model, causal=objective == "clm")
     can = cls.capabilities(trained)
     for name, node in (cfg.task or {}).items():

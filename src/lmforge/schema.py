@@ -90,8 +90,9 @@ def _plain(node: Any) -> Any:
 
 def unknown_key(key: str, name: str, known: list[str]) -> ConfigError:
     close = difflib.get_close_matches(name, known, n=1)
-    hint = f"; did you mean {key}.{close[0]}?" if close else f" (settings: {', '.join(sorted(known))})"
-    return ConfigError(f"{key}.{name} is not a setting of {key or 'the config'}{hint}")
+    prefix = f"{key}." if key else ""
+    hint = f"; did you mean {prefix}{close[0]}?" if close else f" (settings: {', '.join(sorted(known))})"
+    return ConfigError(f"{prefix}{name} is not a setting of {key or 'the config'}{hint}")
 
 
 def _refuse_unknown(cls: type, data: dict, key: str) -> None:

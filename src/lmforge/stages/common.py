@@ -106,6 +106,8 @@ def stage(cfg: DictConfig, name: str, sections: tuple[str, ...], tags: dict | No
         cfg = load_params(cfg, sections)
     cfg = narrow(cfg, sections)
     checked = {s: section(cfg, s) for s in sections if s in SECTIONS or s in SCALARS}
+    if "model" in sections:  # checked by the backbone, in the stage; recorded as configured
+        checked["model"] = OmegaConf.to_container(cfg.model, resolve=True)
     seed_everything(checked.get("seed", 0))
     main = is_main_process()
     tracking = cfg.tracking if main else OmegaConf.create({"enabled": False})

@@ -68,8 +68,11 @@ def setup(ctx: StageContext) -> Setup:
     token_meta = read_meta(tokens_dir)
     model = replace(model, vocab_size=token_meta["vocab_size"], pad_id=token_meta["pad_id"],
                     causal=objective == "clm")
+    if cfg.trainer.block_size > model.max_len:
+        raise ConfigError(f"trainer.block_size={cfg.trainer.block_size} exceeds model.max_len={model.max_len}: "
+                          "lower the block size or raise the model's max_len")
     backbone = cls.create(model)
-    ctx.record("model", backbone.cfg)
+    ctx.record("model", {k: getattr(backbone.cfg, k) for k in ("vocab_size", "pad_id", "causal")})  # derived
     module = LMModule(backbone, cfg.optim, cfg.trainer.max_steps, objective=objective)
     return Setup(module, backbone, tokenizer_dir, tokens_dir, token_meta)
 

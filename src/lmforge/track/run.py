@@ -247,15 +247,25 @@ def run_job(stage: Callable, cfg: Any) -> Any:
     except (Exception, SystemExit) as e:
         log.error("job failed: %s: %s\n%s", type(e).__name__, e, traceback.format_exc())
         try:
-            _record_failure(cfg, e, STARTED[before:] or None)
+            _record_failure(cfg, e, STARTED[before:] or None, _sections(stage))
         except Exception as e2:  # tracking itself is down: the sweep still goes on
             log.warning("could not record the failed job in MLflow: %s", e2)
         return None
 
 
-def _record_failure(cfg: Any, exc: BaseException, run_ids: list[str] | None) -> None:
+def _sections(stage: Callable) -> tuple[str, ...]:
+    """The hyperparameter sections `stage` reads (`PARAMS` of its module; all when it has none)."""
+    import inspect
+
+    from lmforge.config import HYPERPARAMETERS
+
+    return tuple(getattr(inspect.getmodule(stage), "PARAMS", HYPERPARAMETERS))
+
+
+def _record_failure(cfg: Any, exc: BaseException, run_ids: list[str] | None, sections: tuple[str, ...]) -> None:
     """Mark the job's run FAILED with the error; open one if the job failed before its stage did
-    (an invalid config), so the sweep's parent lists every job."""
+    (an invalid config), so the sweep's parent lists every job — with the stage's `sections` as
+    given (unchecked: checking them is what failed) as its params, as its siblings have them."""
     if not cfg.tracking.enabled:
         return
     from hydra.core.hydra_config import HydraConfig
@@ -269,9 +279,10 @@ def _record_failure(cfg: Any, exc: BaseException, run_ids: list[str] | None) -> 
         return
     params = {}
     try:
-        from lmforge.config import flatten, to_container
+        from lmforge.config import flatten, narrow, to_container
 
-        params = flatten(to_container(cfg))
+        given = to_container(narrow(cfg, sections))
+        params = flatten({name: given[name] for name in sections})
     except Exception:  # the config itself is what failed: record the run without params
         pass
     with StageRun(cfg.tracking, HydraConfig.get().job.name, params, {ERROR_TAG: message}) as run:

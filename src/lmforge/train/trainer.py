@@ -57,8 +57,10 @@ class StepCheckpoint(ModelCheckpoint):
 
     def on_validation_end(self, trainer, pl_module) -> None:
         step = trainer.global_step
-        if (trainer.sanity_checking or not trainer.training or step == 0 or step % self._val_every
-                or step % self._every_n_train_steps or self._should_skip_saving_checkpoint(trainer)):
+        # (in fit's validation loop `trainer.training` is False: `_should_skip_saving_checkpoint`
+        # tells fit's validation from a standalone `trainer.validate`)
+        if (step == 0 or step % self._val_every or step % self._every_n_train_steps
+                or self._should_skip_saving_checkpoint(trainer)):
             return
         candidates = self._monitor_candidates(trainer)
         self._save_topk_checkpoint(trainer, candidates)

@@ -39,6 +39,17 @@ def stories(seed: int) -> list[str]:
     return [render_sentences(story(Random(f"serving:{topic}"), world, topic)[0]) for topic in TOPICS]
 
 
+def readme_request() -> dict:
+    """The JSON body of the README's `curl .../invocations` example."""
+    import json
+    import re
+
+    from conftest import ROOT
+
+    (body,) = re.findall(r"curl -s 127\.0\.0\.1:5002/invocations .*?-d '(.*?)'", (ROOT / "README.md").read_text())
+    return json.loads(body)
+
+
 def in_process(model_dir, records: list[dict]) -> list:
     """What the fine-tuned model directory predicts, loaded as the stages load it."""
     from lmforge.data.tokenizer import load_tokenizer
@@ -86,6 +97,11 @@ def test_registered_models_are_served_over_http(project):
         assert r.status_code == 200, r.text
         (label,) = r.json()["predictions"]
         assert label == expected[0] and label in TOPICS
+        # the README's example, as typed: a story of the built-in world, answered with its predicted topic
+        payload = readme_request()
+        assert payload["dataframe_records"][0]["text"] in texts
+        r = requests.post(url, json=payload, timeout=60)
+        assert r.json()["predictions"] == [expected[texts.index(payload["dataframe_records"][0]["text"])]]
     assert proc.poll() is not None  # stopped
 
 

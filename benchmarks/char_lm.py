@@ -3,6 +3,7 @@ Transformer and the LSTM at matched parameter counts.
 
     python benchmarks/char_lm.py [--budget-s 300] [--transformer-d 128 --transformer-layers 4]
                                  [--lstm-d 224 --lstm-layers 2]
+    python benchmarks/char_lm.py --quick      # a 10 s budget, evaluated every 5 s: checks that it runs
 
 lmforge's char tokenizer (`train_tokenizer(kind="char")`) and flat token files (`pack_texts`,
 `TokenFile`, step-indexed `RandomWindows`) over ../shared/data/tinyshakespeare/input.txt (first
@@ -16,8 +17,10 @@ time is not counted). Writes benchmarks/results/char_lm.json (curves: wall secon
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import math
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -109,7 +112,10 @@ def main() -> None:
                     help="torch threads; 1 by default: the LSTM's small sequential matmuls do not scale, "
                          "and oversubscribed threads on a loaded machine slowed its steps 10x here")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "char_lm.json"))
+    ap.add_argument("--quick", action="store_true", help="--budget-s 10 --eval-every-s 5: checks that it runs")
     args = ap.parse_args()
+    if args.quick:
+        args.budget_s, args.eval_every_s = 10.0, 5.0
     torch.set_num_threads(args.threads)
 
     text = TEXT.read_text(encoding="utf-8")
@@ -117,6 +123,7 @@ def main() -> None:
     tok = train_tokenizer([text[:cut]], kind="char", vocab_size=256, progress=False)
     vocab, eos = tok.get_vocab_size(), special_ids(tok)["eos"]
     tmp = Path(tempfile.mkdtemp(prefix="char_lm."))
+    atexit.register(shutil.rmtree, tmp, True)  # the packed token files
     pack_texts([text[:cut]], tok, tmp / "train.bin", eos, progress=False)
     pack_texts([text[cut:]], tok, tmp / "val.bin", eos, progress=False)
     train_tf, val_tf = TokenFile(tmp / "train.bin", "uint16"), TokenFile(tmp / "val.bin", "uint16")

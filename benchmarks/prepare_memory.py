@@ -13,7 +13,7 @@ Each size is measured in fresh processes, one per command, through a small paren
 command and reads its peak resident set size from `getrusage(RUSAGE_CHILDREN)`:
 
     prepare   python pipelines/prepare.py data=text_files data.text_files.paths=[<corpus>]
-              tracking=none trainer.enable_progress_bar=false paths.root=<tmp>/<size>
+              tracking=none progress=false paths.root=<tmp>/<size>
               (the default tokenizer: byte-level BPE, 4,096 tokens, max_train_chars 50,000,000)
     pretrain  python pipelines/pretrain.py experiment=smoke (same data and root) tracking=none
               trainer.accelerator=cpu trainer.max_steps=<steps>: the tiny model reads the packed
@@ -24,6 +24,7 @@ The last line printed is the result as JSON (also written to --out).
 
     python benchmarks/prepare_memory.py                     # 64 MB and 512 MB (~2 GB of temporary disk)
     python benchmarks/prepare_memory.py --sizes-mb 8 64     # quicker
+    python benchmarks/prepare_memory.py --quick             # checks that it runs: 2 MB and 4 MB, 5 pretrain steps
 """
 
 from __future__ import annotations
@@ -68,7 +69,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--keep", action="store_true", help="keep the work folder")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "prepare_memory.json")
     p.add_argument("--verbose", action="store_true", help="show the stages' output")
-    return p.parse_args(argv)
+    p.add_argument("--quick", action="store_true",
+                   help="check that it runs: --sizes-mb 2 4 --pretrain-steps 5 (unless given)")
+    a = p.parse_args(argv)
+    if a.quick:
+        given = set(argv if argv is not None else sys.argv[1:])
+        if "--sizes-mb" not in given:
+            a.sizes_mb = [2, 4]
+        if "--pretrain-steps" not in given:
+            a.pretrain_steps = 5
+    return a
 
 
 def sentences(shared: Path) -> list[str]:
@@ -143,7 +153,7 @@ def main(argv=None) -> dict:
                   f"(built in {time.perf_counter() - t0:.0f} s)", flush=True)
             root = work / f"run-{size}mb"
             data = ["data=text_files", f"data.text_files.paths=[{corpus}]", "tracking=none", f"paths.root={root}",
-                    "trainer.enable_progress_bar=false"]
+                    "progress=false"]
             prepare = measure([sys.executable, "pipelines/prepare.py", *data], not args.verbose, env)
             stats = json.loads((root / "artifacts" / "prepare" / "stats.json").read_text())
             run = {"corpus": info, "prepare": prepare, "docs": stats["docs"], "tokens": stats["tokens"]}

@@ -7,9 +7,9 @@ Both sides train `CausalLM(Transformer(cfg))` with the same initial weights, the
 warmup-cosine schedule) and gradient clipping at norm 1.0.
 
 lmforge side: `LMModule` + `PackedLMData` + `make_trainer(conf/trainer/default.yaml)`, built as
-`lmforge.stages.pretrain` builds them, except: no logger (the stage uses MLflow), no progress bar,
-no checkpointing, no validation. A separate "full" run adds the stage's callbacks (Throughput,
-History, ModelCheckpoint) to show what they cost.
+`lmforge.stages.pretrain` builds them, except: no progress bar, no checkpointing, no validation,
+no callbacks (the stage's History also sends every logged value to MLflow). A separate "full" run adds the stage's callbacks (Throughput,
+History, StepCheckpoint) to show what they cost.
 
 Rounds alternate the order of the two sides; the reported ratio is the median over rounds of
 lmforge/bare tokens/s (the two sides of a round run back to back in this process). Timing is from
@@ -18,6 +18,7 @@ points only). With --compile, one untimed round per side compiles first.
 
     python benchmarks/pretrain_throughput.py                 # gpt_small shape, 2-core CPU: ~2 min idle
     python benchmarks/pretrain_throughput.py --precision 32-true
+    python benchmarks/pretrain_throughput.py --quick         # tiny shapes, 1 round: checks that it runs (~1 min)
     python benchmarks/pretrain_throughput.py --device cuda --d-model 768 --n-layers 12 \
         --n-heads 12 --d-ff 3072 --block 1024 --vocab 32768 --steps 50 --warmup 10 --compile
 """
@@ -71,7 +72,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--rounds", type=int, default=5, help="alternating lmforge/bare rounds (median taken)")
     g.add_argument("--no-full", action="store_true", help="skip the run with the pretrain stage's callbacks")
     g.add_argument("--ckpt-every", type=int, default=None,
-                   help="ModelCheckpoint interval in the full run (default: steps//2, so saves land in the timed window)")
+                   help="StepCheckpoint interval in the full run (default: steps//2, so saves land in the timed window)")
     g.add_argument("--peak-n", type=int, default=None, help="matrix size for measure_matmul_peak (default 1024 cpu, 8192 cuda)")
     g.add_argument("--no-sdpa-probe", action="store_true", help="skip the attention-backend probe")
     g = p.add_argument_group("data")
@@ -82,7 +83,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "pretrain_throughput.json")
     g.add_argument("--workdir", type=Path, default=None, help="where the token files and checkpoints go (default: a temp dir)")
     g.add_argument("--verbose", action="store_true", help="keep Lightning's info messages and warnings")
+    p.add_argument("--quick", action="store_true",
+                   help="check that it runs: tiny shapes (d=64, 2 layers, T=64, batch 4, vocab 1024), 3 steps, 1 round, "
+                        "generated text (explicit options given as well still win)")
     a = p.parse_args(argv)
+    if a.quick:
+        quick = dict(d_model=64, n_layers=2, n_heads=2, d_ff=128, block=64, batch=4, vocab=1024, steps=3, warmup=2,
+                     rounds=1, peak_n=512, text=Path("/nonexistent"), gen_chars=200_000)
+        given = {x.split("=")[0] for x in (argv if argv is not None else sys.argv[1:]) if x.startswith("--")}
+        for k, v in quick.items():
+            if "--" + k.replace("_", "-") not in given:
+                setattr(a, k, v)
     if a.d_model % a.n_heads:
         p.error("--d-model must be divisible by --n-heads")
     if a.steps < 1 or a.warmup < 1 or a.rounds < 1:
@@ -109,11 +120,11 @@ def import_stack(verbose: bool):
 
 
 def load_trainer_cfg():
-    """conf/trainer/default.yaml and conf/config.yaml's optim block, as the stage would see them."""
+    """conf/trainer/default.yaml and conf/pipeline.yaml's optim block, as the stage would see them."""
     import yaml
 
     trainer = yaml.safe_load((ROOT / "conf" / "trainer" / "default.yaml").read_text())
-    optim = yaml.safe_load((ROOT / "conf" / "config.yaml").read_text())["optim"]
+    optim = yaml.safe_load((ROOT / "conf" / "pipeline.yaml").read_text())["optim"]
     try:
         from omegaconf import OmegaConf
 
@@ -121,6 +132,17 @@ def load_trainer_cfg():
     except ImportError:  # a bare GPU machine: make_trainer only reads attributes
         t = types.SimpleNamespace(**trainer)
     return t, dict(optim)
+
+
+def optim_settings(optim: dict):
+    """The optimiser settings `LMModule` reads (lr, weight_decay, beta1, beta2, warmup_steps,
+    min_lr_ratio): `lmforge.config.OptimConfig` (range-checked), or — where Hydra is not installed
+    (a bare GPU machine) — the same attributes on a namespace."""
+    try:
+        from lmforge.config import OptimConfig
+    except ImportError:
+        return types.SimpleNamespace(**optim)
+    return OptimConfig(**optim)
 
 
 # ------------------------------------------------------------------------------------------ data
@@ -264,19 +286,14 @@ def sdpa_probe(device, dtype, b: int, h: int, t: int, hd: int, iters: int) -> di
 # ------------------------------------------------------------------------------------ the sides
 
 def make_lm_module(model_group: dict, derived: dict, optim: dict, max_steps: int):
-    """`LMModule` as the pretrain stage builds it (a backbone spec when lmforge has one), and the
-    TransformerConfig the bare side uses."""
-    from lmforge.models.transformer import TransformerConfig
+    """`LMModule` as the pretrain stage builds it: a backbone built from its spec (the model
+    group's fields plus the derived vocab_size/pad_id/causal) under the LM head; and the backbone's
+    TransformerConfig, which the bare side builds its own copy from."""
+    from lmforge.models import build_backbone
     from lmforge.train.lm import LMModule
 
-    try:
-        from lmforge.models import backbone_spec
-    except ImportError:  # older lmforge: LMModule(TransformerConfig, ...)
-        cfg = TransformerConfig(**{k: v for k, v in {**model_group, **derived}.items() if k != "arch"})
-        return LMModule(cfg, optim, max_steps), cfg
-    spec = backbone_spec(model_group, **derived)
-    cfg = TransformerConfig(**{k: v for k, v in spec.items() if k != "arch"})
-    return LMModule(spec, optim, max_steps), cfg
+    backbone = build_backbone({**model_group, **derived})
+    return LMModule(backbone, optim_settings(optim), max_steps, objective="clm"), backbone.cfg
 
 
 def make_sync(device):
@@ -310,12 +327,11 @@ def lightning_round(args, ctx, module, full: bool, workdir: Path) -> dict:
     ckpt_saves: list[float] = []
     throughput = None
     if full:
-        from lightning.pytorch.callbacks import ModelCheckpoint
-
         from lmforge.train.callbacks import History, Throughput
+        from lmforge.train.trainer import StepCheckpoint
 
-        class TimedModelCheckpoint(ModelCheckpoint):
-            """The stage's ModelCheckpoint, with the time of each batch-end hook recorded."""
+        class TimedStepCheckpoint(StepCheckpoint):
+            """The stage's StepCheckpoint, with the time of each batch-end hook recorded."""
 
             def on_train_batch_end(self, *a, **kw):
                 n = self._last_global_step_saved
@@ -326,12 +342,15 @@ def lightning_round(args, ctx, module, full: bool, workdir: Path) -> dict:
 
         throughput = Throughput(args.batch * args.block, module.backbone.flops_per_token(args.block), ctx["peak"])
         ckpt_dir = workdir / "checkpoints"
+        # as lmforge.stages.pretrain builds it (no validation runs here: val_every is past the end,
+        # so every save happens at a batch end, inside the timed window)
         callbacks += [throughput, History(),
-                      TimedModelCheckpoint(dirpath=ckpt_dir, filename="{step}", every_n_train_steps=ctx["ckpt_every"],
-                                           save_last=True, save_top_k=1, enable_version_counter=False)]
+                      TimedStepCheckpoint(dirpath=ckpt_dir, filename="{step}", every_n_train_steps=ctx["ckpt_every"],
+                                          val_every=total + 1, save_last="link", save_top_k=1,
+                                          enable_version_counter=False)]
     else:
         extra["enable_checkpointing"] = False
-    trainer = make_trainer(t, callbacks=callbacks, logger=None, max_steps=total, max_time=None,
+    trainer = make_trainer(t, callbacks=callbacks, progress=False, max_steps=total, max_time=None,
                            val_check_interval=t.val_check_interval, check_val_every_n_epoch=None,
                            limit_val_batches=0, max_epochs=-1, default_root_dir=str(workdir / "lightning"), **extra)
     with sdpa_context(args.sdpa_backend):
@@ -363,7 +382,7 @@ def bare_round(args, ctx, model) -> dict:
     opt = adamw(model, o["lr"], o["weight_decay"], (o["beta1"], o["beta2"]))
     sched = scheduled(opt, o["warmup_steps"], total, o["min_lr_ratio"])["lr_scheduler"]["scheduler"]
     tokens = TokenFile(Path(ctx["tokens_dir"]) / "train.bin", ctx["meta"]["dtype"], block_size=args.block)
-    loader = DataLoader(RandomWindows(tokens, args.batch, args.block, args.seed, 0, 0), batch_size=None)
+    loader = DataLoader(RandomWindows(tokens, args.batch, args.block, args.seed, rank=0, world=1), batch_size=None)
     # cache_enabled=False as Lightning's MixedPrecision does (also: one torch.compile graph serves both)
     if args.precision == "bf16-mixed":
         autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=False)  # noqa: E731
@@ -460,7 +479,7 @@ def main(argv=None) -> dict:
         trainer_cfg, optim = load_trainer_cfg()
         accel = "gpu" if device.type == "cuda" else "cpu"
         for k, v in dict(accelerator=accel, devices=1, strategy="auto", precision=args.precision,
-                         batch_size=args.batch, block_size=args.block, enable_progress_bar=False,
+                         batch_size=args.batch, block_size=args.block,
                          accumulate_grad_batches=1).items():
             setattr(trainer_cfg, k, v)
         if float(trainer_cfg.gradient_clip_val) != 1.0:
@@ -502,7 +521,7 @@ def main(argv=None) -> dict:
               f"H={args.n_heads}, d_ff={args.d_ff}, vocab={model_cfg.vocab_size}), T={args.block}, batch={args.batch}, "
               f"{fpt / 1e6:.1f} MFLOP/token; compile={args.compile}; same initial weights: {same_init}", flush=True)
         print(f"timing {args.rounds} rounds x {args.warmup} warm-up + {args.steps} timed steps per side "
-              f"(lmforge Trainer: no logger, no progress bar, no checkpointing, no validation)", flush=True)
+              f"(lmforge Trainer: no callbacks, no progress bar, no checkpointing, no validation)", flush=True)
 
         compile_round = None
         if args.compile:  # compile (and inductor's first runs) outside the timed rounds
@@ -533,7 +552,7 @@ def main(argv=None) -> dict:
         if not args.no_full:
             full = lightning_round(args, ctx, module, full=True, workdir=workdir)
             full_ref = bare_round(args, ctx, bare_model)  # its paired reference, run right after
-            print(f"  full (+Throughput, History, ModelCheckpoint every {ckpt_every}): "
+            print(f"  full (+Throughput, History, StepCheckpoint every {ckpt_every}): "
                   f"{full['tokens_per_s']:,.0f} tok/s ({len(full['checkpoint_saves_s'])} saves), bare right after "
                   f"{full_ref['tokens_per_s']:,.0f} tok/s", flush=True)
 
@@ -568,9 +587,9 @@ def main(argv=None) -> dict:
         "lmforge_mfu": mfu(med_l), "bare_mfu": mfu(med_b),
         "loss_parity_round1": {"lmforge": rounds[0]["lmforge"]["final_loss"], "bare": rounds[0]["bare"]["final_loss"]},
         "notes": notes + [
-            "lmforge side: make_trainer(conf/trainer/default.yaml) with logger=None, enable_progress_bar=False, "
-            "enable_checkpointing=False, limit_val_batches=0; the pretrain stage also has an MLflow logger "
-            "(not measured here)",
+            "lmforge side: make_trainer(conf/trainer/default.yaml, progress=False) with enable_checkpointing=False, "
+            "limit_val_batches=0; the pretrain stage's History also sends each logged value to MLflow "
+            "(History(sink=run.log_metrics); not measured here)",
             "ratio = median over alternating rounds of (lmforge tok/s / bare tok/s), the two sides of a round "
             "run back to back in this process; tokens/s columns are medians over rounds",
             "MFU = tokens/s x Transformer.flops_per_token(T) / measure_matmul_peak(device, training dtype)",
@@ -625,8 +644,8 @@ def print_table(r: dict) -> None:
         print(f"full run: ratio vs the bare run right after it {r['full_ratio']:.3f}, vs the median bare "
               f"{r['full_ratio_vs_median_bare']:.3f}")
         print(f"full run: Throughput callback says {f['throughput_callback_tokens_per_s']:,.0f} tok/s, MFU "
-              f"{100 * f['throughput_callback_mfu']:.1f}%; ModelCheckpoint every {f['checkpoint_every_n_steps']} steps: "
-              f"{len(saves)} saves, {r['checkpoint_s_per_save']:.3f} s each (step + last.ckpt) -> "
+              f"{100 * f['throughput_callback_mfu']:.1f}%; StepCheckpoint every {f['checkpoint_every_n_steps']} steps: "
+              f"{len(saves)} saves, {r['checkpoint_s_per_save']:.3f} s each (step checkpoint + last.ckpt link) -> "
               f"{100 * (r['checkpoint_overhead_at_config_interval'] or 0):.2f}% at the configured every "
               f"{r['config_checkpoint_every_n_steps']} steps")
     for n in r["notes"]:

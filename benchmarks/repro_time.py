@@ -7,9 +7,14 @@
 
 Per-stage wall times come from two places: DVC's own log ("Running stage 'x'" lines, timed as
 they arrive) and the files the stages write (artifacts/prepare/stats.json,
-artifacts/*/summary.json, reports/metrics/*.json: `wall_s`). reports/metrics.json is copied
+artifacts/*/summary.json, reports/metrics/*.json: `wall_s`; the report stage gathers them in
+reports/plots/timings.csv, copied into the result). reports/metrics.json (results only) is copied
 into the result, and every task's test score is printed: pretrained, scratch and baseline, with
-whether pretrained beats both. Targets: the default pipeline (six tasks, both inits) within 15
+whether pretrained beats both.
+
+`--experiment <name>` composes the clone's params.yaml with that preset
+(`python -m lmforge.params experiment=<name>`, what `dvc exp run -S experiment=<name>` composes)
+before `make repro`, which never recomposes it. Targets: the default pipeline (six tasks, both inits) within 15
 minutes on 2 cores; a no-op within 2 s.
 
     python benchmarks/repro_time.py --experiment smoke      # the tiny pipeline, ~1-3 min on 2 cores
@@ -45,10 +50,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--repo", type=Path, default=ROOT, help="repository to clone (default: this checkout)")
     p.add_argument("--venv", type=Path, default=ROOT / ".venv", help="existing virtual environment to reuse (VENV=)")
     p.add_argument("--fresh-venv", action="store_true", help="create a new venv in the clone and time `make install` too")
-    p.add_argument("--experiment", default=None, help="set `experiment: <name>` in the clone's params.yaml (e.g. smoke)")
+    p.add_argument("--experiment", default=None,
+                   help="compose the clone's params.yaml with experiment=<name> (e.g. smoke) before make repro")
     p.add_argument("--overlay-working-tree", action="store_true",
-                   help="copy the repo's current src/ pipelines/ conf/ dvc.yaml params.yaml Makefile pyproject.toml "
-                        "over the clone (measure uncommitted work; default: the committed HEAD only)")
+                   help="copy the repo's current src/ pipelines/ conf/ hydra_plugins/ .dvc/config dvc.yaml params.yaml "
+                        "Makefile pyproject.toml over the clone (measure uncommitted work; default: the committed HEAD only)")
     p.add_argument("--noop-runs", type=int, default=2, help="how many no-op `dvc repro` runs to time (median reported)")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds allowed for `make repro`")
     p.add_argument("--workdir", type=Path, default=None, help="where to clone (default: a temp dir)")
@@ -106,7 +112,8 @@ def run_timed(cmd: list[str], cwd: Path, env: dict, timeout: float, log_path: Pa
             "log": str(log_path), "tail": tail}
 
 
-OVERLAY = ("src", "pipelines", "conf", "dvc.yaml", "params.yaml", "Makefile", "pyproject.toml")
+OVERLAY = ("src", "pipelines", "conf", "hydra_plugins", ".dvc/config", "dvc.yaml", "params.yaml", "Makefile",
+           "pyproject.toml")
 
 
 def overlay(repo: Path, clone: Path) -> None:
@@ -127,6 +134,23 @@ def read_json(path: Path):
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
+
+
+def read_timings(path: Path) -> dict | None:
+    """reports/plots/timings.csv (stage,seconds[,...]) as {stage: seconds}: what the report stage
+    gathered from the stages' own wall_s."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return None
+    rows = {}
+    for line in lines[1:]:  # stage names hold no comma ("finetune@ner (pretrained)")
+        stage, _, seconds = line.partition(",")
+        try:
+            rows[stage] = float(seconds.split(",")[0])
+        except ValueError:
+            continue
+    return rows
 
 
 def stage_reports(clone: Path) -> dict:
@@ -203,21 +227,9 @@ def _run(args, result: dict, base: Path, clone: Path, logs: Path) -> dict:
         result["overlay_working_tree"] = OVERLAY
         print(f"overlaid the working tree's {', '.join(OVERLAY)} (uncommitted edits included)")
 
-    # 2. the experiment choice
-    params = clone / "params.yaml"
-    if args.experiment:
-        text = params.read_text()
-        new, n = re.subn(r"(?m)^experiment:.*$", f"experiment: {args.experiment}", text)
-        if n == 0:
-            new = text.rstrip("\n") + f"\nexperiment: {args.experiment}\n"
-        params.write_text(new)
-        print(f"params.yaml: experiment: {args.experiment}")
-    m = re.search(r"(?m)^experiment:\s*(\S+)", params.read_text())
-    result["experiment"] = m.group(1) if m else None
-
-    # 3. environment: the clone's own src first (the shared venv's editable install points elsewhere)
+    # 2. the environment: the clone's own src first (the shared venv's editable install points elsewhere)
     env = dict(os.environ)
-    for k in ("LMFORGE_ROOT", "VIRTUAL_ENV", "PYTHONHOME"):
+    for k in ("LMFORGE_ROOT", "VIRTUAL_ENV", "PYTHONHOME", "LMFORGE_TRACKING_URI"):
         env.pop(k, None)
     env["PYTHONPATH"] = str(clone / "src") + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.setdefault("HF_HUB_OFFLINE", "1")
@@ -239,6 +251,22 @@ def _run(args, result: dict, base: Path, clone: Path, logs: Path) -> dict:
     else:
         # never remake the shared venv (a fresh clone's pyproject.toml is newer than its stamp)
         make += ["-o", str(venv / ".installed")]
+
+    # 3. the experiment: params.yaml composed with the preset (`make repro` = `dvc repro` never
+    # recomposes it; the stages refuse a params.yaml that is stale against conf/)
+    result["experiment"] = args.experiment or "default"
+    if args.experiment:
+        t0 = time.perf_counter()
+        comp = run_timed([str(venv / "bin" / "python"), "-m", "lmforge.params", f"experiment={args.experiment}"],
+                         clone, env, 300, logs / "params.log", False)
+        result["compose_params_s"] = time.perf_counter() - t0
+        print(f"params.yaml composed with experiment={args.experiment} ({result['compose_params_s']:.1f} s, "
+              f"rc {comp['rc']})")
+        if comp["rc"] != 0:
+            print("\n".join("  ! " + line for line in comp["tail"][-15:]))
+            result["repro"] = {"rc": comp["rc"], "wall_s": 0.0, "timed_out": False, "stages_from_dvc_log_s": {},
+                               "tail": comp["tail"], "cmd": comp["cmd"]}
+            return finish(args, result)
 
     # 4. the pipeline
     print(f"{' '.join(make)} repro ...", flush=True)
@@ -268,6 +296,7 @@ def _run(args, result: dict, base: Path, clone: Path, logs: Path) -> dict:
     # 6. what the stages report
     result["stage_reports"] = stage_reports(clone)
     result["metrics"] = read_json(clone / "reports" / "metrics.json")
+    result["timings_csv"] = read_timings(clone / "reports" / "plots" / "timings.csv")
     return finish(args, result)
 
 
@@ -318,7 +347,8 @@ def finish(args, result: dict) -> dict:
     if result.get("noop_reran_stages"):
         print(f"NOT a no-op: the second dvc repro re-ran {result['noop_reran_stages']}")
     if result.get("git_status_after"):
-        print("git status in the clone after the pipeline (should be params.yaml/dvc.lock only):")
+        print("git status in the clone after the pipeline (expected: params.yaml, dvc.lock and the committed "
+              "reports/metrics.json only):")
         print("\n".join("  " + line for line in result["git_status_after"]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")

@@ -1,13 +1,17 @@
 #!/usr/bin/env python
-"""Run every lmforge benchmark with its defaults (`make bench`) and print one summary.
+"""Run the lmforge benchmarks pretrain_throughput, repro_time and prepare_memory with their defaults
+(`make bench`) and print one summary.
 
 Each benchmark runs in its own process (so one's imports and threads do not skew another) and
 writes its JSON under benchmarks/results/; this script collects them into
 benchmarks/results/run_all.json.
 
-    python benchmarks/run_all.py                       # both, defaults (the default pipeline: long)
-    python benchmarks/run_all.py --quick               # repro_time with --experiment smoke
+    python benchmarks/run_all.py                       # all three, defaults (the default pipeline: long)
+    python benchmarks/run_all.py --quick               # each in its quick mode (repro_time: --experiment smoke)
     python benchmarks/run_all.py --only pretrain_throughput --pretrain-args "--precision 32-true"
+    python benchmarks/run_all.py --only prepare_memory --memory-args "--sizes-mb 8 64"
+
+(minilm.py and char_lm.py are not in this run: an hour of CPU and a fixed time budget; run them alone.)
 """
 
 from __future__ import annotations
@@ -21,16 +25,18 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ("pretrain_throughput", "repro_time")
+BENCHES = ("pretrain_throughput", "repro_time", "prepare_memory")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "), epilog=__doc__.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--only", choices=BENCHES, action="append", help="run only this benchmark (repeatable)")
-    p.add_argument("--quick", action="store_true", help="pass --experiment smoke to repro_time")
+    p.add_argument("--quick", action="store_true",
+                   help="quick modes: --quick to pretrain_throughput and prepare_memory, --experiment smoke to repro_time")
     p.add_argument("--pretrain-args", default="", help="extra arguments for pretrain_throughput.py (one string)")
     p.add_argument("--repro-args", default="", help="extra arguments for repro_time.py (one string)")
+    p.add_argument("--memory-args", default="", help="extra arguments for prepare_memory.py (one string)")
     p.add_argument("--results", type=Path, default=HERE / "results", help="folder for the JSON results")
     return p.parse_args(argv)
 
@@ -82,6 +88,19 @@ def summary_lines(runs: dict) -> list[str]:
                              f"{r['outside_total_s']:.1f} s")
         else:
             lines.append(f"repro_time  FAILED (rc {rt['rc']})")
+    pm = runs.get("prepare_memory")
+    if pm:
+        r = pm["result"]
+        if r:
+            small, large = r["sizes_mb"]
+            lines.append(f"prepare_memory  peak RSS of prepare {r['prepare_peak_rss_mb'][0]:.0f} MB ({small} MB corpus) -> "
+                         f"{r['prepare_peak_rss_mb'][1]:.0f} MB ({large} MB): ratio {r['prepare_ratio']:.2f} "
+                         f"(target <= {r['target_ratio']})")
+            if "pretrain_ratio" in r:
+                lines.append(f"  smoke pretrain on its tokens: {r['pretrain_peak_rss_mb'][0]:.0f} -> "
+                             f"{r['pretrain_peak_rss_mb'][1]:.0f} MB, ratio {r['pretrain_ratio']:.2f}")
+        else:
+            lines.append(f"prepare_memory  FAILED (rc {pm['rc']})")
     return lines
 
 
@@ -94,7 +113,9 @@ def main(argv=None) -> int:
         if name not in todo:
             continue
         if name == "pretrain_throughput":
-            extra = shlex.split(args.pretrain_args)
+            extra = (["--quick"] if args.quick else []) + shlex.split(args.pretrain_args)
+        elif name == "prepare_memory":
+            extra = (["--quick"] if args.quick else []) + shlex.split(args.memory_args)
         else:
             extra = (["--experiment", "smoke"] if args.quick else []) + shlex.split(args.repro_args)
         runs[name] = run(name, extra, args.results)

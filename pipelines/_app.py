@@ -32,6 +32,10 @@ QUIET_LOGS = {
                                                "Using bfloat16 Automatic Mixed Precision"),
     "lightning.fabric.utilities.rank_zero": ("💡 Tip:",),
     "mlflow.store.db.utils": ("Creating initial MLflow database tables", "Updating database tables"),
+    # a file `datasets` cannot parse: it logs, then raises what lmforge reports in its one line
+    "datasets.packaged_modules.json.json": ("Failed to load JSON from file", "Failed to read file",
+                                            "Failed to convert pandas DataFrame"),
+    "datasets.packaged_modules.csv.csv": ("Failed to read file",),
 }
 QUIET_WARNINGS = (  # (message regex, module regex); MLflow's model-logging advice: track/registry.py
     (r".*isinstance\(treespec, LeafSpec\)", r"lightning\.pytorch\.utilities\._pytree"),
@@ -72,8 +76,21 @@ def check_command_line(argv: list[str]) -> None:
     except Exception as e:
         if _debug():
             raise
-        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-        _fail("; ".join(lines[:3]) or type(e).__name__)
+        _fail(composition_error(e))
+
+
+def composition_error(e: BaseException) -> str:
+    """Hydra's multi-line report of an override that does not compose, in one line: what failed,
+    why (the cause Hydra keeps apart), and the options a group has — not its search path."""
+    text = str(e).split("\nConfig search path:")[0]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    options = next((i for i, line in enumerate(lines) if line.startswith("Available options")), None)
+    if options is not None:
+        lines = lines[:options] + [f"{lines[options].rstrip(':')}: {', '.join(lines[options + 1:])}"]
+    cause = e.__cause__ or e.__context__
+    if cause is not None and str(cause).strip() and str(cause).strip().splitlines()[0] not in lines:
+        lines.append(str(cause).strip().splitlines()[0])
+    return "; ".join(lines[:4]) or type(e).__name__
 
 
 def run(stage: Callable[[DictConfig], dict]) -> None:

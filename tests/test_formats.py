@@ -72,7 +72,7 @@ def test_csv_and_jsonl_columns(tmp_path):
 
 def test_csv_unclosed_quote_loses_only_its_line(tmp_path):
     f = write(tmp_path / "d.csv", 'text,label\n"open quote,a\nfine,b\nalso fine,c\n')
-    with pytest.raises(DataError, match=r"d\.csv:2: 1 columns, expected 2 \(a quote opened here is not closed"):
+    with pytest.raises(DataError, match=r"d\.csv:2: .*a quote opened here is not closed"):
         rows("csv", f)
     out = rows("csv", f, skip_malformed=True)
     assert out.skipped == 1 and [(r["text"], r["where"]) for r in out.records] == [("fine", f"{f}:3"),
@@ -224,7 +224,7 @@ def test_an_empty_split_is_refused_naming_the_file(tmp_path):
     empty = write(tmp_path / "test.jsonl", "\n")
     fam = family("classification", data={"source": "local", "format": "jsonl", "train": str(train),
                                          "test": str(empty)})
-    with pytest.raises(DataError, match=r"test\.jsonl: the test split of task 'classification' is empty"):
+    with pytest.raises(DataError, match=r"test\.jsonl: no records .*task\.classification\.data\.test"):
         load_splits(fam, 0, None, tmp_path, tmp_path)
 
 

@@ -185,12 +185,12 @@ def test_non_text_column_is_a_data_error(tmp_path, cache):
 
 def test_missing_empty_and_directory_paths(tmp_path, cache):
     missing = tmp_path / "nope.txt"
-    with pytest.raises(DataError, match=f"not found: {missing}"):
+    with pytest.raises(DataError, match=f"{missing}: data file not found"):
         load_corpus("text_files", paths=[str(missing)], cache_dir=cache)  # before any pass
     empty = write(tmp_path / "empty.txt", "")
-    with pytest.raises(DataError, match=f"empty: {empty}"):
+    with pytest.raises(DataError, match=f"{empty}: an empty data file"):
         load_corpus("text_files", paths=[empty], cache_dir=cache)
-    with pytest.raises(DataError, match=f"is a directory, not a file: {tmp_path}"):
+    with pytest.raises(DataError, match=f"{tmp_path}: a directory, not a data file"):
         load_corpus("text_files", paths=[str(tmp_path)], cache_dir=cache)
     blank = write(tmp_path / "blank.txt", "\n\n   \n\n")
     corpus = load_corpus("text_files", paths=[blank], cache_dir=cache)
@@ -302,5 +302,5 @@ def test_hub_source_uses_the_validation_split(tmp_path, streaming):
     opts["cache_dir"] = str(tmp_path / "c2")
     train, val = docs(load_corpus("hub", name=str(repo), val_fraction=0.3, **opts))
     assert sorted(train + val) == sorted(f"train doc {i}" for i in range(10)) and train and val
-    with pytest.raises(DataError, match=r"no column 'body' \(data.hub.text_column\)"):
+    with pytest.raises(DataError, match=r"no column 'body'; set data\.hub\.text_column"):
         docs(load_corpus("hub", name=str(repo), text_column="body", **opts))

@@ -143,7 +143,7 @@ def test_load_missing_tokenizer_names_the_path(tmp_path):
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "tokenizer.json").write_text("{not json")
-    with pytest.raises(DataError, match="cannot load tokenizer"):
+    with pytest.raises(DataError, match=r"bad/tokenizer\.json: not a tokenizer file"):
         load_tokenizer(bad)
 
 

@@ -28,7 +28,7 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from lmforge.errors import ConfigError
+from lmforge.errors import ConfigError, DataError
 from lmforge.schema import build, setting, unknown_key
 
 
@@ -271,9 +271,13 @@ def load_params(cfg: DictConfig, sections: tuple[str, ...]) -> DictConfig:
     from lmforge.fileio import read_yaml
 
     path = Path(cfg.params_file)
-    params = read_yaml(path)
+    recompose = "recompose it: `python -m lmforge.params` (or `dvc exp run`)"
+    try:
+        params = read_yaml(path)
+    except DataError as e:
+        raise DataError(f"{e}; {recompose}") from None
     if not isinstance(params, dict):
-        raise ConfigError(f"{path}: not a mapping of parameters")
+        raise ConfigError(f"{path}: not a mapping of parameters; {recompose}")
     unknown = sorted(set(params) - set(HYPERPARAMETERS) - {"conf_digest"})
     if unknown:
         raise ConfigError(f"{path}: {unknown[0]!r} is not a parameter lmforge knows (parameters: "

@@ -144,7 +144,7 @@ def export(model_dir: str | Path, out_dir: str | Path) -> Path:
     """Export `model_dir` (an lmforge model directory) into `out_dir` (written atomically)."""
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     saved = SavedModel.load(model_dir)
-    cls, config = from_spec(saved.backbone)
+    cls, config = from_spec(saved.backbone, Path(model_dir) / "lmforge.json")
     exports_as = cls.capabilities(config).exports_as
     if exports_as is None:
         raise ConfigError(f"{model_dir}: its backbone ({saved.backbone['arch']}, trained with objective="

@@ -19,6 +19,13 @@ from lmforge.errors import DataError
 
 
 def _umask() -> int:
+    """The process's umask: read from /proc (setting it to read it would race with other threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -27,6 +34,19 @@ def _umask() -> int:
 def _public(path: Path, directory: bool) -> None:
     """tempfile creates 0700 folders and 0600 files; an output gets the modes any other file would."""
     os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
+def _public_tree(root: Path) -> None:
+    """Every folder and file under `root` with the modes the user's umask gives (whatever wrote them:
+    safetensors writes 0600, shutil.copy2 copies its source's mode); executables stay executable."""
+    mask = _umask()
+    for dirpath, _, filenames in os.walk(root):
+        os.chmod(dirpath, 0o777 & ~mask)
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            if not os.path.islink(path):
+                executable = os.stat(path).st_mode & 0o111
+                os.chmod(path, (0o777 if executable else 0o666) & ~mask)
 
 
 def _alive(pid: int) -> bool:
@@ -64,9 +84,9 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(path.parent, path.name)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=path.parent))
-    _public(tmp, directory=True)
     try:
         yield tmp
+        _public_tree(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -28,6 +28,7 @@ WEIGHTS = "model.safetensors"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 VERSION = 1
 KINDS = ("language_model", "task_model")
+REMAKE = "re-run the stage that wrote it"  # what mends a damaged model directory
 
 
 @dataclass
@@ -77,12 +78,18 @@ class SavedModel:
         """The manifest of a model directory (weights are read by `weights`)."""
         directory = Path(directory)
         path = directory / MANIFEST
+        if not directory.is_dir():
+            raise DataError(f"{directory}: no model directory there; run the stage that makes it")
         if not path.is_file():
-            hint = " (a Hugging Face directory: use model=hf model.pretrained=<it>)" if (directory / "config.json").is_file() else ""
-            raise DataError(f"{directory}: not an lmforge model directory (no {MANIFEST}){hint}")
-        data = read_json(path)
+            hint = ("a Hugging Face directory: fine-tune it as model=hf model.pretrained=<it>"
+                    if (directory / "config.json").is_file() else REMAKE)
+            raise DataError(f"{directory}: not an lmforge model directory (no {MANIFEST}); {hint}")
+        try:
+            data = read_json(path)
+        except DataError as e:
+            raise DataError(f"{e}: {REMAKE}") from None
         if not isinstance(data, dict):
-            raise DataError(f"{path}: not a model manifest (a JSON object)")
+            raise DataError(f"{path}: not a model manifest (a JSON object); {REMAKE}")
         version = data.get("version")
         if not isinstance(version, int) or version > VERSION:
             raise DataError(f"{path}: manifest version {version!r}; this lmforge reads version {VERSION} "
@@ -90,7 +97,10 @@ class SavedModel:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown or data.get("kind") not in KINDS or not isinstance(data.get("backbone"), dict):
-            raise DataError(f"{path}: not a valid model manifest (kind {data.get('kind')!r}, unknown keys {unknown})")
+            raise DataError(f"{path}: not a valid model manifest (kind {data.get('kind')!r}, unknown keys {unknown}); "
+                            f"{REMAKE}")
+        if not (directory / WEIGHTS).is_file():
+            raise DataError(f"{directory / WEIGHTS} is missing: the model directory is incomplete; {REMAKE}")
         return cls(**data)
 
     def weights(self, directory: str | Path) -> dict[str, torch.Tensor]:
@@ -99,12 +109,13 @@ class SavedModel:
 
         path = Path(directory) / WEIGHTS
         if not path.is_file():
-            raise DataError(f"{path} is missing: the model directory is incomplete")
+            raise DataError(f"{path} is missing: the model directory is incomplete; {REMAKE}")
         try:
             return load_file(str(path))
-        except (SafetensorError, OSError, ValueError) as e:
-            raise DataError(f"{path}: not a readable safetensors file ({e}); the file is damaged or "
-                            "truncated: re-run the stage that wrote it") from None
+        except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+            why = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise DataError(f"{path}: not a readable safetensors file ({why}); the file is damaged or "
+                            f"truncated: {REMAKE}") from None
 
 
 def file_digest(path: str | Path) -> str:

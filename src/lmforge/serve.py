@@ -12,6 +12,12 @@
 Input: a DataFrame with the input columns (`dataframe_records` / `dataframe_split`), `{"inputs":
 {...}}`, or a plain list of strings for a single-input model. The models are logged "from code"
 (a two-line script, see `track.registry`), never as pickles; the weights stay safetensors.
+
+`predict`'s input is typed `pd.DataFrame`: what MLflow hands it after enforcing the logged
+signature. It is one of the type hints MLflow accepts without inferring a signature from them
+(`mlflow.types.type_hints.type_hints_no_signature_inference`), so the logged signature stays the
+one `track.registry` writes and MLflow converts nothing (a `list[str]` hint would make it pass the
+first string column only: no QA); an untyped `predict` makes MLflow advise type hints on every log.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow.pyfunc
+import pandas as pd
 
 
 def columns_of(model_input: Any, names: list[str]) -> dict[str, list]:
@@ -61,7 +68,7 @@ class TaskModel(mlflow.pyfunc.PythonModel):
         self.tok = load_tokenizer(model_dir)
         return self
 
-    def predict(self, context, model_input, params=None) -> list:
+    def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> list:
         columns = columns_of(model_input, self.family.serves["inputs"])
         records = self.family.serve_records(columns)
         return self.family.predict(self.model, records, self.tok, self.saved.head or {})
@@ -82,7 +89,7 @@ class LanguageModel(mlflow.pyfunc.PythonModel):
         self.tok = load_tokenizer(model_dir)
         return self
 
-    def predict(self, context, model_input, params=None) -> list[float]:
+    def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> list[float]:
         import math
 
         import torch

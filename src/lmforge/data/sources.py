@@ -59,6 +59,7 @@ _LOADERS: dict[str, tuple[str, dict]] = {
     ".parquet": ("parquet", {}),
 }
 _BATCH = 1000  # rows per batch read from a `datasets` dataset
+PLAIN_FIX = "set data.text_files.encoding if the file is in another encoding"  # plain text that does not decode
 
 
 class Corpus:
@@ -281,16 +282,22 @@ def _nonempty(docs: Iterable[str], where: str, min_chars: int) -> Iterator[str]:
 
 
 def _file_reader(path: Path, text_column: str, encoding: str, max_doc_chars: int) -> Callable[[], Iterator]:
-    """Check ``path`` now; return a function that reads it, one pass per call."""
+    """Check ``path`` now — present, a file, not empty, text in its encoding all through (one
+    quick pass, so that a bad byte stops the stage before any work, not hours into it) — and
+    return a function that reads it, one pass per call."""
+    key = "data.text_files.paths"
     if not path.exists():
-        raise DataError(f"data file not found: {path}")
+        raise DataError(f"{path}: data file not found; {key} must list existing files")
     if path.is_dir():
-        raise DataError(f"data file is a directory, not a file: {path} (list the files inside it)")
+        raise DataError(f"{path}: a directory, not a data file; {key} must list files (the ones inside it)")
     if path.stat().st_size == 0:
-        raise DataError(f"data file is empty: {path}")
+        raise DataError(f"{path}: an empty data file; remove it from {key}")
     builder, kwargs = _LOADERS.get(path.suffix.lower(), (None, {}))
     if builder is None:
+        _check_text(path, encoding, PLAIN_FIX)
         return lambda: _paragraphs(path, encoding, max_doc_chars)
+    if builder != "parquet":  # `datasets` reads structured text files as UTF-8
+        _check_text(path, "utf-8", f"a {path.suffix} file is read as UTF-8: convert it (e.g. iconv -f latin1 -t utf-8)")
 
     import datasets
 
@@ -298,9 +305,16 @@ def _file_reader(path: Path, text_column: str, encoding: str, max_doc_chars: int
         dataset = datasets.load_dataset(builder, data_files=[str(path.resolve())], split="train",
                                         streaming=True, **kwargs)
     except Exception as exc:
-        raise DataError(f"cannot read {path} as {builder}: {type(exc).__name__}: {exc}") from exc
+        raise DataError(f"{path}: cannot read it as {builder} ({_first_line(exc)})") from None
     where = f"file {path}"
-    return lambda: _column(dataset, text_column, where, "data.text_files.text_column", builder)
+    read = lambda: _column(dataset, text_column, where, "data.text_files.text_column", builder)  # noqa: E731
+    next(read(), None)  # its first rows now: a missing column or a malformed start fails before any work
+    return read
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
 def _paragraphs(path: Path, encoding: str, max_chars: int) -> Iterator[str]:
@@ -308,26 +322,17 @@ def _paragraphs(path: Path, encoding: str, max_chars: int) -> Iterator[str]:
     python_encoding = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
     lines: list[str] = []  # the paragraph so far: pieces with their separators
     size = 0
-    line_no = 1  # of the next read
     continues = False  # the last read ended inside a line (it was max_chars long)
     # newline="\n": lines end at "\n" only, returned untranslated (never at "\r", U+2028, ...)
     with open(path, encoding=python_encoding, newline="\n") as f:
         while True:
             try:
                 read = f.readline(max_chars)
-            except UnicodeDecodeError as exc:
-                offset, line = _decode_error_at(path, python_encoding)
-                raise DataError(
-                    f"{path}, line {line} (byte {offset}): not valid {encoding} text ({exc.reason}); "
-                    f"set data.text_files.encoding if the file is in another encoding"
-                ) from None
+            except UnicodeDecodeError:  # (the file changed since it was checked) say where
+                _check_text(path, encoding, PLAIN_FIX)
+                raise
             if not read:
                 break
-            if "\x00" in read:
-                raise DataError(
-                    f"{path}, line {line_no}: NUL character: a binary file, or text in another "
-                    f"encoding than {encoding} (data.text_files.encoding)"
-                )
             ends_line = read.endswith("\n")
             piece = read[:-1].removesuffix("\r") if ends_line else read
             if not continues and ends_line and not piece.strip():  # a blank line
@@ -342,30 +347,46 @@ def _paragraphs(path: Path, encoding: str, max_chars: int) -> Iterator[str]:
                 lines.append(sep + piece)
                 size += len(sep) + len(piece)
             continues = not ends_line
-            line_no += ends_line
     if lines:
         yield "".join(lines)
 
 
-def _decode_error_at(path: Path, encoding: str) -> tuple[int, int]:
-    """(byte offset, line) of the first byte of ``path`` that does not decode (error path only)."""
-    decoder = codecs.getincrementaldecoder(encoding)("strict")
+def _check_text(path: Path, encoding: str, fix: str) -> None:
+    """Decode ``path`` once, in chunks: DataError at the first byte that is not ``encoding`` text
+    (its line and byte offset; `fix` says what would work) or the first NUL character (a binary
+    file, or another encoding)."""
+    python_encoding = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
+    decoder = codecs.getincrementaldecoder(python_encoding)("strict")
     offset = newlines = 0
     with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
+        while True:
+            chunk = f.read(1 << 20)
             held = decoder.getstate()[0]
             try:
-                newlines += decoder.decode(chunk).count("\n")
+                text = decoder.decode(chunk, final=not chunk)
             except UnicodeDecodeError as exc:
-                data = held + chunk
-                good = data[: exc.start].decode(encoding, errors="replace")
-                return offset - len(held) + exc.start, newlines + good.count("\n") + 1
+                good = (held + chunk)[: exc.start].decode(python_encoding, errors="replace")
+                if "\x00" not in good:
+                    line = newlines + good.count("\n") + 1
+                    raise DataError(f"{path}, line {line} (byte {offset - len(held) + exc.start}): not valid {encoding} "
+                                    f"text ({exc.reason}); {fix}") from None
+                text = good
+            if (nul := text.find("\x00")) != -1:
+                raise DataError(f"{path}, line {newlines + text.count(chr(10), 0, nul) + 1}: NUL character: a binary "
+                                f"file, or text in another encoding than {encoding}; {fix}")
+            if not chunk:
+                return
+            newlines += text.count("\n")
             offset += len(chunk)
-    return offset, newlines + 1
 
 
 # ---------------------------------------------------------------------------------------------
 # datasets (structured files and the Hub)
+
+
+# what a structured file must be, by `datasets` builder (the hint of a read error)
+_SHAPES = {"json": "one JSON object per line (.jsonl) or a JSON list of objects (.json)",
+           "csv": "comma- (.csv) or tab-separated (.tsv) rows under a header row", "parquet": "a Parquet table"}
 
 
 def _column(dataset, text_column: str, where: str, key: str, builder: str = "datasets") -> Iterator:
@@ -373,7 +394,7 @@ def _column(dataset, text_column: str, where: str, key: str, builder: str = "dat
     names = dataset.column_names  # None for some streamed datasets: checked on the first batch
     if names is not None:
         if text_column not in names:
-            raise DataError(f"{where} has no column {text_column!r} ({key}); columns: {list(names)}")
+            raise DataError(f"{where} has no column {text_column!r}; set {key} to one of its columns {list(names)}")
         dataset = dataset.select_columns([text_column])
     row = 0
     batches = iter(dataset.iter(batch_size=_BATCH))
@@ -381,16 +402,16 @@ def _column(dataset, text_column: str, where: str, key: str, builder: str = "dat
         try:
             batch = next(batches, None)
         except Exception as exc:  # a malformed line or file
-            raise DataError(f"cannot read {where} as {builder} (after row {row}): "
-                            f"{type(exc).__name__}: {exc}") from exc
+            shape = f"; it must hold {_SHAPES[builder]}" if builder in _SHAPES else ""
+            raise DataError(f"cannot read {where} as {builder} (after row {row}): {_first_line(exc)}{shape}") from None
         if batch is None:
             return
         if text_column not in batch:
-            raise DataError(f"{where} has no column {text_column!r} ({key}); columns: {list(batch)}")
+            raise DataError(f"{where} has no column {text_column!r}; set {key} to one of its columns {list(batch)}")
         for value in batch[text_column]:
             if value is not None and not isinstance(value, str):
                 raise DataError(
-                    f"{where}, row {row}: column {text_column!r} holds {type(value).__name__}, not text"
+                    f"{where}, row {row}: column {text_column!r} holds {type(value).__name__}, not text ({key})"
                 )
             row += 1
             yield value

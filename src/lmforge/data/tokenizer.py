@@ -262,12 +262,19 @@ def load_tokenizer(directory: str | os.PathLike) -> Tokenizer:
     path = Path(directory)
     if path.is_dir() or path.suffix != ".json":
         path = path / TOKENIZER_FILE
+    from lmforge.saved_model import MANIFEST, REMAKE
+
+    in_model = (path.parent / MANIFEST).is_file()  # a model directory's (else the prepare stage's)
+    remake = REMAKE if in_model else "re-run the prepare stage"
     if not path.is_file():
+        if in_model:
+            raise DataError(f"{path} is missing: the model directory is incomplete; {REMAKE}")
         raise DataError(f"tokenizer file not found: {path} (run the prepare stage to train one)")
     try:
         tok = Tokenizer.from_file(str(path))
     except Exception as exc:  # tokenizers raises a plain Exception on malformed files
-        raise DataError(f"cannot load tokenizer {path}: {exc}") from exc
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"{path}: not a tokenizer file `tokenizers` can load ({why}); it is damaged: {remake}") from None
     # Hugging Face checkpoints may save fixed padding/truncation (MiniLM: pad to 128): callers
     # truncate and pad themselves, and packing a corpus must never truncate a document.
     tok.no_padding()

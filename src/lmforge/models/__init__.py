@@ -28,7 +28,8 @@ import torch
 from torch import nn
 
 from lmforge.errors import ConfigError, DataError
-from lmforge.schema import build, setting
+from lmforge.saved_model import REMAKE
+from lmforge.schema import build, check_values, setting
 
 
 @dataclass(frozen=True)
@@ -160,32 +161,40 @@ def check_objective(cls: type[Backbone], config: Any, objective: str, what: str 
                           "model.hf_model_type=bert)")
 
 
-def from_spec(spec: dict[str, Any]) -> tuple[type[Backbone], Any]:
-    """(backbone class, its settings) of a saved spec (see `Backbone.spec`)."""
+def from_spec(spec: dict[str, Any], source: str | Path = "the saved model") -> tuple[type[Backbone], Any]:
+    """(backbone class, its settings) of a saved spec (see `Backbone.spec`), checked as a config
+    is: a damaged or edited manifest (`source`) fails here, naming it, not in the middle of training."""
     spec = dict(spec)
     cls = backbone_class(spec.pop("arch"))
     names = {f.name for f in fields(cls.config_class)}
-    return cls, cls.config_class(**{k: v for k, v in spec.items() if k in names})
+    config = cls.config_class(**{k: v for k, v in spec.items() if k in names})
+    try:
+        check_values(config, "backbone")
+    except ConfigError as e:
+        raise DataError(f"{source}: {e}: the file is damaged or was edited; {REMAKE}") from None
+    return cls, config
 
 
-def build_backbone(spec: dict[str, Any]) -> Backbone:
-    """A freshly initialised backbone from a saved spec."""
-    cls, config = from_spec(spec)
+def build_backbone(spec: dict[str, Any], source: str | Path = "the saved model") -> Backbone:
+    """A freshly initialised backbone from a saved spec (`source`: the manifest it came from)."""
+    cls, config = from_spec(spec, source)
     return cls(config)
 
 
-def check_state(own: dict[str, torch.Tensor], state: dict[str, torch.Tensor], source: str | Path) -> None:
+def check_state(own: dict[str, torch.Tensor], state: dict[str, torch.Tensor], source: str | Path,
+                remedy: str = REMAKE) -> None:
     """Fail, naming the file and the first tensor, when weights do not fit a model (missing or extra
-    tensors, another shape): the one check for model directories and training checkpoints alike."""
+    tensors, another shape) and saying what would mend it (`remedy`): the one check for model
+    directories and training checkpoints alike."""
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     if missing or unexpected:
         raise ConfigError(f"{source}: weights do not fit the configured model (missing {missing[:3]}, "
-                          f"unexpected {unexpected[:3]}): it is from another model")
+                          f"unexpected {unexpected[:3]}): it is from another model; {remedy}")
     for k, v in state.items():
         if own[k].shape != v.shape:
             raise ConfigError(f"{source}: tensor {k!r} has shape {tuple(v.shape)} but the configured model "
-                              f"expects {tuple(own[k].shape)}: it is from a different model shape")
+                              f"expects {tuple(own[k].shape)}: it is from a different model shape; {remedy}")
 
 
 def load_weights(module: nn.Module, state: dict[str, torch.Tensor], source: str | Path) -> None:
@@ -198,11 +207,11 @@ def load_backbone(directory: str | Path):
     from lmforge.saved_model import SavedModel
 
     saved = SavedModel.load(directory)
-    backbone = build_backbone(saved.backbone)
+    backbone = build_backbone(saved.backbone, Path(directory) / "lmforge.json")
     prefix = "backbone."
     state = {k[len(prefix):]: v for k, v in saved.weights(directory).items() if k.startswith(prefix)}
     if not state:
-        raise DataError(f"{Path(directory) / 'model.safetensors'}: holds no backbone weights")
+        raise DataError(f"{Path(directory) / 'model.safetensors'}: holds no backbone weights; {REMAKE}")
     load_weights(backbone, state, Path(directory) / "model.safetensors")
     return backbone, saved
 

@@ -4,9 +4,11 @@
         ...setup → fit → save, writing under ctx.paths, logging to ctx.run
 
 `stage()` takes the stage's sections from params.yaml when DVC runs it (`cfg.params_file`), keeps
-only those sections (reading another fails at once), checks them, seeds, and — on the main
-process only (global rank 0; the others of a multi-process run neither track nor write) — opens
-the stage's MLflow run with the sections as params.
+only those sections (reading another fails at once), checks them and the tracking settings, seeds,
+and — on the main process only (global rank 0; the others of a multi-process run neither track nor
+write) — connects to the MLflow store. The stage's MLflow run is created when its work begins
+(`ctx.run.begin()`, once its inputs have checked out): a stage refused for bad input leaves the
+store as it was.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from typing import Any, Iterator
 
 from omegaconf import DictConfig, OmegaConf
 
-from lmforge.config import INITS, SCALARS, SECTIONS, flatten, load_params, narrow, section
+from lmforge.config import INITS, SCALARS, SECTIONS, TrackingConfig, flatten, load_params, narrow, section
 from lmforge.errors import ConfigError
+from lmforge.schema import build
 from lmforge.track.run import StageRun
 
 log = logging.getLogger("lmforge")
@@ -108,6 +111,8 @@ def stage(cfg: DictConfig, name: str, sections: tuple[str, ...], tags: dict | No
     checked = {s: section(cfg, s) for s in sections if s in SECTIONS or s in SCALARS}
     if "model" in sections:  # checked by the backbone, in the stage; recorded as configured
         checked["model"] = OmegaConf.to_container(cfg.model, resolve=True)
+    if cfg.tracking.enabled:
+        build(TrackingConfig, cfg.tracking, "tracking")
     seed_everything(checked.get("seed", 0))
     main = is_main_process()
     tracking = cfg.tracking if main else OmegaConf.create({"enabled": False})

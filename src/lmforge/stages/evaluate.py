@@ -19,7 +19,7 @@ from lmforge.errors import DataError
 from lmforge.fileio import write_json, write_jsonl, write_text
 from lmforge.saved_model import SavedModel
 from lmforge.stages.common import StageContext, log, stage, task_names
-from lmforge.tasks import configure, load_task_model
+from lmforge.tasks import configure, configure_all, load_task_model
 from lmforge.tasks.base import training_settings
 from lmforge.tasks.splits import load_splits
 
@@ -58,7 +58,10 @@ def models(ctx: StageContext, family) -> dict:
 
 
 def run(cfg: DictConfig) -> dict:
-    return {task: evaluate(cfg, task) for task in task_names(cfg)}
+    tasks = task_names(cfg)
+    if not cfg.get("params_file"):  # every task's settings before the first one's work (DVC runs one task)
+        configure_all(cfg.task, tasks)
+    return {task: evaluate(cfg, task) for task in tasks}
 
 
 def evaluate(cfg: DictConfig, task: str) -> dict:
@@ -70,6 +73,7 @@ def evaluate(cfg: DictConfig, task: str) -> dict:
         splits = load_splits(family, ctx.cfg.seed, ctx.cfg.max_task_records, p.corpus_index, p.root)
         test = splits["test"]
         scored = models(ctx, family)
+        ctx.run.begin()  # the inputs checked out: the work (and its MLflow run) begins
 
         results: dict = {"task": task, "family": family.name, "metric": family.primary, "scale": family.scale,
                          "description": family.description, "inits": list(scored), "n_test": len(test),

@@ -21,12 +21,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from lmforge.config import fingerprint, to_container
 from lmforge.data.tokenizer import load_tokenizer, special_ids
-from lmforge.errors import ConfigError
+from lmforge.errors import ConfigError, DataError
 from lmforge.fileio import atomic_dir, content_digest, write_json
 from lmforge.models import build_backbone, load_backbone
 from lmforge.saved_model import SavedModel
 from lmforge.stages.common import StageContext, log, stage, task_names
-from lmforge.tasks import Family, configure
+from lmforge.tasks import Family, configure, configure_all
 from lmforge.tasks.base import training_settings
 from lmforge.tasks.splits import Splits, load_splits
 from lmforge.train.callbacks import History
@@ -64,13 +64,16 @@ def setup(ctx: StageContext, task: str, init: str) -> Setup:
     p, cfg = ctx.paths, ctx.cfg
     family = configure(task, cfg.task[task])
     ctx.record(f"task.{task}", family.config)
+    if not p.pretrained_model.is_dir():
+        raise DataError(f"{p.pretrained_model}: no pretrained model yet; make it first: `python pipelines/pretrain.py` "
+                        "(or `dvc repro pretrain`)")
     pretrained = SavedModel.load(p.pretrained_model)
     check_pretrained(cfg, pretrained, p.pretrained_model)
     splits = load_splits(family, cfg.seed, cfg.max_task_records, p.corpus_index, p.root)
     tok = load_tokenizer(p.pretrained_model)
     backbone, _ = load_backbone(p.pretrained_model)
     if init == "scratch":  # the same architecture, freshly initialised (seeded)
-        backbone = build_backbone(pretrained.backbone)
+        backbone = build_backbone(pretrained.backbone, p.pretrained_model / "lmforge.json")
     family.check_backbone(backbone.cfg, type(backbone).capabilities(backbone.cfg), f"the pretrained model ({p.pretrained_model})")
     head = family.head_config(splits.records, splits.labels, backbone)
     model = family.build(backbone, head)
@@ -98,10 +101,12 @@ def fit(ctx: StageContext, s: Setup, init: str) -> Fitted:
                 "task": training_settings(c)}
     ckpt_dir = ctx.paths.checkpoints / "finetune" / family.task / init / fingerprint(
         settings, content_digest(ctx.paths.pretrained_model, data=s.splits.records))
-    ctx.run.resumes(f"finetune/{family.task}/{init}/{ckpt_dir.name}")
     resume = latest_checkpoint(ckpt_dir)
+    resumed_step = check_checkpoint(resume, s.module) if resume else 0
+    ctx.run.begin()  # the inputs checked out: the work (and its MLflow run) begins
+    ctx.run.resumes(f"finetune/{family.task}/{init}/{ckpt_dir.name}")
     if resume:
-        log.info("resuming from %s (step %d)", resume, check_checkpoint(resume, s.module))
+        log.info("resuming from %s (step %d)", resume, resumed_step)
     score = s.module.score_key
     best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=score, mode="max", save_last=True,
                            save_top_k=1, enable_version_counter=False)
@@ -162,4 +167,6 @@ def run(cfg: DictConfig) -> dict:
     unknown = sorted(set(cfg.inits) - {"pretrained", "scratch"})
     if unknown or not cfg.inits:
         raise ConfigError(f"inits={list(cfg.inits)}: each must be pretrained or scratch (e.g. inits=[scratch])")
+    if not cfg.get("params_file"):  # every task's settings before the first one's work (DVC runs one task)
+        configure_all(cfg.task, tasks)
     return {task: {init: finetune(cfg, task, init) for init in cfg.inits} for task in tasks}

@@ -68,8 +68,9 @@ def run(cfg: DictConfig) -> dict:
     with stage(cfg, "prepare", PARAMS) as ctx:
         t = ctx.cfg.tokenizer
         out = ctx.paths.prepare
+        c, sentences = corpus(ctx)  # opened and checked: its files present, readable, in their encoding
+        ctx.run.begin()
         with atomic_dir(out) as tmp:
-            c, sentences = corpus(ctx)
             tok = train_tokenizer(c.train(), kind=t.kind, vocab_size=t.vocab_size, min_frequency=t.min_frequency,
                                   progress=ctx.cfg.progress, max_chars=t.max_train_chars)
             save_tokenizer(tok, tmp / "tokenizer")

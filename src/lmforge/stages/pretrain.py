@@ -119,11 +119,13 @@ def fit(ctx: StageContext, s: Setup) -> Fitted:
                         t.limit_val_batches, ctx.cfg.seed,
                         make=batch_maker(ctx.cfg.objective, s.tokenizer_dir, s.backbone.cfg.vocab_size))
     if not type(s.backbone).trains(s.backbone.cfg):
+        ctx.run.begin()
         return measure(ctx, s, data)
     ckpt_dir = checkpoint_dir(ctx, s)
-    ctx.run.resumes(ckpt_dir.name)
     resume = latest_checkpoint(ckpt_dir)
     resumed_step = check_checkpoint(resume, s.module) if resume else 0
+    ctx.run.begin()  # the inputs checked out: the work (and its MLflow run) begins
+    ctx.run.resumes(ckpt_dir.name)
     if resume:
         log.info("resuming from %s (step %d)", resume, resumed_step)
 

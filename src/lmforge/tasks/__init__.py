@@ -73,6 +73,12 @@ def configure(task: str, node: Any) -> Family:
     return cls(task, config)
 
 
+def configure_all(tasks: Any, names: list[str]) -> dict[str, Family]:
+    """`configure` each of `names` that `tasks` (the `task` config section) holds: every task's
+    settings checked before the first one's work begins."""
+    return {name: configure(name, tasks[name]) for name in names if name in tasks}
+
+
 def load_task_model(directory: str | Path):
     """(model with its weights, in eval mode; its family, bound to the settings it was trained
     with; its SavedModel) of a fine-tuned model directory."""
@@ -84,9 +90,9 @@ def load_task_model(directory: str | Path):
     if saved.kind != "task_model":
         raise DataError(f"{directory}: a {saved.kind.replace('_', ' ')}, not a fine-tuned task model")
     family = configure(saved.task, saved.task_config)
-    model = family.build(build_backbone(saved.backbone), saved.head or {})
+    model = family.build(build_backbone(saved.backbone, Path(directory) / "lmforge.json"), saved.head or {})
     load_weights(model, saved.weights(directory), Path(directory) / "model.safetensors")
     return model.eval(), family, saved
 
 
-__all__ = ["Family", "TaskConfig", "register", "family_class", "configure", "load_task_model"]
+__all__ = ["Family", "TaskConfig", "register", "family_class", "configure", "configure_all", "load_task_model"]

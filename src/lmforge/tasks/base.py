@@ -158,7 +158,8 @@ class Family:
         for name in self.fields:
             col = columns.get(name, name)
             if col not in row or row[col] is None:
-                raise DataError(f"{where}: no column {col!r} (record field {name!r}; set task.data.columns.{name})")
+                raise DataError(f"{where}: no column {col!r} (record field {name!r}): set "
+                                f"task.{self.task}.data.columns.{name} to the column that holds it")
             rec[name] = row[col]
         return rec
 

@@ -99,7 +99,8 @@ class Classification(Family):
         label_map = self.config.data.label_map
         if label_map:
             if label not in label_map:
-                raise DataError(f"{where}: label {label!r} is not in task.data.label_map {dict(label_map)}")
+                raise DataError(f"{where}: label {label!r} is not in task.{self.task}.data.label_map "
+                                f"{dict(label_map)}: add it there")
             label = str(label_map[label])
         return {"text": text, "label": label}
 
@@ -107,7 +108,7 @@ class Classification(Family):
         train = {r["label"] for r in splits["train"]}
         if len(train) < 2:
             raise DataError(f"{where['train']}: the training split has one label ({sorted(train)[0]!r}): a "
-                            "classifier needs at least two (is task.data.columns.label the label column?)")
+                            f"classifier needs at least two (is task.{self.task}.data.columns.label the label column?)")
         for split in ("validation", "test"):
             unknown = sorted({r["label"] for r in splits[split]} - train)
             if unknown:

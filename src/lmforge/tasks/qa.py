@@ -142,7 +142,9 @@ class QA(Family):
             raise DataError(f"{where}: answers needs equal-length, non-empty lists 'text' and 'answer_start'")
         for t, st in zip(texts, starts):
             if not isinstance(st, int) or record["context"][st : st + len(t)] != t:
-                raise DataError(f"{where}: answer {t!r} is not at character {st} of the context")
+                at = record["context"].find(t)
+                raise DataError(f"{where}: answer {t!r} is not at character {st} of the context (answer_start must be "
+                                "the answer's character offset" + (f"; it occurs at {at}" if at >= 0 else "") + ")")
 
     def document(self, record):
         return record["context"]

@@ -82,7 +82,9 @@ def _files(family: Family, seed: int, root: Path) -> Splits:
     if not d.test:
         files["validation"] = None  # the given validation file is the test split
     if d.source == "local":
-        loaded = {s: formats.read_file(d.format, f, d, convert) for s, f in files.items() if f}
+        named_by = {"train": "train", "validation": "validation", "test": "test" if d.test else "validation"}
+        loaded = {s: formats.read_file(d.format, f, d, convert, f"task.{family.task}.data", named_by[s])
+                  for s, f in files.items() if f}
         where = {s: f"{f}.{d.source_lang}" if d.format == "parallel" else str(f) for s, f in files.items() if f}
     else:
         names = {"train": "train", "validation": "validation", "test": "test", **dict(d.hub_splits)}
@@ -90,7 +92,7 @@ def _files(family: Family, seed: int, root: Path) -> Splits:
             names = {s: s for s, f in files.items() if f}
         # an empty Hub split name: carve that split from train (validation) / use validation (test)
         loaded = formats.hub_rows(d, {s: n for s, n in names.items() if s in SPLITS and n}, convert,
-                                  files={s: f for s, f in files.items() if f})
+                                  files={s: f for s, f in files.items() if f}, key=f"task.{family.task}.data")
         if "test" not in loaded and "validation" in loaded:
             loaded["test"] = loaded.pop("validation")
         where = {s: f"{d.hub_name}:{names.get(s, s)}" for s in SPLITS}
@@ -128,7 +130,9 @@ def load_splits(family: Family, seed: int, max_task_records: int | None, corpus_
         splits = _files(family, seed, Path(root))
     for split in SPLITS:
         if not splits.records.get(split):
+            skipped = splits.skipped.get(split)
             raise DataError(f"{splits.where.get(split, split)}: the {split} split of task {family.task!r} is empty"
-                            + (f" ({splits.skipped[split]} malformed records skipped)" if splits.skipped.get(split) else ""))
+                            + (f" (all {skipped} of its records are malformed and were skipped); fix them, or name "
+                               "another file" if skipped else "; give it records"))
     family.check_splits(splits.records, splits.where)
     return splits

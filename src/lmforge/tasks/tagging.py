@@ -34,6 +34,8 @@ from lmforge.models.heads import IGNORE_INDEX, linear_head
 from lmforge.tasks import register
 from lmforge.tasks.base import Family, TaskConfig, loader
 
+# the phrase types of a chunk column (CoNLL-2000/2003): never entity types
+CHUNK_TYPES = frozenset({"NP", "VP", "PP", "ADVP", "ADJP", "SBAR", "PRT", "CONJP", "INTJ", "LST", "UCP"})
 NER_TAGS = tuple(sorted(["O"] + [f"{p}-{t}" for t in ("PER", "ORG", "LOC", "MISC") for p in "BI"]))
 _TAG = re.compile(r"^(O|[BI]-\S+)$")
 
@@ -147,20 +149,30 @@ class Tagging(Family):
             raise DataError(f"{where}: {len(record['tokens'])} tokens but {len(record['tags'])} tags")
 
     def check_splits(self, splits, where):
-        """IOB2 tags (an entity starts with B-): a file in IOB1 read as IOB2 would be scored wrong."""
+        """Tags that look like entity tags in IOB2, before any training: a CoNLL column of another
+        kind (the chunk column: NP, VP, PP… phrases tile the sentence, so few words are `O`), or a
+        file in IOB1 read as IOB2, would train happily and score nothing."""
         if self.config.data.source == "builtin":
             return
+        d, key = self.config.data, f"task.{self.task}.data"
+        column = f"{key}.tag_column={d.tag_column}" if d.source == "local" and d.format == "conll" else f"{key}.columns.tags"
+        tags = Counter(t for r in splits["train"] for t in r["tags"])
+        kinds = {t[2:] for t in tags if t != "O"}
+        if kinds and kinds <= CHUNK_TYPES:
+            share = tags["O"] / sum(tags.values())
+            raise DataError(f"{where['train']}: {column} reads chunk tags ({', '.join(sorted(kinds))}; {share:.0%} of "
+                            "the words O), not entity tags: point it at the entity column (the last one, -1, in "
+                            "CoNLL-2003)")
+        if not kinds:
+            raise DataError(f"{where['train']}: every tag of the training split is 'O': no entity to learn "
+                            f"(is {column} the entity column?)")
         for r in splits["train"]:
             prev = "O"
             for t in r["tags"]:
                 if t.startswith("I-") and (prev == "O" or prev[2:] != t[2:]):
                     raise DataError(f"{where['train']}: tag {t!r} starts an entity after {prev!r}: the file is in "
-                                    "IOB1, not IOB2 — set task.data.scheme=iob1")
+                                    f"IOB1, not IOB2 — set {key}.scheme=iob1")
                 prev = t
-        kinds = {t for r in splits["train"] for t in r["tags"]}
-        if kinds == {"O"}:
-            raise DataError(f"{where['train']}: every tag of the training split is 'O': no entity to learn "
-                            "(is task.data.tag_column the tag column?)")
 
     def head_config(self, splits, labels, backbone):
         if not labels:

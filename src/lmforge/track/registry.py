@@ -72,8 +72,9 @@ def save_pyfunc(model_dir: Path, path: Path, serving: str, signature: dict | Non
 
     code = path.parent / "model_code.py"
     code.write_text(CODE.format(cls=serving))
-    with warnings.catch_warnings():  # MLflow's advice on every model logged: the signature is given
-        warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method", category=UserWarning)
+    # MLflow's advice on every model logged: the signature is given (its type-hint advice is answered
+    # by `lmforge.serve`'s typed `predict`)
+    with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*An input example was not provided", category=UserWarning)
         mlflow.pyfunc.save_model(
             path=str(path), python_model=str(code), artifacts={"model_dir": str(model_dir)},

@@ -13,6 +13,11 @@ run that resumes its work, tagged with the id of that run.
 Tracking never costs the work: a backend unreachable or unusable at the start fails the stage at
 once (ConfigError); one that fails later is reported once and then skipped, so training finishes
 and the stage's outputs are written.
+
+A run is created when the stage's work begins (`StageRun.begin`: the stage calls it once its inputs
+have checked out; logging a metric or an artifact begins it too), not when the stage opens: a
+stage refused for bad input (an `LmforgeError` before it began) leaves the store as it was. What
+it logs before (its params, its config) waits for the run.
 """
 
 from __future__ import annotations
@@ -24,9 +29,10 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
+from lmforge.errors import LmforgeError
 from lmforge.track.jobs import in_multirun, job_identity
 from lmforge.track.store import (ENV_PARENT, ERROR_TAG, KIND_TAG, PARTS_TAG, PROCESS_TAG, SESSION_TAG,
-                                 MAX_PARAM_LEN, connect, context_tags, dvc_session, experiment_id,
+                                 MAX_PARAM_LEN, check_experiment, connect, context_tags, dvc_session, experiment_id,
                                  process_alive, process_key, split_params)
 
 log = logging.getLogger("lmforge")
@@ -54,12 +60,20 @@ class StageRun:
         self.client = None
         self.lost = False  # the backend failed mid-run: further tracking calls are skipped
         self.sweep_job = False
+        self._texts: list[tuple[str, str]] = []  # logged before `begin`
 
     # -- lifecycle -----------------------------------------------------------------------------
     def __enter__(self) -> "StageRun":
-        if not self.enabled:
-            return self
-        self.client = connect(self.cfg)
+        """Connect (failing fast when the backend cannot be used); the run waits for `begin`."""
+        if self.enabled:
+            self.client = connect(self.cfg)
+            check_experiment(self.client, self.cfg)
+        return self
+
+    def begin(self) -> None:
+        """Create the MLflow run (once) with what was logged so far: the stage's work begins."""
+        if not self.enabled or self.run_id is not None:
+            return
         self.experiment_id = experiment_id(self.client, self.cfg)
         self.parent_id = self._parent_run()
         tags = {"lmforge.stage": self.name.split("/")[0], PROCESS_TAG: process_key(), **context_tags(self.root),
@@ -76,16 +90,25 @@ class StageRun:
         self.run_id = run.info.run_id
         self.tags = tags
         STARTED.append(self.run_id)
-        self.log_params(self.params)
-        return self
+        self._log_params(self.params)
+        for text, artifact_file in self._texts:
+            self.log_text(text, artifact_file)
+        self._texts.clear()
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if self.enabled and self.run_id:
-            if exc_type is not None:
-                self.set_tags({ERROR_TAG: f"{exc_type.__name__}: {exc}"[:5000]})
-            status = ("FINISHED" if exc_type is None else
-                      "KILLED" if issubclass(exc_type, KeyboardInterrupt) else "FAILED")
-            self._guard("end the run", self.client.set_terminated, self.run_id, status, force=True)
+        if not self.enabled:
+            return
+        if self.run_id is None:
+            if exc_type is not None and issubclass(exc_type, LmforgeError):
+                return  # refused before any work: nothing to record
+            self._guard("start the run", self.begin)
+        if self.run_id is None:
+            return
+        if exc_type is not None:
+            self.set_tags({ERROR_TAG: f"{exc_type.__name__}: {exc}"[:5000]})
+        status = ("FINISHED" if exc_type is None else
+                  "KILLED" if issubclass(exc_type, KeyboardInterrupt) else "FAILED")
+        self._guard("end the run", self.client.set_terminated, self.run_id, status, force=True)
 
     def _parent_run(self) -> str | None:
         if env := os.environ.get(ENV_PARENT):
@@ -122,8 +145,9 @@ class StageRun:
     def resumes(self, key: str) -> None:
         """Name the work this run does (`key`: its checkpoint folder's). Runs of the same work whose
         process died are ended as KILLED and tagged with this run's id, and this run with theirs."""
-        if not self.enabled or self.run_id is None:
+        if not self.enabled:
             return
+        self.begin()
 
         def close() -> None:
             self.client.set_tag(self.run_id, RESUME_TAG, key)
@@ -157,9 +181,16 @@ class StageRun:
 
     # -- logging -------------------------------------------------------------------------------
     def log_params(self, params: dict[str, Any]) -> None:
-        """Params as they are, however long (see `split_params`); raises (it runs at the start)."""
+        """Params as they are, however long (see `split_params`); before `begin` they wait for it."""
         if not self.enabled:
             return
+        if self.run_id is None:
+            self.params = {**self.params, **params}
+            return
+        self._log_params(params)
+
+    def _log_params(self, params: dict[str, Any]) -> None:
+        """(raises: it runs as the run begins)"""
         from mlflow.entities import Param
 
         values, long = split_params(params)
@@ -175,6 +206,9 @@ class StageRun:
     def set_tags(self, tags: dict[str, str]) -> None:
         if not self.enabled:
             return
+        if self.run_id is None:
+            self.tags.update({k: str(v) for k, v in tags.items()})
+            return
         from mlflow.entities import RunTag
 
         self._guard("set tags", self.client.log_batch, self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
@@ -184,17 +218,23 @@ class StageRun:
             return
         from mlflow.entities import Metric
 
+        self._guard("start the run", self.begin)
         ts = int(time.time() * 1000)
         items = [Metric(k, float(v), ts, step or 0) for k, v in metrics.items()]
         self._guard("log metrics", self.client.log_batch, self.run_id, metrics=items)
 
     def log_text(self, text: str, artifact_file: str) -> None:
-        if self.enabled:
-            self._guard(f"log {artifact_file}", self.client.log_text, self.run_id, text, artifact_file)
+        if not self.enabled:
+            return
+        if self.run_id is None:
+            self._texts.append((text, artifact_file))
+            return
+        self._guard(f"log {artifact_file}", self.client.log_text, self.run_id, text, artifact_file)
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         if not self.enabled:
             return
+        self._guard("start the run", self.begin)
         path = Path(path)
         if path.is_dir():
             self._guard(f"log {path}", self.client.log_artifacts, self.run_id, str(path), artifact_path)
@@ -208,6 +248,7 @@ class StageRun:
             return None
         from lmforge.track.registry import register
 
+        self._guard("start the run", self.begin)
         return self._guard(f"register {model_dir}", register, self, Path(model_dir), serving, signature, task, init,
                            lose=False)
 

@@ -95,8 +95,9 @@ def _check_sqlite(uri: str) -> None:
     what = f"tracking.uri={uri}"
     fix = "use tracking=none to run without tracking, or point tracking.uri at a fresh store"
     if path.exists():
-        if not os.access(path, os.R_OK | os.W_OK):
-            raise ConfigError(f"{what}: {path} is not writable (read-only); {fix}")
+        # the mode bits too: a store made read-only (chmod a-w) stays so for root, whom access() lets write
+        if not os.access(path, os.R_OK | os.W_OK) or not path.stat().st_mode & 0o222:
+            raise ConfigError(f"{what}: {path} is read-only; {fix}")
         try:
             with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
                 ok = db.execute("PRAGMA quick_check").fetchone()
@@ -135,6 +136,20 @@ def connect(tracking: Any):
     return MlflowClient(tracking_uri=uri)
 
 
+def _unusable(tracking: Any, e: Exception) -> ConfigError:
+    first = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return ConfigError(f"tracking.uri={tracking.uri}: cannot use the MLflow tracking backend ({first}); "
+                       "use tracking=none to run without tracking")
+
+
+def check_experiment(client, tracking: Any) -> None:
+    """Fail before any work when the backend cannot be read (writes nothing)."""
+    try:
+        client.get_experiment_by_name(tracking.experiment)
+    except Exception as e:
+        raise _unusable(tracking, e) from None
+
+
 def experiment_id(client, tracking: Any) -> str:
     """The id of tracking.experiment, created on first use (safe when processes race to create it)."""
     try:
@@ -150,10 +165,8 @@ def experiment_id(client, tracking: Any) -> str:
             if exp is None:
                 raise
             return exp.experiment_id
-    except Exception as e:  # the backend is unreachable or broken: fail before any work
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ConfigError(f"tracking.uri={tracking.uri}: cannot use the MLflow tracking backend ({first}); "
-                          "use tracking=none to run without tracking") from None
+    except Exception as e:  # the backend is unreachable or broken
+        raise _unusable(tracking, e) from None
 
 
 def split_params(params: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:

@@ -103,5 +103,6 @@ def check_checkpoint(ckpt: Path, module: torch.nn.Module) -> int:
     """Fail before training if a checkpoint's tensors do not fit `module` (another model or shape);
     return the checkpoint's global step."""
     saved = torch.load(ckpt, map_location="cpu", weights_only=True)
-    check_state(module.state_dict(), saved["state_dict"], ckpt)
+    check_state(module.state_dict(), saved["state_dict"], ckpt,
+                f"remove {Path(ckpt).parent} to train from the start")
     return int(saved["global_step"])

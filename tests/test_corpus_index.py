@@ -4,9 +4,12 @@ import json
 import numpy as np
 import pytest
 
+from task_utils import WORLD_TASKS, CorpusSets
+
 from lmforge.data import world
 from lmforge.data.corpus_index import CorpusIndex, CorpusIndexWriter, NgramHasher
 from lmforge.errors import DataError
+from lmforge.tasks import family_class
 
 CORPUS = ["The cat sat on the mat", "a b c d"]
 DOCS = [
@@ -89,37 +92,47 @@ def test_empty_inputs(tmp_path):
         CorpusIndexWriter(tmp_path / "zero", n=0)
 
 
+def world_data(seed: int, n_corpus: int, tasks: tuple[str, ...]):
+    """(corpus documents, their sentences, {task: test records}) of the built-in world."""
+    docs = list(world.corpus(seed, n_corpus))
+    against = CorpusSets(docs)
+    sizes = {"train": 20, "validation": 20, "test": 40}
+    made = {t: world.make_splits(t, family_class(WORLD_TASKS[t]).world_tasks[t], seed, sizes, against)["test"]
+            for t in tasks}
+    return [d for d, _ in docs], [s for _, s in docs], made
+
+
 def test_agrees_with_the_exact_measure_on_the_synthetic_world(tmp_path):
-    data = world.generate(5, 300, 20, 20, 40, tasks=("topic", "qa"), progress=False)
+    corpus, _, tests = world_data(5, 300, ("topic", "qa"))
     evals = {
-        "topic": [r["text"] for r in data.tasks["topic"]["test"]],
-        "qa": [r["context"] for r in data.tasks["qa"]["test"]],
-        "corpus sample": data.corpus[::10],
+        "topic": [r["text"] for r in tests["topic"]],
+        "qa": [r["context"] for r in tests["qa"]],
+        "corpus sample": corpus[::10],
     }
     for n in (3, 13):
-        one = build(tmp_path / f"one-{n}", data.corpus, n=n)
-        many = build(tmp_path / f"many-{n}", data.corpus, n=n, chunk_size=997)  # many chunk files
+        one = build(tmp_path / f"one-{n}", corpus, n=n)
+        many = build(tmp_path / f"many-{n}", corpus, n=n, chunk_size=997)  # many chunk files
         assert len(many.meta["chunks"]["ngrams"]) > 10
         for name, docs in evals.items():
-            expected = reference_overlap(data.corpus, docs, n)
+            expected = reference_overlap(corpus, docs, n)
             assert one.overlap(docs) == expected, (n, name)
             assert many.overlap(docs) == expected, (n, name)
-        assert many.overlap(data.corpus)["fraction_ngrams"] == 1.0
+        assert many.overlap(corpus)["fraction_ngrams"] == 1.0
 
 
 def test_documents_and_sentences_across_many_chunks(tmp_path):
-    data = world.generate(2, 120, 5, 5, 30, tasks=("ner",), progress=False)
-    index = build(tmp_path / "i", data.corpus, n=5, chunk_size=7, sentences=data.corpus_sentences)
+    corpus, sentences, tests = world_data(2, 120, ("ner",))
+    index = build(tmp_path / "i", corpus, n=5, chunk_size=7, sentences=sentences)
     assert len(index.meta["chunks"]["documents"]) == -(-120 // 7)
-    assert all(index.has_document(doc) for doc in data.corpus)
-    assert not index.has_document(data.corpus[0] + " ")  # exact text
-    assert not any(index.has_document(" ".join(r["tokens"])) for r in data.tasks["ner"]["test"])
-    assert all(index.has_sentence(s) for sents in data.corpus_sentences for s in sents)
+    assert all(index.has_document(doc) for doc in corpus)
+    assert not index.has_document(corpus[0] + " ")  # exact text
+    assert not any(index.has_document(" ".join(r["tokens"])) for r in tests["ner"])
+    assert all(index.has_sentence(s) for sents in sentences for s in sents)
     # the world guarantees that no NER record's sentence is a corpus sentence
-    for record in data.tasks["ner"]["test"]:
+    for record in tests["ner"]:
         assert not index.has_sentence(" ".join(record["tokens"]))
-    several = next(i for i, sents in enumerate(data.corpus_sentences) if len(sents) > 1)
-    assert not index.has_sentence(data.corpus[several])  # a document of several sentences is none
+    several = next(i for i, sents in enumerate(sentences) if len(sents) > 1)
+    assert not index.has_sentence(corpus[several])  # a document of several sentences is none
 
 
 def test_meta_and_chunk_files(tmp_path):

@@ -111,7 +111,7 @@ def fit(fam, model, records, tok, head, epochs: int) -> TaskModule:
     feats = fam.features(records, tok, head, train=True)
     pad = special_ids(tok)["pad"]
     steps = epochs * len(loader(feats, fam.config.batch_size, pad, shuffle=False))
-    module = TaskModule(fam, model, warmup_steps=5, total_steps=steps)
+    module = TaskModule(fam, model, head, warmup_steps=5, total_steps=steps)
     trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
                         limit_val_batches=0, gradient_clip_val=1.0)

@@ -51,6 +51,8 @@ def test_repro_runs_every_stage_and_tracks_it(smoke_pipeline):
     assert metrics["tasks"]["summarization"]["baseline"]["rouge1"] > 10
     timings = (repo / "reports/plots/timings.csv").read_text().splitlines()
     assert timings[0] == "stage,seconds" and any(row.startswith("pretrain,") for row in timings)
+    speed = json.loads((repo / "artifacts/pretrain/summary.json").read_text())
+    assert speed["tokens_per_s"] > 0 and speed["mfu"] > 0  # measured even on a run of a few steps
     report = (repo / "reports/report.md").read_text()
     assert "perplexity" in report and "| topic | accuracy | 0–1 |" in report and "Contamination" in report
     assert "| translation | bleu | 0–100 |" in report and "| ner/test |" in report

@@ -26,7 +26,7 @@ from lmforge.models.heads import linear_head, masked_mean
 from lmforge.saved_model import SavedModel
 from lmforge.schema import setting
 from lmforge.tasks import register
-from lmforge.tasks.base import Family, TaskConfig, loader
+from lmforge.tasks.base import Family, TaskConfig, Validation, loader
 
 # -- the family --------------------------------------------------------------------------------
 
@@ -83,9 +83,10 @@ class SameTopic(Family):
     def loss(self, model, batch):
         return F.cross_entropy(model(batch["input_ids"], batch["attention_mask"]).float(), batch["label"])
 
-    def val_step(self, model, batch):
+    def val_step(self, model, batch, head):
         logits = model(batch["input_ids"], batch["attention_mask"]).float()
-        return F.cross_entropy(logits, batch["label"]), int((logits.argmax(-1) == batch["label"]).sum()), len(logits)
+        hits = int((logits.argmax(-1) == batch["label"]).sum())
+        return Validation(F.cross_entropy(logits, batch["label"]), len(logits), hits, len(logits))
 
     @torch.no_grad()
     def predict(self, model, records, tok, head):
@@ -177,11 +178,14 @@ def run(tmp_path_factory):
     (conf / "model" / "toy.yaml").write_text(MODEL_YAML)  # the backbone's one config file
     overrides = [f"hydra.searchpath=[file://{conf}]", "experiment=smoke", "model=toy", "task=[same_topic,topic]",
                  "tracking=none", "progress=false", "trainer.precision=32-true"]
-    torch.set_num_threads(1)
-    out = {}
-    for name, stage in (("prepare", prepare), ("pretrain", pretrain), ("finetune", finetune),
-                        ("evaluate", evaluate), ("report", report)):
-        out[name] = stage.run(compose(overrides, root=root))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: one thread is faster
+    try:
+        out = {name: stage.run(compose(overrides, root=root))
+               for name, stage in (("prepare", prepare), ("pretrain", pretrain), ("finetune", finetune),
+                                   ("evaluate", evaluate), ("report", report))}
+    finally:
+        torch.set_num_threads(threads)  # what later tests' in-process runs expect
     return root, out
 
 

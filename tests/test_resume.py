@@ -60,11 +60,12 @@ def test_killed_run_resumes_to_the_same_weights_curves_and_history(prepared, tmp
     (uninterrupted,) = pretrain_runs(uri_a)
 
     # SIGKILL the stage's process once it has a complete checkpoint (last.ckpt links to one once
-    # it is written), then run the stage again
+    # it is written), then run the stage again; the process computes with this one's threads, so
+    # that its sums are added in the same order
     log = tmp_path / "killed.log"
     with open(log, "w") as out:
         proc = subprocess.Popen([sys.executable, str(ROOT / "pipelines/pretrain.py"), *ARGS],
-                                env=env(LMFORGE_ROOT=str(b)), stdout=out, stderr=subprocess.STDOUT)
+                                env=env(LMFORGE_ROOT=str(b), OMP_NUM_THREADS=str(torch.get_num_threads())), stdout=out, stderr=subprocess.STDOUT)
     deadline = time.time() + 180
     while time.time() < deadline and proc.poll() is None and not list((b / CHECKPOINTS).glob("*/last.ckpt")):
         time.sleep(0.02)

@@ -6,6 +6,7 @@ from task_utils import backbone, family, fit, labels, splits, tokenizer
 from lmforge.data.tokenizer import special_ids
 from lmforge.errors import DataError
 from lmforge.models.heads import IGNORE_INDEX
+from lmforge.tasks.base import loader
 from lmforge.tasks.tagging import encode_words, first_subtokens
 
 
@@ -46,6 +47,27 @@ def test_tiny_model_overfits_a_handful_of_sentences(one_thread):
     # the baseline knows the training words: perfect on them, O for unseen words
     base = fam.baseline(train, train + [{"tokens": ["Unseenword"], "tags": ["B-PER"]}], head, 0)
     assert base[-1] == ["O"] and fam.scores(base[:-1], train, head)["f1"] > 0.8
+
+
+def test_validation_f1_is_the_test_metric_summed_over_batches(one_thread):
+    """What early stopping watches for NER is seqeval's entity F1 itself, batch by batch: summed over
+    any batching it equals the F1 of the model's predictions on the same sentences."""
+    tok = tokenizer()
+    records = [r for r in splits("ner", 24)["train"] if any(t != "O" for t in r["tags"])][:12]
+    fam = family("ner", max_length=96)
+    bb = backbone(tok)
+    head = fam.head_config({"train": records}, labels("ner"), bb)
+    model = fam.build(bb, head)
+    fit(fam, model, records[:6], tok, head, epochs=12)  # half-trained: some entities right, some not
+    expected = fam.scores(fam.predict(model, records, tok, head), records, head)["f1"]
+    assert 0.05 < expected < 0.95
+    feats = fam.features(records, tok, head, train=True)
+    for batch_size in (1, 5, 12):
+        found = total = 0
+        for batch in loader(feats, batch_size, special_ids(tok)["pad"], shuffle=False):
+            _, _, hits, out_of = fam.val_step(model, batch, head)
+            found, total = found + hits, total + out_of
+        assert found / total == pytest.approx(expected, abs=1e-12)
 
 
 def test_file_tags_must_be_iob2_after_reading():

@@ -83,7 +83,7 @@ def setup(ctx: StageContext, task: str, init: str) -> Setup:
     data = TaskData(feats["train"], feats["validation"], c.batch_size, special_ids(tok)["pad"], cfg.seed,
                     f"task.{task}.batch_size")
     total = c.max_epochs * math.ceil(len(feats["train"]) / c.batch_size) // cfg.trainer.accumulate_grad_batches
-    module = TaskModule(family, model, int(c.warmup_ratio * total), max(total, 1))
+    module = TaskModule(family, model, head, int(c.warmup_ratio * total), max(total, 1))
     log.info("finetune %s/%s: %d training records (%d features)", task, init, len(splits["train"]), len(feats["train"]))
     return Setup(family, splits, module, head, tok, pretrained, data)
 

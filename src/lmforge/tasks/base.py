@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Optional
+from typing import Any, ClassVar, NamedTuple, Optional
 
 import torch
 from torch import nn
@@ -24,6 +24,17 @@ from lmforge.schema import setting
 
 # how each feature key is padded; a key not listed here is a per-example scalar
 PAD = {"input_ids": "pad", "attention_mask": 0, "labels": IGNORE_INDEX, "loss_mask": 0, "context_mask": 0}
+
+
+class Validation(NamedTuple):
+    """What a validation batch scores: its mean loss over `loss_weight` items (examples, tags,
+    target tokens) and the family's `val_metric` as `hits / out_of` — both sums over batches, so
+    that any split of the data across processes reduces to the single-process value."""
+
+    loss: torch.Tensor
+    loss_weight: int
+    hits: float
+    out_of: int
 
 
 @dataclass
@@ -136,7 +147,7 @@ class Family:
     fields: ClassVar[dict[str, type]] = {}  # canonical record fields and their types
     metrics: ClassVar[tuple[str, ...]] = ()  # test metrics; the first is the primary one
     scale: ClassVar[int] = 1  # the metrics' maximum: 1 (fractions) or 100 (percentages)
-    val_metric: ClassVar[str] = "accuracy"  # the cheap validation score checkpointing and early stopping watch
+    val_metric: ClassVar[str] = "accuracy"  # the validation score checkpointing and early stopping watch
     generates: ClassVar[bool] = False  # writes text: needs a backbone that reads left to right and decodes
     world_tasks: ClassVar[dict] = {}  # built-in world task name -> `lmforge.data.world.WorldTask`
     # the report's sentence on it: {"model": ..., "metric": ..., "baseline": ...}
@@ -196,8 +207,8 @@ class Family:
     def loss(self, model: nn.Module, batch: dict) -> torch.Tensor:
         raise NotImplementedError
 
-    def val_step(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, int, int]:
-        """(loss, correct, total) of a validation batch: the `val_metric` early stopping watches."""
+    def val_step(self, model: nn.Module, batch: dict, head: dict) -> Validation:
+        """The loss and the `val_metric` (what checkpointing and early stopping watch) of a validation batch."""
         raise NotImplementedError
 
     def predict(self, model: nn.Module, records: list[dict], tok, head: dict) -> list:

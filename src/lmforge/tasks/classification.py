@@ -27,7 +27,7 @@ from lmforge.errors import ConfigError, DataError
 from lmforge.models.heads import last_token, linear_head, masked_mean
 from lmforge.schema import setting
 from lmforge.tasks import register
-from lmforge.tasks.base import Family, TaskConfig, loader, with_mask
+from lmforge.tasks.base import Family, TaskConfig, Validation, loader, with_mask
 
 SENTIMENTS = ("negative", "positive")
 
@@ -142,10 +142,10 @@ class Classification(Family):
     def loss(self, model, batch):
         return F.cross_entropy(model(batch["input_ids"], batch["attention_mask"]).float(), batch["label"])
 
-    def val_step(self, model, batch):
+    def val_step(self, model, batch, head):
         logits = model(batch["input_ids"], batch["attention_mask"]).float()
         y = batch["label"]
-        return F.cross_entropy(logits, y), int((logits.argmax(-1) == y).sum()), len(y)
+        return Validation(F.cross_entropy(logits, y), len(y), int((logits.argmax(-1) == y).sum()), len(y))
 
     @torch.no_grad()
     def predict(self, model, records, tok, head):

@@ -23,7 +23,7 @@ from torch import nn
 from lmforge.errors import ConfigError
 from lmforge.models.heads import IGNORE_INDEX
 from lmforge.schema import setting
-from lmforge.tasks.base import Family, TaskConfig
+from lmforge.tasks.base import Family, TaskConfig, Validation
 
 
 @dataclass
@@ -240,9 +240,9 @@ class PrefixLMFamily(Family):
         logits, y = self._target_logits(model, batch)
         return F.cross_entropy(logits, y)
 
-    def val_step(self, model, batch):
+    def val_step(self, model, batch, head):
         logits, y = self._target_logits(model, batch)
-        return F.cross_entropy(logits, y), int((logits.argmax(-1) == y).sum()), len(y)
+        return Validation(F.cross_entropy(logits, y), len(y), int((logits.argmax(-1) == y).sum()), len(y))
 
     @torch.no_grad()
     def predict(self, model, records, tok, head):

@@ -29,7 +29,7 @@ from lmforge.errors import ConfigError, DataError
 from lmforge.models.heads import linear_head
 from lmforge.schema import setting
 from lmforge.tasks import register
-from lmforge.tasks.base import Family, TaskConfig, loader, sentences
+from lmforge.tasks.base import Family, TaskConfig, Validation, loader, sentences
 
 STOPWORDS = frozenset(
     "a an the of in on at to by for from with and or is was are were be been it its it's as that this "
@@ -194,11 +194,11 @@ class QA(Family):
         start, end = self._logits(model, batch)
         return (F.cross_entropy(start, batch["start"]) + F.cross_entropy(end, batch["end"])) / 2
 
-    def val_step(self, model, batch):
+    def val_step(self, model, batch, head):
         start, end = self._logits(model, batch)
         loss = (F.cross_entropy(start, batch["start"]) + F.cross_entropy(end, batch["end"])) / 2
         ok = (start.argmax(-1) == batch["start"]) & (end.argmax(-1) == batch["end"])
-        return loss, int(ok.sum()), len(ok)
+        return Validation(loss, len(ok), int(ok.sum()), len(ok))
 
     @torch.no_grad()
     def predict(self, model, records, tok, head):

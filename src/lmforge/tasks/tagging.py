@@ -32,7 +32,7 @@ from lmforge.data.world.stories import story
 from lmforge.errors import DataError
 from lmforge.models.heads import IGNORE_INDEX, linear_head
 from lmforge.tasks import register
-from lmforge.tasks.base import Family, TaskConfig, loader
+from lmforge.tasks.base import Family, TaskConfig, Validation, loader
 
 # the phrase types of a chunk column (CoNLL-2000/2003): never entity types
 CHUNK_TYPES = frozenset({"NP", "VP", "PP", "ADVP", "ADJP", "SBAR", "PRT", "CONJP", "INTJ", "LST", "UCP"})
@@ -123,7 +123,7 @@ class Tagging(Family):
     fields = {"tokens": list, "tags": list}
     metrics = ("f1", "precision", "recall")
     scale = 1
-    val_metric = "tag_accuracy"
+    val_metric = "f1"
     world_tasks = {"ner": WorldTask(_ner, labels=NER_TAGS)}
     description = {"model": "a tag per word on its first sub-token (a causal backbone reads the sentence twice)",
                    "metric": "entity-level F1 (seqeval)", "baseline": "each word's most frequent training tag"}
@@ -214,12 +214,22 @@ class Tagging(Family):
         logits = model(batch["input_ids"], batch["attention_mask"]).float()
         return F.cross_entropy(logits.flatten(0, 1), batch["labels"].flatten(), ignore_index=IGNORE_INDEX)
 
-    def val_step(self, model, batch):
+    def val_step(self, model, batch, head):
+        """Entity-level F1 as 2·|gold ∩ predicted| / (|gold| + |predicted|), entities from the tags of
+        each word's first sub-token: the test metric itself, summed over batches."""
+        from seqeval.metrics.sequence_labeling import get_entities
+
         logits = model(batch["input_ids"], batch["attention_mask"]).float()
         y = batch["labels"]
         loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=IGNORE_INDEX)
         keep = y != IGNORE_INDEX
-        return loss, int((logits.argmax(-1)[keep] == y[keep]).sum()), int(keep.sum())
+        names, best = head["labels"], logits.argmax(-1)
+        found = total = 0
+        for row_keep, gold_ids, pred_ids in zip(keep, y, best):
+            gold = set(get_entities([names[i] for i in gold_ids[row_keep].tolist()]))
+            pred = set(get_entities([names[i] for i in pred_ids[row_keep].tolist()]))
+            found, total = found + len(gold & pred), total + len(gold) + len(pred)
+        return Validation(loss, int(keep.sum()), 2 * found, total)
 
     @torch.no_grad()
     def predict(self, model, records, tok, head):

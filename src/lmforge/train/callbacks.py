@@ -45,7 +45,9 @@ def precision_dtype(precision: str) -> torch.dtype:
 class Throughput(L.Callback):
     """Logs tokens/s and MFU over windows of `trainer.log_every_n_steps` batches, end to end
     (data loading included; the device is synchronised only at window edges; windows that
-    contain a validation are dropped). Keeps the mean for the stage summary.
+    contain a validation are dropped). Keeps the mean for the stage summary: over the windows after
+    the first `skip_windows` (start-up costs), or over every window when the run was too short to
+    have any after them — never 0 for a run that trained.
 
     `flops_per_token` is the model's training FLOPs per token; `peak_flops` the device's measured
     matmul rate in the training precision.
@@ -59,8 +61,10 @@ class Throughput(L.Callback):
         self._t: float | None = None
         self._batches = 0
         self._windows = 0
-        self.tokens = 0
+        self.tokens = 0  # after the skipped windows
         self.seconds = 0.0
+        self._all_tokens = 0  # every window, the skipped ones and a last partial one included
+        self._all_seconds = 0.0
 
     def _restart(self) -> None:
         self._t, self._batches = None, 0
@@ -71,27 +75,39 @@ class Throughput(L.Callback):
     def on_validation_end(self, trainer, pl_module):
         self._restart()
 
+    def _close_window(self, trainer, pl_module, log: bool) -> None:
+        _sync(pl_module.device)
+        now = time.perf_counter()
+        if self._t is not None and self._batches:
+            self._windows += 1
+            tokens, seconds = self._batches * self.tokens_per_batch * trainer.world_size, now - self._t
+            if log:
+                tps = tokens / seconds
+                pl_module.log_dict({"perf/tokens_per_s": tps,
+                                    "perf/mfu": tps * self.flops_per_token / (self.peak_flops * trainer.world_size)},
+                                   on_step=True, on_epoch=False)
+            if self._windows > self.skip_windows:
+                self.tokens += tokens
+                self.seconds += seconds
+            self._all_tokens += tokens
+            self._all_seconds += seconds
+        self._t, self._batches = now, 0
+
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         self._batches += 1
         if self._t is not None and self._batches < trainer.log_every_n_steps:
             return
-        _sync(pl_module.device)
-        now = time.perf_counter()
-        if self._t is not None:
-            self._windows += 1
-            tokens = self._batches * self.tokens_per_batch * trainer.world_size
-            tps = tokens / (now - self._t)
-            pl_module.log_dict({"perf/tokens_per_s": tps,
-                                "perf/mfu": tps * self.flops_per_token / (self.peak_flops * trainer.world_size)},
-                               on_step=True, on_epoch=False)
-            if self._windows > self.skip_windows:
-                self.tokens += tokens
-                self.seconds += now - self._t
-        self._t, self._batches = now, 0
+        self._close_window(trainer, pl_module, log=self._t is not None)
+
+    def on_train_end(self, trainer, pl_module):
+        if self._windows <= self.skip_windows:  # a short run: its last partial window counts too
+            self._close_window(trainer, pl_module, log=False)
 
     @property
     def tokens_per_s(self) -> float:
-        return self.tokens / self.seconds if self.seconds else 0.0
+        if self.seconds:
+            return self.tokens / self.seconds
+        return self._all_tokens / self._all_seconds if self._all_seconds else 0.0
 
     @property
     def mfu(self) -> float:

@@ -2,8 +2,8 @@
 validation score (`val/<family.val_metric>`, what checkpointing and early stopping watch).
 
 Validation loss and score are torchmetrics `MeanMetric`s weighted by what each batch scores
-(examples, tags, windows or target tokens), so under data parallelism they are reduced across
-processes into exactly the single-process value.
+(`tasks.base.Validation`: examples, tags, windows, target tokens or entities), so under data
+parallelism they are reduced across processes into exactly the single-process value.
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ class TaskData(L.LightningDataModule):
 
 
 class TaskModule(L.LightningModule):
-    def __init__(self, family, model: torch.nn.Module, warmup_steps: int, total_steps: int):
+    def __init__(self, family, model: torch.nn.Module, head: dict, warmup_steps: int, total_steps: int):
         super().__init__()
         self.family = family
-        self.model = model
+        self.model, self.head = model, head
         self.warmup_steps, self.total_steps = warmup_steps, total_steps
         self.val_loss = MeanMetric()
         self.val_score = MeanMetric()
@@ -53,10 +53,10 @@ class TaskModule(L.LightningModule):
         return loss
 
     def validation_step(self, batch, batch_idx):
-        loss, correct, total = self.family.val_step(self.model, batch)
-        weight = max(total, 1)
-        self.val_loss.update(loss.detach().float(), weight=weight)
-        self.val_score.update(torch.tensor(correct / weight, device=self.device), weight=weight)
+        loss, loss_weight, hits, out_of = self.family.val_step(self.model, batch, self.head)
+        self.val_loss.update(loss.detach().float(), weight=max(loss_weight, 1))
+        # a batch with nothing to score (no entity, gold or predicted) weighs nothing
+        self.val_score.update(torch.tensor(hits / max(out_of, 1), device=self.device), weight=out_of)
         self.log("val/loss", self.val_loss, prog_bar=True, on_step=False, on_epoch=True)
         self.log(self.score_key, self.val_score, prog_bar=True, on_step=False, on_epoch=True)
 

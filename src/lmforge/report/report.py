@@ -57,7 +57,7 @@ def _backbone(pretrain: dict) -> str:
 
 def markdown(metrics: dict, prepare: dict, pretrain: dict, finetune: dict[tuple[str, str], dict],
              evaluate: dict[str, dict]) -> str:
-    p = metrics["pretrain"]
+    lm = metrics["pretrain"]
     lines = [
         "# lmforge report",
         "",
@@ -66,9 +66,9 @@ def markdown(metrics: dict, prepare: dict, pretrain: dict, finetune: dict[tuple[
         f"- corpus: {prepare['docs']['train']} train / {prepare['docs']['val']} validation documents, "
         f"{prepare['tokens']['train']:,} / {prepare['tokens']['val']:,} tokens, vocabulary {prepare['vocab_size']}",
         f"- model: {_backbone(pretrain)}, objective **{pretrain.get('objective', 'clm')}**, "
-        f"{p.get('n_params', 0):,} parameters, {p.get('steps')} steps; every task below fine-tunes this "
+        f"{lm.get('n_params', 0):,} parameters, {lm.get('steps')} steps; every task below fine-tunes this "
         f"backbone (`pretrained`) or the same architecture freshly initialised (`scratch`)",
-        f"- validation loss **{p['val_loss']:.3f}**, perplexity **{p['val_ppl']:.1f}**",
+        f"- validation loss **{lm['val_loss']:.3f}**, perplexity **{lm['val_ppl']:.1f}**",
         f"- throughput {pretrain.get('tokens_per_s', 0):,.0f} tokens/s, MFU {100 * pretrain.get('mfu', 0):.1f}% "
         f"(against a matmul peak of {pretrain.get('peak_flops', 0) / 1e9:.0f} GFLOP/s measured at start, "
         f"{pretrain.get('device', '?')}, {pretrain.get('precision', '?')})",
@@ -78,20 +78,20 @@ def markdown(metrics: dict, prepare: dict, pretrain: dict, finetune: dict[tuple[
         "| task | metric | scale | pretrained | scratch | baseline |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    for name, t in metrics["tasks"].items():
-        key = t["metric"]
-        cells = [_fmt(t[who][key]) if who in t else "–" for who in INIT_ORDER]
-        lines.append(f"| {name} | {key} | {_scale(t)} | " + " | ".join(cells) + " |")
+    for name, scores in metrics["tasks"].items():
+        key = scores["metric"]
+        cells = [_fmt(scores[who][key]) if who in scores else "–" for who in INIT_ORDER]
+        lines.append(f"| {name} | {key} | {_scale(scores)} | " + " | ".join(cells) + " |")
     lines += ["", "| task | family | model | metric | baseline |", "| --- | --- | --- | --- | --- |"]
-    for name, e in sorted(evaluate.items()):
-        d = e.get("description", {})
-        lines.append(f"| {name} | {e.get('family', '')} | {d.get('model', '')} | {d.get('metric', '')} "
-                     f"| {d.get('baseline', '')} |")
+    for name, result in sorted(evaluate.items()):
+        said = result.get("description", {})
+        lines.append(f"| {name} | {result.get('family', '')} | {said.get('model', '')} | {said.get('metric', '')} "
+                     f"| {said.get('baseline', '')} |")
     lines += ["", "Secondary metrics:", ""]
-    for name, t in metrics["tasks"].items():
+    for name, scores in metrics["tasks"].items():
         for who in INIT_ORDER:
-            if who in t:
-                lines.append(f"- {name} / {who}: " + ", ".join(f"{k} {_fmt(v)}" for k, v in t[who].items()))
+            if who in scores:
+                lines.append(f"- {name} / {who}: " + ", ".join(f"{k} {_fmt(v)}" for k, v in scores[who].items()))
     n = next((c["n"] for e in evaluate.values() for c in e.get("contamination", {}).values()), 13)
     lines += [
         "",

@@ -32,12 +32,12 @@ def _csv_cell(x: str) -> str:
 
 def models(ctx: StageContext, family) -> dict:
     """{init: (model, saved)} of the inits to score, each checked to belong to this run."""
-    p, task = ctx.paths, family.task
-    pretrained = SavedModel.load(p.pretrained_model)
+    paths, task = ctx.paths, family.task
+    pretrained = SavedModel.load(paths.pretrained_model)
     make = f"`python pipelines/finetune.py task={task}` (or `dvc repro finetune@{task}`)"
     out = {}
     for init in ctx.cfg.inits:
-        model_dir = p.finetuned(task, init) / "model"
+        model_dir = paths.finetuned(task, init) / "model"
         if not model_dir.is_dir():
             raise DataError(f"{model_dir}: no fine-tuned {init} model of task {task!r}: run {make}")
         model, trained, saved = load_task_model(model_dir)
@@ -46,7 +46,7 @@ def models(ctx: StageContext, family) -> dict:
             why = f"it is the {saved.init} model of task {saved.task!r}"
         elif saved.pretrained_digest != pretrained.weights_digest:
             why = (f"it was fine-tuned from another pretrained model (digest {saved.pretrained_digest}, the current "
-                   f"{p.pretrained_model} is {pretrained.weights_digest})")
+                   f"{paths.pretrained_model} is {pretrained.weights_digest})")
         elif training_settings(trained.config) != training_settings(family.config):
             now, then = training_settings(family.config), training_settings(trained.config)
             keys = sorted(k for k in {*now, *then} if now.get(k) != then.get(k))
@@ -67,10 +67,10 @@ def run(cfg: DictConfig) -> dict:
 def evaluate(cfg: DictConfig, task: str) -> dict:
     one = OmegaConf.merge(cfg, {"only_task": task})
     with stage(one, f"evaluate/{task}", PARAMS, tags={"lmforge.task": task}) as ctx:
-        p = ctx.paths
+        paths = ctx.paths
         family = configure(task, ctx.cfg.task[task])
         ctx.record(f"task.{task}", family.config)
-        splits = load_splits(family, ctx.cfg.seed, ctx.cfg.max_task_records, p.corpus_index, p.root)
+        splits = load_splits(family, ctx.cfg.seed, ctx.cfg.max_task_records, paths.corpus_index, paths.root)
         test = splits["test"]
         scored = models(ctx, family)
         ctx.run.begin()  # the inputs checked out: the work (and its MLflow run) begins
@@ -82,29 +82,29 @@ def evaluate(cfg: DictConfig, task: str) -> dict:
         head: dict = {}
         for init, (model, saved) in scored.items():
             head = saved.head or {}
-            tok = load_tokenizer(p.finetuned(task, init) / "model")
+            tok = load_tokenizer(paths.finetuned(task, init) / "model")
             predictions[init] = family.predict(model, test, tok, head)
             results[init] = family.scores(predictions[init], test, head)
         predictions["baseline"] = family.baseline(splits["train"], test, head, ctx.cfg.seed)
         results["baseline"] = family.scores(predictions["baseline"], test, head)
-        index = CorpusIndex(p.corpus_index)
+        index = CorpusIndex(paths.corpus_index)
         results["contamination"] = {split: index.overlap(family.document(r) for r in splits[split])
                                     for split in ("validation", "test")}
         results["wall_s"] = ctx.elapsed()
         systems = (*scored, "baseline")
-        write_json(p.reports / "metrics" / f"{task}.json", results)
+        write_json(paths.reports / "metrics" / f"{task}.json", results)
         for init in scored:
             pairs = family.outcomes(test, predictions[init])
-            write_text(p.reports / "plots" / "confusion" / f"{task}-{init}.csv",
+            write_text(paths.reports / "plots" / "confusion" / f"{task}-{init}.csv",
                        "actual,predicted\n" + "".join(f"{_csv_cell(a)},{_csv_cell(b)}\n" for a, b in pairs))
-        write_text(p.reports / "plots" / "scores" / f"{task}.csv",
+        write_text(paths.reports / "plots" / "scores" / f"{task}.csv",
                    "system,score\n" + "".join(f"{who},{results[who][family.primary]:.4f}\n" for who in systems))
         sample = [family.show(r, {who: predictions[who][i] for who in predictions})
                   for i, r in enumerate(test[: family.config.n_predictions])]
-        write_jsonl(p.reports / "predictions" / f"{task}.jsonl", sample)
+        write_jsonl(paths.reports / "predictions" / f"{task}.jsonl", sample)
 
         ctx.run.log_metrics({f"{who}/{k}": v for who in systems for k, v in results[who].items()})
-        ctx.run.log_artifact(p.reports / "predictions" / f"{task}.jsonl", "predictions")
+        ctx.run.log_artifact(paths.reports / "predictions" / f"{task}.jsonl", "predictions")
         log.info("evaluate %s (inits %s): %s", task, ", ".join(scored),
                  ", ".join(f"{who} {family.primary} {results[who][family.primary]:.3f}" for who in systems))
     return results

@@ -61,29 +61,32 @@ class Setup:
 
 
 def setup(ctx: StageContext, task: str, init: str) -> Setup:
-    p, cfg = ctx.paths, ctx.cfg
+    paths, cfg = ctx.paths, ctx.cfg
     family = configure(task, cfg.task[task])
     ctx.record(f"task.{task}", family.config)
-    if not p.pretrained_model.is_dir():
-        raise DataError(f"{p.pretrained_model}: no pretrained model yet; make it first: `python pipelines/pretrain.py` "
+    if not paths.pretrained_model.is_dir():
+        raise DataError(f"{paths.pretrained_model}: no pretrained model yet; make it first: "
+                        "`python pipelines/pretrain.py` "
                         "(or `dvc repro pretrain`)")
-    pretrained = SavedModel.load(p.pretrained_model)
-    check_pretrained(cfg, pretrained, p.pretrained_model)
-    splits = load_splits(family, cfg.seed, cfg.max_task_records, p.corpus_index, p.root)
-    tok = load_tokenizer(p.pretrained_model)
-    backbone, _ = load_backbone(p.pretrained_model)
+    pretrained = SavedModel.load(paths.pretrained_model)
+    check_pretrained(cfg, pretrained, paths.pretrained_model)
+    splits = load_splits(family, cfg.seed, cfg.max_task_records, paths.corpus_index, paths.root)
+    tok = load_tokenizer(paths.pretrained_model)
+    backbone, _ = load_backbone(paths.pretrained_model)
     if init == "scratch":  # the same architecture, freshly initialised (seeded)
-        backbone = build_backbone(pretrained.backbone, p.pretrained_model / "lmforge.json")
-    family.check_backbone(backbone.cfg, type(backbone).capabilities(backbone.cfg), f"the pretrained model ({p.pretrained_model})")
+        backbone = build_backbone(pretrained.backbone, paths.pretrained_model / "lmforge.json")
+    family.check_backbone(backbone.cfg, type(backbone).capabilities(backbone.cfg),
+                          f"the pretrained model ({paths.pretrained_model})")
     head = family.head_config(splits.records, splits.labels, backbone)
     model = family.build(backbone, head)
 
-    c = family.config
+    task_cfg = family.config
     feats = {s: family.features(splits[s], tok, head, train=True) for s in ("train", "validation")}
-    data = TaskData(feats["train"], feats["validation"], c.batch_size, special_ids(tok)["pad"], cfg.seed,
+    data = TaskData(feats["train"], feats["validation"], task_cfg.batch_size, special_ids(tok)["pad"], cfg.seed,
                     f"task.{task}.batch_size")
-    total = c.max_epochs * math.ceil(len(feats["train"]) / c.batch_size) // cfg.trainer.accumulate_grad_batches
-    module = TaskModule(family, model, head, int(c.warmup_ratio * total), max(total, 1))
+    steps_per_epoch = math.ceil(len(feats["train"]) / task_cfg.batch_size)
+    total = task_cfg.max_epochs * steps_per_epoch // cfg.trainer.accumulate_grad_batches
+    module = TaskModule(family, model, head, int(task_cfg.warmup_ratio * total), max(total, 1))
     log.info("finetune %s/%s: %d training records (%d features)", task, init, len(splits["train"]), len(feats["train"]))
     return Setup(family, splits, module, head, tok, pretrained, data)
 
@@ -96,9 +99,9 @@ class Fitted:
 
 
 def fit(ctx: StageContext, s: Setup, init: str) -> Fitted:
-    family, c, t = s.family, s.family.config, ctx.cfg.trainer
+    family, task_cfg, trainer_cfg = s.family, s.family.config, ctx.cfg.trainer
     settings = {"seed": ctx.cfg.seed, "trainer": to_container(ctx.cfg)["trainer"], "init": init,
-                "task": training_settings(c)}
+                "task": training_settings(task_cfg)}
     ckpt_dir = ctx.paths.checkpoints / "finetune" / family.task / init / fingerprint(
         settings, content_digest(ctx.paths.pretrained_model, data=s.splits.records))
     resume = latest_checkpoint(ckpt_dir)
@@ -111,10 +114,10 @@ def fit(ctx: StageContext, s: Setup, init: str) -> Fitted:
     best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=score, mode="max", save_last=True,
                            save_top_k=1, enable_version_counter=False)
     history = History(sink=ctx.run.log_metrics)
-    callbacks = [best, history, EarlyStopping(monitor=score, mode="max", patience=c.patience)]
-    steps_per_epoch = max(len(s.data.train) // c.batch_size, 1)
-    trainer = make_trainer(t, callbacks=callbacks, progress=ctx.cfg.progress, max_epochs=c.max_epochs,
-                           log_every_n_steps=min(t.log_every_n_steps, steps_per_epoch))
+    callbacks = [best, history, EarlyStopping(monitor=score, mode="max", patience=task_cfg.patience)]
+    steps_per_epoch = max(len(s.data.train) // task_cfg.batch_size, 1)
+    trainer = make_trainer(trainer_cfg, callbacks=callbacks, progress=ctx.cfg.progress, max_epochs=task_cfg.max_epochs,
+                           log_every_n_steps=min(trainer_cfg.log_every_n_steps, steps_per_epoch))
     trainer.fit(s.module, datamodule=s.data, ckpt_path=str(resume) if resume else None)
     state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
     s.module.load_state_dict(state)

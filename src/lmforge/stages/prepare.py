@@ -28,22 +28,23 @@ PARAMS = ("seed", "data", "tokenizer")
 def corpus(ctx: StageContext) -> tuple[Corpus, dict[str, list[str]]]:
     """(the corpus as re-iterable train/validation streams, each document's sentences — the
     built-in world only: it knows them)."""
-    d, seed = ctx.cfg.data, ctx.cfg.seed
-    if d.source == "synthetic":
+    data_cfg, seed = ctx.cfg.data, ctx.cfg.seed
+    if data_cfg.source == "synthetic":
         from lmforge.data import world
 
         docs, sentences = [], {}
-        for doc, sents in world.corpus(seed, d.synthetic.n_corpus_docs, progress=ctx.cfg.progress):
+        for doc, sents in world.corpus(seed, data_cfg.synthetic.n_corpus_docs, progress=ctx.cfg.progress):
             docs.append(doc)
             sentences[doc] = sents
-        return Corpus.from_documents(docs, d.val_fraction, seed, "the synthetic world"), sentences
-    src = d.text_files if d.source == "text_files" else d.hub
-    return load_corpus(d.source, paths=list(d.text_files.paths), name=d.hub.name, config=d.hub.config,
-                       split=d.hub.split, text_column=src.text_column, val_fraction=d.val_fraction, seed=seed,
-                       encoding=d.text_files.encoding, streaming=d.hub.streaming, num_proc=d.hub.num_proc), {}
+        return Corpus.from_documents(docs, data_cfg.val_fraction, seed, "the synthetic world"), sentences
+    src = data_cfg.text_files if data_cfg.source == "text_files" else data_cfg.hub
+    hub, files = data_cfg.hub, data_cfg.text_files
+    return load_corpus(data_cfg.source, paths=list(files.paths), name=hub.name, config=hub.config, split=hub.split,
+                       text_column=src.text_column, val_fraction=data_cfg.val_fraction, seed=seed,
+                       encoding=files.encoding, streaming=hub.streaming, num_proc=hub.num_proc), {}
 
 
-def pack(ctx: StageContext, out, c: Corpus, sentences: dict[str, list[str]], tok) -> tuple[dict, dict]:
+def pack(ctx: StageContext, out, text_corpus: Corpus, sentences: dict[str, list[str]], tok) -> tuple[dict, dict]:
     """Both splits packed into `out/tokens`, indexed into `out/index` on the way; (documents, tokens) per split."""
     ids = special_ids(tok)
     n_docs = {"train": 0, "val": 0}
@@ -57,7 +58,7 @@ def pack(ctx: StageContext, out, c: Corpus, sentences: dict[str, list[str]], tok
     with CorpusIndexWriter(out / "index", n=ctx.cfg.data.contamination_n) as index:
         n_tokens = {split: pack_texts(indexed(split, docs, index), tok, out / "tokens" / f"{split}.bin", ids["eos"],
                                       progress=ctx.cfg.progress)
-                    for split, docs in (("train", c.train()), ("val", c.validation()))}
+                    for split, docs in (("train", text_corpus.train()), ("val", text_corpus.validation()))}
     vocab = tok.get_vocab_size(with_added_tokens=True)
     write_meta(out / "tokens", vocab_size=vocab, dtype=token_dtype(vocab), n_tokens=n_tokens, eos_id=ids["eos"],
                pad_id=ids["pad"], tokenizer=ctx.cfg.tokenizer.kind)
@@ -66,15 +67,16 @@ def pack(ctx: StageContext, out, c: Corpus, sentences: dict[str, list[str]], tok
 
 def run(cfg: DictConfig) -> dict:
     with stage(cfg, "prepare", PARAMS) as ctx:
-        t = ctx.cfg.tokenizer
+        tok_cfg = ctx.cfg.tokenizer
         out = ctx.paths.prepare
-        c, sentences = corpus(ctx)  # opened and checked: its files present, readable, in their encoding
+        text_corpus, sentences = corpus(ctx)  # opened and checked: its files present, readable, in their encoding
         ctx.run.begin()
         with atomic_dir(out) as tmp:
-            tok = train_tokenizer(c.train(), kind=t.kind, vocab_size=t.vocab_size, min_frequency=t.min_frequency,
-                                  progress=ctx.cfg.progress, max_chars=t.max_train_chars)
+            tok = train_tokenizer(text_corpus.train(), kind=tok_cfg.kind, vocab_size=tok_cfg.vocab_size,
+                                  min_frequency=tok_cfg.min_frequency,
+                                  progress=ctx.cfg.progress, max_chars=tok_cfg.max_train_chars)
             save_tokenizer(tok, tmp / "tokenizer")
-            n_docs, n_tokens = pack(ctx, tmp, c, sentences, tok)
+            n_docs, n_tokens = pack(ctx, tmp, text_corpus, sentences, tok)
             vocab = tok.get_vocab_size(with_added_tokens=True)
             stats = {"source": ctx.cfg.data.source, "docs": n_docs, "tokens": n_tokens, "vocab_size": vocab,
                      "wall_s": ctx.elapsed()}

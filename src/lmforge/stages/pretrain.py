@@ -58,13 +58,15 @@ def compute_device(accelerator: str) -> str:
 
 def setup(ctx: StageContext) -> Setup:
     """The backbone the model group describes, under its LM head, and the corpus in its tokenizer."""
-    cfg, p = ctx.cfg, ctx.paths
+    cfg, paths = ctx.cfg, ctx.paths
     objective = cfg.objective.name
     cls, model = model_settings(cfg.model)
     check_objective(cls, model, objective, f"model={cfg.model.get('name') or cls.arch}")
     own = cls.tokenizer_dir(model)
-    tokenizer_dir, tokens_dir = (own, retokenized(p.tokens, p.tokenizer, own, p.cache / "tokens")) if own else \
-        (p.tokenizer, p.tokens)
+    if own:  # the checkpoint's tokenizer: the corpus re-tokenized with it once
+        tokenizer_dir, tokens_dir = own, retokenized(paths.tokens, paths.tokenizer, own, paths.cache / "tokens")
+    else:
+        tokenizer_dir, tokens_dir = paths.tokenizer, paths.tokens
     token_meta = read_meta(tokens_dir)
     model = replace(model, vocab_size=token_meta["vocab_size"], pad_id=token_meta["pad_id"],
                     causal=objective == "clm")
@@ -112,11 +114,12 @@ def measure(ctx: StageContext, s: Setup, data: PackedLMData) -> Fitted:
 
 def fit(ctx: StageContext, s: Setup) -> Fitted:
     """Train (resuming from the last checkpoint of the same work) and validate."""
-    t = ctx.cfg.trainer
-    if t.compile:  # in place: parameter names (checkpoints, safetensors) stay the same
+    trainer_cfg = ctx.cfg.trainer
+    if trainer_cfg.compile:  # in place: parameter names (checkpoints, safetensors) stay the same
         s.module.model.compile()
-    data = PackedLMData(s.tokens_dir, s.token_meta["dtype"], t.batch_size, t.block_size, t.accumulate_grad_batches,
-                        t.limit_val_batches, ctx.cfg.seed,
+    data = PackedLMData(s.tokens_dir, s.token_meta["dtype"], trainer_cfg.batch_size, trainer_cfg.block_size,
+                        trainer_cfg.accumulate_grad_batches,
+                        trainer_cfg.limit_val_batches, ctx.cfg.seed,
                         make=batch_maker(ctx.cfg.objective, s.tokenizer_dir, s.backbone.cfg.vocab_size))
     if not type(s.backbone).trains(s.backbone.cfg):
         ctx.run.begin()
@@ -129,20 +132,22 @@ def fit(ctx: StageContext, s: Setup) -> Fitted:
     if resume:
         log.info("resuming from %s (step %d)", resume, resumed_step)
 
-    device = compute_device(t.accelerator)
-    peak = measure_matmul_peak(device, precision_dtype(t.precision))
-    throughput = Throughput(t.batch_size * t.block_size, s.backbone.flops_per_token(t.block_size), peak)
+    device = compute_device(trainer_cfg.accelerator)
+    peak = measure_matmul_peak(device, precision_dtype(trainer_cfg.precision))
+    throughput = Throughput(trainer_cfg.batch_size * trainer_cfg.block_size,
+                            s.backbone.flops_per_token(trainer_cfg.block_size), peak)
     history = History(sink=ctx.run.log_metrics)
     callbacks = [
         throughput, history,
         # no monitor: the top-1 checkpoint is the newest, and last.ckpt links to it (one write, not two)
-        StepCheckpoint(dirpath=ckpt_dir, filename="{step}", every_n_train_steps=t.checkpoint_every_n_steps,
-                       val_every=t.val_check_interval, save_last="link", save_top_k=1,
+        StepCheckpoint(dirpath=ckpt_dir, filename="{step}", every_n_train_steps=trainer_cfg.checkpoint_every_n_steps,
+                       val_every=trainer_cfg.val_check_interval, save_last="link", save_top_k=1,
                        enable_version_counter=False),
     ]
-    trainer = make_trainer(t, callbacks=callbacks, progress=ctx.cfg.progress, max_steps=t.max_steps,
-                           max_time=t.max_time, val_check_interval=t.val_check_interval, check_val_every_n_epoch=None,
-                           limit_val_batches=t.limit_val_batches, max_epochs=-1)
+    trainer = make_trainer(trainer_cfg, callbacks=callbacks, progress=ctx.cfg.progress, max_steps=trainer_cfg.max_steps,
+                           max_time=trainer_cfg.max_time, val_check_interval=trainer_cfg.val_check_interval,
+                           check_val_every_n_epoch=None,
+                           limit_val_batches=trainer_cfg.limit_val_batches, max_epochs=-1)
     trainer.fit(s.module, datamodule=data, ckpt_path=str(resume) if resume else None)
     final = trainer.validate(s.module, datamodule=data, verbose=False)[0]
     val_loss = float(final["val/loss"])
@@ -153,14 +158,14 @@ def fit(ctx: StageContext, s: Setup) -> Fitted:
         "n_params": s.backbone.num_params(), "arch": s.backbone.arch, "objective": ctx.cfg.objective.name,
         "pretrained_from": getattr(s.backbone.cfg, "pretrained", None), "resumed_from_step": resumed_step,
         "tokens_per_s": throughput.tokens_per_s, "mfu": throughput.mfu, "peak_flops": peak, "device": device,
-        "precision": t.precision,
+        "precision": trainer_cfg.precision,
     }, history, ckpt_dir, state)
 
 
 def save(ctx: StageContext, s: Setup, fitted: Fitted) -> None:
     """The model directory, curves and summary, in one atomic write (the main process only)."""
-    p = ctx.paths
-    with atomic_dir(p.pretrain) as tmp:
+    paths = ctx.paths
+    with atomic_dir(paths.pretrain) as tmp:
         SavedModel(kind="language_model", backbone=s.backbone.spec(), objective=ctx.cfg.objective.name,
                    model=to_container(ctx.cfg)["model"]).save(
             tmp / "model", fitted.state or s.module.model.state_dict(), s.tokenizer_dir, s.backbone.cfg.max_len)

@@ -18,25 +18,26 @@ PARAMS = ("task",)
 
 def run(cfg: DictConfig) -> dict:
     with stage(cfg, "report", PARAMS) as ctx:
-        p = ctx.paths
+        paths = ctx.paths
         names = sorted(ctx.cfg.task)
-        prepare = read_json(p.prepare / "stats.json")
-        pretrain = read_json(p.pretrain / "summary.json")
-        missing = [n for n in names if not (p.reports / "metrics" / f"{n}.json").is_file()]
+        prepare = read_json(paths.prepare / "stats.json")
+        pretrain = read_json(paths.pretrain / "summary.json")
+        missing = [n for n in names if not (paths.reports / "metrics" / f"{n}.json").is_file()]
         if missing:
-            raise DataError(f"{p.reports / 'metrics'}: no metrics of task(s) {missing}: run evaluate first "
+            raise DataError(f"{paths.reports / 'metrics'}: no metrics of task(s) {missing}: run evaluate first "
                             f"(`python pipelines/evaluate.py task={missing[0]}`, or `dvc repro`)")
-        evaluate = {n: read_json(p.reports / "metrics" / f"{n}.json") for n in names}
-        finetune = {(n, init): read_json(p.finetuned(n, init) / "summary.json")
-                    for n in names for init in evaluate[n].get("inits", []) if (p.finetuned(n, init) / "summary.json").is_file()}
+        evaluate = {n: read_json(paths.reports / "metrics" / f"{n}.json") for n in names}
+        finetune = {(n, init): read_json(paths.finetuned(n, init) / "summary.json")
+                    for n in names for init in evaluate[n].get("inits", [])
+                    if (paths.finetuned(n, init) / "summary.json").is_file()}
         metrics = summary_metrics(pretrain, evaluate)
-        write_json(p.reports / "metrics.json", metrics)
-        write_text(p.reports / "report.md", markdown(metrics, prepare, pretrain, finetune, evaluate))
-        figures(p.reports / "figures", p.pretrain, metrics)
-        task_scores_csv(metrics, p.reports / "plots" / "tasks.csv")
-        timings_csv(timings(prepare, pretrain, finetune, evaluate), p.reports / "plots" / "timings.csv")
-        for path in (p.reports / "report.md", p.reports / "metrics.json", p.reports / "figures"):
+        write_json(paths.reports / "metrics.json", metrics)
+        write_text(paths.reports / "report.md", markdown(metrics, prepare, pretrain, finetune, evaluate))
+        figures(paths.reports / "figures", paths.pretrain, metrics)
+        task_scores_csv(metrics, paths.reports / "plots" / "tasks.csv")
+        timings_csv(timings(prepare, pretrain, finetune, evaluate), paths.reports / "plots" / "timings.csv")
+        for path in (paths.reports / "report.md", paths.reports / "metrics.json", paths.reports / "figures"):
             ctx.run.log_artifact(path, "figures" if path.is_dir() else None)
-        log.info("report written to %s", p.reports / "report.md")
+        log.info("report written to %s", paths.reports / "report.md")
         ctx.run.close_parent()
     return metrics

@@ -198,16 +198,16 @@ class PrefixLMFamily(Family):
         return record[self.source]
 
     def check_backbone(self, backbone_cfg, capabilities, where):
-        c = self.config
+        cfg = self.config
         if not backbone_cfg.causal or not capabilities.generation:
             raise ConfigError(f"task {self.task!r} ({self.name}) generates text, which needs a backbone that reads "
                               f"left to right and decodes, but {where} is bidirectional (pretrained with objective=mlm, "
                               "or an encoder). Use objective=clm with model=gpt_tiny, gpt_small or lstm, or a decoder "
                               "(model=hf model.hf_model_type=gpt2); encoders do classification, NER and QA")
-        need = c.max_source_length + c.max_target_length + 2
+        need = cfg.max_source_length + cfg.max_target_length + 2
         if need > backbone_cfg.max_len:
-            raise ConfigError(f"task.{self.task}.max_source_length={c.max_source_length} + max_target_length="
-                              f"{c.max_target_length} + 2 (<sep>, <eos>) = {need} exceeds the max_len "
+            raise ConfigError(f"task.{self.task}.max_source_length={cfg.max_source_length} + max_target_length="
+                              f"{cfg.max_target_length} + 2 (<sep>, <eos>) = {need} exceeds the max_len "
                               f"{backbone_cfg.max_len} of {where}")
 
     def build(self, backbone, head):
@@ -248,11 +248,11 @@ class PrefixLMFamily(Family):
     def predict(self, model, records, tok, head):
         from lmforge.data.tokenizer import special_ids
 
-        c = self.config
+        cfg = self.config
         ids = special_ids(tok)
         prompts = [self._prompt(tok, r[self.source], ids["sep"]) for r in records]
-        seqs = generate(model, prompts, c.max_target_length + 1, ids["eos"], ids["pad"], c.beam_size,
-                        c.length_penalty, c.batch_size)
+        seqs = generate(model, prompts, cfg.max_target_length + 1, ids["eos"], ids["pad"], cfg.beam_size,
+                        cfg.length_penalty, cfg.batch_size)
         return [tok.decode(s).strip() for s in seqs]
 
     def show(self, record, predictions):

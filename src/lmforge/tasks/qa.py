@@ -154,19 +154,19 @@ class QA(Family):
 
     def _windows(self, record, tok, sep, with_labels: bool):
         """[(feature, context offsets of the window's tokens, position of its first context token)]."""
-        c = self.config
-        q = tok.encode(record["question"], add_special_tokens=False).ids[: max(c.max_length // 3, 1)]
+        cfg = self.config
+        q = tok.encode(record["question"], add_special_tokens=False).ids[: max(cfg.max_length // 3, 1)]
         enc = tok.encode(record["context"], add_special_tokens=False)
-        room = c.max_length - len(q) - 1
+        room = cfg.max_length - len(q) - 1
         if room < 1:
-            raise ConfigError(f"task.{self.task}.max_length={c.max_length} leaves no room for the context")
+            raise ConfigError(f"task.{self.task}.max_length={cfg.max_length} leaves no room for the context")
         span = None
         if with_labels:
             a = record["answers"]
             start = a["answer_start"][0]
             span = answer_tokens(enc.offsets, start, start + len(a["text"][0]))
         out = []
-        for s, e in windows(len(enc.ids), room, min(c.doc_stride, room - 1)):
+        for s, e in windows(len(enc.ids), room, min(cfg.doc_stride, room - 1)):
             ids = q + [sep] + enc.ids[s:e]
             first = len(q) + 1
             feat = {"input_ids": ids, "attention_mask": [1] * len(ids),
@@ -204,7 +204,7 @@ class QA(Family):
     def predict(self, model, records, tok, head):
         from lmforge.data.tokenizer import special_ids
 
-        c = self.config
+        cfg = self.config
         model.eval()
         ids = special_ids(tok)
         owners, infos, feats = [], [], []
@@ -215,18 +215,18 @@ class QA(Family):
                 feats.append(feat)
         best: list[tuple[float, str]] = [(-float("inf"), "")] * len(records)
         k = 0
-        for batch in loader(feats, c.batch_size, ids["pad"], shuffle=False):
+        for batch in loader(feats, cfg.batch_size, ids["pad"], shuffle=False):
             start, end = self._logits(model, batch)
             for b in range(start.shape[0]):
                 i, (offsets, first) = owners[k], infos[k]
                 k += 1
                 n = len(offsets)
                 s_log, e_log = start[b, first : first + n], end[b, first : first + n]
-                top_s = s_log.topk(min(c.n_best, n)).indices.tolist()
-                top_e = e_log.topk(min(c.n_best, n)).indices.tolist()
+                top_s = s_log.topk(min(cfg.n_best, n)).indices.tolist()
+                top_e = e_log.topk(min(cfg.n_best, n)).indices.tolist()
                 for s in top_s:
                     for e in top_e:
-                        if s <= e < s + c.max_answer_length:
+                        if s <= e < s + cfg.max_answer_length:
                             score = float(s_log[s] + e_log[e])
                             if score > best[i][0]:
                                 text = records[i]["context"][offsets[s][0] : offsets[e][1]].strip()

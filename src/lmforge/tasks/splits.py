@@ -41,18 +41,18 @@ def _builtin(family: Family, seed: int, max_records: int | None, corpus_index: P
     from lmforge.data.corpus_index import CorpusIndex
     from lmforge.data.world import make_splits
 
-    d = family.config.data
-    name = d.world_task or family.task
+    data_cfg = family.config.data
+    name = data_cfg.world_task or family.task
     if name not in family.world_tasks:
         raise ConfigError(f"task.{family.task}.data.world_task={name!r}: the built-in world makes no such "
                           f"{family.name} task (it makes {sorted(family.world_tasks) or 'none'}); "
                           "use task.data.source=local or hub for other data")
-    sizes = {"train": d.n_train, "validation": d.n_validation, "test": d.n_test}
+    sizes = {"train": data_cfg.n_train, "validation": data_cfg.n_validation, "test": data_cfg.n_test}
     if max_records:
         sizes = {s: min(n, max_records) for s, n in sizes.items()}
     made = make_splits(name, family.world_tasks[name], seed, sizes, CorpusIndex(corpus_index))
-    if d.max_train and len(made["train"]) > d.max_train:  # fewer labels (seeded)
-        made["train"] = random.Random(f"lmforge-task-split:{seed}").sample(made["train"], d.max_train)
+    if data_cfg.max_train and len(made["train"]) > data_cfg.max_train:  # fewer labels (seeded)
+        made["train"] = random.Random(f"lmforge-task-split:{seed}").sample(made["train"], data_cfg.max_train)
     labels = family.world_tasks[name].labels
     where = {s: f"built-in task {name!r} (seed {seed}), {s} split" for s in SPLITS}
     return Splits(made, list(labels) if labels else None, {s: 0 for s in SPLITS}, where)
@@ -61,13 +61,13 @@ def _builtin(family: Family, seed: int, max_records: int | None, corpus_index: P
 def _files(family: Family, seed: int, root: Path) -> Splits:
     from lmforge.data import formats
 
-    d = family.config.data
-    provides = formats.PROVIDES.get(d.format) if d.source == "local" else None
+    data_cfg = family.config.data
+    provides = formats.PROVIDES.get(data_cfg.format) if data_cfg.source == "local" else None
     if provides:
-        need = [d.columns.get(f, f) for f in family.fields]
+        need = [data_cfg.columns.get(f, f) for f in family.fields]
         missing = [c for c in need if c not in provides]
         if missing:
-            raise ConfigError(f"task.{family.task}.data.format={d.format!r} holds records of "
+            raise ConfigError(f"task.{family.task}.data.format={data_cfg.format!r} holds records of "
                               f"{', '.join(provides)}; the {family.name} family needs {', '.join(family.fields)}")
 
     def convert(row: dict, where: str) -> dict:
@@ -76,26 +76,30 @@ def _files(family: Family, seed: int, root: Path) -> Splits:
         return rec
 
     def at_root(f: str | None) -> str | None:  # data files are named relative to the project root
-        return None if not f else f if Path(f).is_absolute() or d.source == "hub" and "://" in f else str(root / f)
+        if not f or Path(f).is_absolute() or data_cfg.source == "hub" and "://" in f:
+            return f or None
+        return str(root / f)
 
-    files = {"train": at_root(d.train), "validation": at_root(d.validation), "test": at_root(d.test or d.validation)}
-    if not d.test:
+    files = {"train": at_root(data_cfg.train), "validation": at_root(data_cfg.validation),
+             "test": at_root(data_cfg.test or data_cfg.validation)}
+    if not data_cfg.test:
         files["validation"] = None  # the given validation file is the test split
-    if d.source == "local":
-        named_by = {"train": "train", "validation": "validation", "test": "test" if d.test else "validation"}
-        loaded = {s: formats.read_file(d.format, f, d, convert, f"task.{family.task}.data", named_by[s])
+    if data_cfg.source == "local":
+        named_by = {"train": "train", "validation": "validation", "test": "test" if data_cfg.test else "validation"}
+        loaded = {s: formats.read_file(data_cfg.format, f, data_cfg, convert, f"task.{family.task}.data", named_by[s])
                   for s, f in files.items() if f}
-        where = {s: f"{f}.{d.source_lang}" if d.format == "parallel" else str(f) for s, f in files.items() if f}
+        where = {s: f"{f}.{data_cfg.source_lang}" if data_cfg.format == "parallel" else str(f)
+                 for s, f in files.items() if f}
     else:
-        names = {"train": "train", "validation": "validation", "test": "test", **dict(d.hub_splits)}
-        if d.hub_name in ("json", "csv", "parquet"):
+        names = {"train": "train", "validation": "validation", "test": "test", **dict(data_cfg.hub_splits)}
+        if data_cfg.hub_name in ("json", "csv", "parquet"):
             names = {s: s for s, f in files.items() if f}
         # an empty Hub split name: carve that split from train (validation) / use validation (test)
-        loaded = formats.hub_rows(d, {s: n for s, n in names.items() if s in SPLITS and n}, convert,
+        loaded = formats.hub_rows(data_cfg, {s: n for s, n in names.items() if s in SPLITS and n}, convert,
                                   files={s: f for s, f in files.items() if f}, key=f"task.{family.task}.data")
         if "test" not in loaded and "validation" in loaded:
             loaded["test"] = loaded.pop("validation")
-        where = {s: f"{d.hub_name}:{names.get(s, s)}" for s in SPLITS}
+        where = {s: f"{data_cfg.hub_name}:{names.get(s, s)}" for s in SPLITS}
     skipped = {}
     for s, part in loaded.items():
         skipped[s] = part.skipped
@@ -107,17 +111,18 @@ def _files(family: Family, seed: int, root: Path) -> Splits:
     train = list(records["train"])
     if "validation" not in records:  # carved from the training records (seeded)
         rng.shuffle(train)
-        n_val = max(1, int(len(train) * d.validation_fraction))
-        if d.max_eval:
-            n_val = min(n_val, d.max_eval)
+        n_val = max(1, int(len(train) * data_cfg.validation_fraction))
+        if data_cfg.max_eval:
+            n_val = min(n_val, data_cfg.max_eval)
         records["validation"], train = train[:n_val], train[n_val:]
         where["validation"] = f"{where['train']} (the validation part carved from it)"
-    if d.max_train and len(train) > d.max_train:
+    if data_cfg.max_train and len(train) > data_cfg.max_train:
         rng.shuffle(train)
-        train = train[: d.max_train]
+        train = train[: data_cfg.max_train]
     records["train"] = train
-    if d.max_eval:
-        records["validation"], records["test"] = records["validation"][: d.max_eval], records["test"][: d.max_eval]
+    if data_cfg.max_eval:
+        for split in ("validation", "test"):
+            records[split] = records[split][: data_cfg.max_eval]
     return Splits(records, None, skipped, where)
 
 

@@ -154,8 +154,9 @@ class Tagging(Family):
         file in IOB1 read as IOB2, would train happily and score nothing."""
         if self.config.data.source == "builtin":
             return
-        d, key = self.config.data, f"task.{self.task}.data"
-        column = f"{key}.tag_column={d.tag_column}" if d.source == "local" and d.format == "conll" else f"{key}.columns.tags"
+        data_cfg, key = self.config.data, f"task.{self.task}.data"
+        conll = data_cfg.source == "local" and data_cfg.format == "conll"
+        column = f"{key}.tag_column={data_cfg.tag_column}" if conll else f"{key}.columns.tags"
         tags = Counter(t for r in splits["train"] for t in r["tags"])
         kinds = {t[2:] for t in tags if t != "O"}
         if kinds and kinds <= CHUNK_TYPES:

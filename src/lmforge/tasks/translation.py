@@ -79,12 +79,12 @@ class Translation(PrefixLMFamily):
     serves = {"inputs": ["source"], "output": "translation"}
 
     def record(self, row, where):
-        d = self.config.data
-        pair_col = d.columns.get("translation", "translation")
+        data_cfg = self.config.data
+        pair_col = data_cfg.columns.get("translation", "translation")
         if pair_col in row and isinstance(row[pair_col], dict):  # wmt16-style {"de": .., "en": ..}
             langs = row[pair_col]
             try:
-                row = {"source": langs[d.source_lang], "target": langs[d.target_lang]}
+                row = {"source": langs[data_cfg.source_lang], "target": langs[data_cfg.target_lang]}
             except KeyError as exc:
                 raise DataError(f"{where}: translation has no language {exc} (has {sorted(langs)})") from None
         rec = super().record(row, where)

@@ -61,6 +61,6 @@ class TaskModule(L.LightningModule):
         self.log(self.score_key, self.val_score, prog_bar=True, on_step=False, on_epoch=True)
 
     def configure_optimizers(self):
-        c = self.family.config
-        opt = adamw(self.model, c.lr, c.weight_decay, (0.9, 0.999))
+        task_cfg = self.family.config
+        opt = adamw(self.model, task_cfg.lr, task_cfg.weight_decay, (0.9, 0.999))
         return scheduled(opt, self.warmup_steps, self.total_steps, 0.0)

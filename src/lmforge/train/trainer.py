@@ -21,16 +21,15 @@ def make_trainer(trainer_cfg: Any, *, callbacks: list, progress: bool = True, **
     """A Trainer from the `trainer` settings (`config.TrainerConfig`). lmforge's samplers shard data
     by rank themselves (global batches, see `train.lm` and `tasks.base.LengthGrouped`); logging goes
     through the `History` callback, not a Lightning logger."""
-    t = trainer_cfg
     kwargs = dict(
-        accelerator=t.accelerator,
-        devices=t.devices,
-        num_nodes=t.num_nodes,
-        strategy=t.strategy,
-        precision=t.precision,
-        gradient_clip_val=t.gradient_clip_val,
-        accumulate_grad_batches=t.accumulate_grad_batches,
-        log_every_n_steps=t.log_every_n_steps,
+        accelerator=trainer_cfg.accelerator,
+        devices=trainer_cfg.devices,
+        num_nodes=trainer_cfg.num_nodes,
+        strategy=trainer_cfg.strategy,
+        precision=trainer_cfg.precision,
+        gradient_clip_val=trainer_cfg.gradient_clip_val,
+        accumulate_grad_batches=trainer_cfg.accumulate_grad_batches,
+        log_every_n_steps=trainer_cfg.log_every_n_steps,
         enable_progress_bar=progress,
         enable_model_summary=False,
         logger=False,

@@ -8,15 +8,13 @@ and times each process:
 
     python pipelines/prepare.py experiment=minilm progress=false
     python pipelines/pretrain.py experiment=minilm progress=false        # the checkpoint as it is: measured only
-    python pipelines/finetune.py experiment=minilm task=sst2_local task.sst2_local.data.max_train=null \\
-        'inits=[pretrained]' progress=false
+    python pipelines/finetune.py experiment=minilm task=sst2_local 'inits=[pretrained]' progress=false
     python pipelines/evaluate.py (the same overrides)
 
 `experiment=minilm` selects MiniLM taken as it is (`model.continue_pretraining=false`), objective
-mlm and MiniLM's fine-tuning profile (conf/finetune/minilm.yaml: lr 5e-5, warmup 10 %, batch 32,
-3 epochs, patience 1); `max_train=null` uses the full training set (SST-2 67,349 sentences,
-CoNLL-2003 14,041) and CoNLL's `max_eval=null` the whole of eng.testa (3,250 sentences; the task
-file caps it at 1,000); `inits=[pretrained]` skips the scratch ablation. The test metric is what
+mlm and MiniLM's fine-tuning profile (conf/finetune/minilm.yaml: lr 1e-4, warmup 10 %, batch 32,
+2 epochs, patience 1); the task files use the full training sets (SST-2 67,349 sentences,
+CoNLL-2003 14,041) and the whole of eng.testa (3,250 sentences); `inits=[pretrained]` skips the scratch ablation. The test metric is what
 the evaluate stage writes (reports/metrics/<task>.json); steps and epochs come from the finetune
 stage's summary. The task files name their data relative to the project root
 (`../shared/data/...`): the temporary root is made next to this checkout so that they resolve, or
@@ -65,7 +63,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--max-eval", default=None,
                    help="validation/test records per task: an integer, or 'full' (default; --quick: 200)")
     p.add_argument("--max-epochs", type=int, default=None,
-                   help="task.<name>.max_epochs (default: MiniLM's profile, 3; --quick: 1)")
+                   help="task.<name>.max_epochs (default: MiniLM's profile, conf/finetune/minilm.yaml; --quick: 1)")
     p.add_argument("--threads", type=int, default=None,
                    help="OMP/MKL/RAYON threads of every stage process (default: the environment's, else all cores)")
     p.add_argument("--quick", action="store_true", help="a few hundred records and 1 epoch: checks that it runs")
@@ -124,12 +122,12 @@ def task_overrides(task: str, args, root: Path) -> list[str]:
     """The overrides that choose and size one task — the same for finetune and evaluate (evaluate
     refuses a model fine-tuned with other training settings)."""
     d = f"task.{task}.data"
-    out = [f"task={task}", f"{d}.max_train={'null' if args.max_train is None else args.max_train}"]
-    # the task file's max_eval stands unless asked: CoNLL's 1,000 is lifted for the full eng.testa
+    out = [f"task={task}"]
+    # the task files' sizes (the full training sets, all of the test sets) stand unless asked
+    if args.max_train is not None:
+        out.append(f"{d}.max_train={args.max_train}")
     if args.max_eval is not None:
         out.append(f"{d}.max_eval={args.max_eval}")
-    elif task == "conll2003_local":
-        out.append(f"{d}.max_eval=null")
     if args.max_epochs is not None:
         out.append(f"task.{task}.max_epochs={args.max_epochs}")
     if (root.parent / "shared" / "data").resolve() != args.data.resolve():

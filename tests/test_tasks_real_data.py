@@ -30,16 +30,15 @@ def splits_of(shared_data, tmp_path, task: str, *overrides: str):
 
 
 def test_sst2_local(shared_data, tmp_path):
-    splits, _ = splits_of(shared_data, tmp_path, "sst2_local", "task.sst2_local.data.max_train=null")
+    splits, _ = splits_of(shared_data, tmp_path, "sst2_local")  # all of it by default
     assert len(splits["test"]) == 872 and len(splits["train"]) + len(splits["validation"]) == 67349
     assert {r["label"] for r in splits["test"]} == {"negative", "positive"} and splits.skipped["train"] == 0
-    small, _ = splits_of(shared_data, tmp_path, "sst2_local")
-    assert len(small["train"]) == 4000  # the configured CPU-sized subset
+    small, _ = splits_of(shared_data, tmp_path, "sst2_local", "task.sst2_local.data.max_train=4000")
+    assert len(small["train"]) == 4000  # a CPU-sized subset, when asked for
 
 
 def test_conll2003_local_is_iob2(shared_data, tmp_path):
-    splits, family = splits_of(shared_data, tmp_path, "conll2003_local", "task.conll2003_local.data.max_train=null",
-                               "task.conll2003_local.data.max_eval=null")
+    splits, family = splits_of(shared_data, tmp_path, "conll2003_local")  # all of it by default
     assert len(splits["train"]) + len(splits["validation"]) == 14041 and len(splits["test"]) == 3250
     for r in splits["train"][:2000]:
         for prev, tag in zip(["O"] + r["tags"], r["tags"]):

@@ -13,7 +13,7 @@ and times each process:
 
 `experiment=minilm` selects MiniLM taken as it is (`model.continue_pretraining=false`), objective
 mlm and MiniLM's fine-tuning profile (conf/finetune/minilm.yaml: lr 1e-4, warmup 10 %, batch 32,
-2 epochs, patience 1); the task files use the full training sets (SST-2 67,349 sentences,
+3 epochs, patience 1); the task files use the full training sets (SST-2 67,349 sentences,
 CoNLL-2003 14,041) and the whole of eng.testa (3,250 sentences); `inits=[pretrained]` skips the scratch ablation. The test metric is what
 the evaluate stage writes (reports/metrics/<task>.json); steps and epochs come from the finetune
 stage's summary. The task files name their data relative to the project root

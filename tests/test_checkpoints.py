@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 import yaml
 
 from conftest import compose, copy_repo, ran_stages, run_in
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.slow
 TINY = ["-S", "experiment=minilm", "-S", "task=[topic,ner]", "-S", "max_task_records=16",
         "-S", "data.synthetic.n_corpus_docs=200", "-S", "trainer.limit_val_batches=1", "-S", "trainer.block_size=64",
         "-S", "trainer.batch_size=4", "-S", "task.topic.data.max_train=null", "-S", "task.topic.max_epochs=1",
-        "-S", "task.ner.max_epochs=1", "-S", "task.ner.lr=3e-5"]
+        "-S", "task.ner.max_epochs=1", "-S", "task.ner.lr=3e-5", "-S", "task.topic.freeze_embeddings=true"]
 
 
 def test_the_profile_of_a_checkpoint_applies_and_yields_to_overrides():
@@ -24,7 +25,7 @@ def test_the_profile_of_a_checkpoint_applies_and_yields_to_overrides():
     minilm = compose(["experiment=minilm", "task=[topic,ner]", "task.ner.lr=3e-5"])
     assert (minilm.model.name, minilm.objective.name) == ("minilm", "mlm")
     assert default.task.topic.lr == 0.001 and minilm.task.topic.lr == 1e-4  # conf/finetune/minilm.yaml
-    assert minilm.task.topic.max_epochs == 2 and minilm.task.topic.batch_size == 32
+    assert minilm.task.topic.max_epochs == 3 and minilm.task.topic.batch_size == 32
     assert minilm.task.ner.lr == 3e-5  # any key stays overridable
     assert minilm.task.topic.max_length == default.task.topic.max_length  # what the profile does not set stays
     assert list(compose(["experiment=minilm"]).task) == ["sst2_local", "conll2003_local"]
@@ -47,6 +48,14 @@ def test_minilm_fine_tunes_as_it_is_through_dvc(smoke_pipeline, tmp_path):
     assert saved.backbone["arch"] == "hf" and backbone.cfg.d_model == 384 and saved.objective == "mlm"
     tokenizer = json.loads((repo / "artifacts/pretrain/model/tokenizer.json").read_text())
     assert "[CLS]" in tokenizer["model"]["vocab"]  # the checkpoint's own WordPiece tokenizer
+    # task.topic.freeze_embeddings=true kept the token embeddings as the checkpoint's, and only them
+    table = next(k for k, v in backbone.named_parameters() if v is backbone.input_embeddings().weight)
+    topic, _ = load_backbone(repo / "artifacts/finetune/topic/pretrained/model")
+    ner, _ = load_backbone(repo / "artifacts/finetune/ner/pretrained/model")
+    before, frozen, free = backbone.state_dict(), topic.state_dict(), ner.state_dict()
+    assert torch.equal(frozen[table], before[table]) and not torch.equal(free[table], before[table])
+    moved = [k for k in before if k != table and not torch.equal(frozen[k], before[k])]
+    assert len(moved) > len(before) // 2  # the rest of the backbone trained
 
     metrics = json.loads((repo / "reports/metrics.json").read_text())["tasks"]
     for task in ("topic", "ner"):

@@ -18,6 +18,7 @@ from torch import nn
 
 from conftest import compose
 from lmforge.data.world import Made, WorldTask
+from lmforge.errors import ConfigError
 from lmforge.data.world.entities import TOPICS
 from lmforge.data.world.stories import story
 from lmforge.data.world.text import render_sentences
@@ -166,6 +167,11 @@ MODEL_YAML = "name: toy\narch: toy\nd_model: 32\nn_layers: 1\nmax_len: 192\ndrop
 # -- the run ---------------------------------------------------------------------------------------
 
 
+def overrides(root) -> list[str]:
+    return [f"hydra.searchpath=[file://{root / 'extra_conf'}]", "experiment=smoke", "model=toy",
+            "task=[same_topic,topic]", "tracking=none", "progress=false", "trainer.precision=32-true"]
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     from lmforge.stages import evaluate, finetune, prepare, pretrain, report
@@ -176,12 +182,10 @@ def run(tmp_path_factory):
     (conf / "model").mkdir()
     (conf / "task" / "same_topic.yaml").write_text(TASK_YAML)  # the family's one config file
     (conf / "model" / "toy.yaml").write_text(MODEL_YAML)  # the backbone's one config file
-    overrides = [f"hydra.searchpath=[file://{conf}]", "experiment=smoke", "model=toy", "task=[same_topic,topic]",
-                 "tracking=none", "progress=false", "trainer.precision=32-true"]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny models: one thread is faster
     try:
-        out = {name: stage.run(compose(overrides, root=root))
+        out = {name: stage.run(compose(overrides(root), root=root))
                for name, stage in (("prepare", prepare), ("pretrain", pretrain), ("finetune", finetune),
                                    ("evaluate", evaluate), ("report", report))}
     finally:
@@ -203,6 +207,15 @@ def test_the_new_family_and_backbone_run_through_every_stage(run):
     assert set(summary["tasks"]) == {"same_topic", "topic"}
     assert "| same_topic | same_topic | first <sep> second, mean-pooled → linear | accuracy | always 'different' |" \
         in (root / "reports/report.md").read_text()
+
+
+def test_freezing_the_embeddings_of_a_backbone_that_names_none_is_refused(run):
+    from lmforge.stages import finetune
+
+    root, _ = run
+    cfg = compose([*overrides(root), "task=[topic]", "task.topic.freeze_embeddings=true"], root=root)
+    with pytest.raises(ConfigError, match=r"task\.topic\.freeze_embeddings: backbone 'toy' names no token embeddings"):
+        finetune.run(cfg)
 
 
 def test_the_family_s_world_task_is_balanced_and_leak_free(run):

@@ -93,6 +93,10 @@ class Backbone(nn.Module):
     def lm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def input_embeddings(self) -> nn.Embedding | None:
+        """The token embedding table (what `task.<t>.freeze_embeddings` freezes); None: none to name."""
+        return None
+
     def num_params(self, non_embedding: bool = True) -> int:
         return sum(p.numel() for p in self.parameters())
 

@@ -228,6 +228,9 @@ class HFBackbone(Backbone):
             attention_mask = torch.ones_like(ids)
         return self.base(input_ids=ids, attention_mask=attention_mask).last_hidden_state
 
+    def input_embeddings(self) -> nn.Embedding:
+        return self.base.get_input_embeddings()
+
     def lm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         for name in _HEAD_ATTRS:
             head = getattr(self.model, name, None)

@@ -69,6 +69,9 @@ class LSTM(Backbone):
         out, _ = self.rnn(self.drop(self.wte(ids)))
         return self.drop(out)
 
+    def input_embeddings(self) -> nn.Embedding:
+        return self.wte
+
     def lm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         return F.linear(hidden, self.wte.weight)[..., : self.cfg.vocab_size]
 

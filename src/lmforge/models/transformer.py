@@ -183,6 +183,9 @@ class Transformer(Backbone):
             presents.append(present)
         return self.ln_f(x), presents
 
+    def input_embeddings(self) -> nn.Embedding:
+        return self.wte
+
     def lm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Tied LM head, cut back to the real vocabulary."""
         return F.linear(hidden, self.wte.weight)[..., : self.cfg.vocab_size]

@@ -81,6 +81,12 @@ def setup(ctx: StageContext, task: str, init: str) -> Setup:
     model = family.build(backbone, head)
 
     task_cfg = family.config
+    if task_cfg.freeze_embeddings:
+        table = backbone.input_embeddings()
+        if table is None:
+            raise ConfigError(f"task.{task}.freeze_embeddings: backbone {backbone.arch!r} names no token embeddings "
+                              "to freeze; set it to false")
+        table.weight.requires_grad_(False)  # tied backbones (gpt_tiny, lstm): their LM output projection too
     feats = {s: family.features(splits[s], tok, head, train=True) for s in ("train", "validation")}
     data = TaskData(feats["train"], feats["validation"], task_cfg.batch_size, special_ids(tok)["pad"], cfg.seed,
                     f"task.{task}.batch_size")

@@ -119,6 +119,7 @@ class TaskConfig:
     warmup_ratio: float = setting(0.1, ge=0, lt=1)
     patience: int = setting(3, ge=0)  # epochs without a better validation score before stopping
     dropout: float = setting(0.1, ge=0, lt=1)
+    freeze_embeddings: bool = False  # keep the backbone's token embeddings as pretrained (fewer weights to move)
     n_predictions: int = setting(20, ge=0, eval_only=True)  # the predictions sample evaluate writes
 
 

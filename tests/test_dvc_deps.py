@@ -113,3 +113,20 @@ def test_params_yaml_is_conf_composed(tmp_path):
     compose_and_dump(tmp_path / "params.yaml", str(ROOT / "conf"), None, "params", str(ROOT), [])
     assert yaml.safe_load((tmp_path / "params.yaml").read_text()) == PARAMS, \
         "params.yaml is stale: recompose it with `make params` (python -m lmforge.params)"
+
+
+def test_the_committed_dvc_lock_is_current_for_code_conf_and_params():
+    """dvc.lock (committed, of the default pipeline) records the code, conf files and params.yaml
+    values the checkout has: an edit to any of them without `make repro` and a commit of dvc.lock
+    fails here. Outputs and their artifacts/ deps are absent on a fresh clone: not compared."""
+    locked = yaml.safe_load((ROOT / "dvc.lock").read_text())["stages"]
+    assert {s.addressing for s in stages()} <= set(locked)  # every stage of the default pipeline
+    status = Repo(str(ROOT)).status()
+    stale = {}
+    for stage, items in status.items():
+        for item in items:
+            if isinstance(item, dict) and "changed deps" in item:
+                changed = {k: v for k, v in item["changed deps"].items() if not k.startswith(("artifacts/", "reports/"))}
+                if changed:
+                    stale[stage] = changed
+    assert not stale, f"dvc.lock is stale (run `make repro` and commit dvc.lock): {stale}"

@@ -106,8 +106,8 @@ def copy_tree(dst: Path) -> int:
     return n
 
 
-def make_root(args) -> tuple[Path, Path]:
-    """(the folder to delete afterwards, the project root inside it)."""
+def make_root(args) -> Path:
+    """The project root: a new temporary folder, `--workdir` when empty, else `--workdir`/lmforge."""
     if args.workdir:
         base = args.workdir.resolve()
         base.mkdir(parents=True, exist_ok=True)
@@ -115,7 +115,7 @@ def make_root(args) -> tuple[Path, Path]:
         base = Path(tempfile.mkdtemp(prefix="lmforge-minilm-", dir=ROOT.parent))
     root = base if not any(base.iterdir()) else base / "lmforge"
     root.mkdir(parents=True, exist_ok=True)
-    return base, root
+    return root
 
 
 def task_overrides(task: str, args, root: Path) -> list[str]:
@@ -192,7 +192,7 @@ def main(argv=None) -> dict:
     logs = args.out.parent / (args.out.stem + "_logs")
     shutil.rmtree(logs, ignore_errors=True)
     logs.mkdir(parents=True, exist_ok=True)
-    base, root = make_root(args)
+    root = make_root(args)
     n_files = copy_tree(root)
     env = stage_env(root, args.threads)
     common = ["experiment=minilm", "progress=false"]
@@ -248,7 +248,7 @@ def main(argv=None) -> dict:
             result["tasks"][task] = row
     finally:
         if not args.keep:
-            shutil.rmtree(base, ignore_errors=True)
+            shutil.rmtree(root, ignore_errors=True)  # never more than it made
         else:
             print(f"kept {root}")
     result["ok"] = ok

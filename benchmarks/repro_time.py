@@ -7,8 +7,7 @@
 
 Per-stage wall times come from two places: DVC's own log ("Running stage 'x'" lines, timed as
 they arrive) and the files the stages write (artifacts/prepare/stats.json,
-artifacts/*/summary.json, reports/metrics/*.json: `wall_s`; the report stage gathers them in
-reports/plots/timings.csv, copied into the result). reports/metrics.json (results only) is copied
+artifacts/*/summary.json, reports/metrics/*.json: `wall_s`). reports/metrics.json (results only) is copied
 into the result, and every task's test score is printed: pretrained, scratch and baseline, with
 whether pretrained beats both.
 
@@ -134,23 +133,6 @@ def read_json(path: Path):
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
-
-
-def read_timings(path: Path) -> dict | None:
-    """reports/plots/timings.csv (stage,seconds[,...]) as {stage: seconds}: what the report stage
-    gathered from the stages' own wall_s."""
-    try:
-        lines = path.read_text().splitlines()
-    except OSError:
-        return None
-    rows = {}
-    for line in lines[1:]:  # stage names hold no comma ("finetune@ner (pretrained)")
-        stage, _, seconds = line.partition(",")
-        try:
-            rows[stage] = float(seconds.split(",")[0])
-        except ValueError:
-            continue
-    return rows
 
 
 def stage_reports(clone: Path) -> dict:
@@ -296,7 +278,6 @@ def _run(args, result: dict, base: Path, clone: Path, logs: Path) -> dict:
     # 6. what the stages report
     result["stage_reports"] = stage_reports(clone)
     result["metrics"] = read_json(clone / "reports" / "metrics.json")
-    result["timings_csv"] = read_timings(clone / "reports" / "plots" / "timings.csv")
     return finish(args, result)
 
 

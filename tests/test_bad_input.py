@@ -107,7 +107,7 @@ def on_file(task: str, fmt: str, train: Any, *overrides: str,
         write(root / "data" / f"test.{ext}", good)
         args = [f"task={task}", "inits=[pretrained]", f"task.{task}.data.format={fmt}",
                 f"task.{task}.data.train={train_path}", f"task.{task}.data.test={root / 'data' / f'test.{ext}'}",
-                f"task.{task}.data.max_train=null", *(o.format(root=root) for o in overrides)]
+                *(o.format(root=root) for o in overrides)]
         return lambda: stage_run("finetune", *args, root=root)
 
     return arrange

@@ -119,9 +119,10 @@ def test_the_committed_dvc_lock_is_current_for_code_conf_and_params():
     """dvc.lock (committed, of the default pipeline) records the code, conf files and params.yaml
     values the checkout has: an edit to any of them without `make repro` and a commit of dvc.lock
     fails here. Outputs and their artifacts/ deps are absent on a fresh clone: not compared."""
+    repo = Repo(str(ROOT))
     locked = yaml.safe_load((ROOT / "dvc.lock").read_text())["stages"]
-    assert {s.addressing for s in stages()} <= set(locked)  # every stage of the default pipeline
-    status = Repo(str(ROOT)).status()
+    assert {s.addressing for s in repo.index.stages} <= set(locked)  # every stage of the default pipeline
+    status = repo.status()
     stale = {}
     for stage, items in status.items():
         for item in items:

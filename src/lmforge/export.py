@@ -37,7 +37,7 @@ import torch
 from lmforge.errors import ConfigError, LmforgeError
 from lmforge.fileio import atomic_dir
 from lmforge.models import from_spec, load_backbone
-from lmforge.saved_model import SavedModel, copy_tokenizer
+from lmforge.saved_model import MANIFEST, SavedModel, copy_tokenizer
 
 _LINEAR = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")  # nn.Linear here, Conv1D in GPT-2
 
@@ -144,7 +144,7 @@ def export(model_dir: str | Path, out_dir: str | Path) -> Path:
     """Export `model_dir` (an lmforge model directory) into `out_dir` (written atomically)."""
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     saved = SavedModel.load(model_dir)
-    cls, config = from_spec(saved.backbone, Path(model_dir) / "lmforge.json")
+    cls, config = from_spec(saved.backbone, Path(model_dir) / MANIFEST)
     exports_as = cls.capabilities(config).exports_as
     if exports_as is None:
         raise ConfigError(f"{model_dir}: its backbone ({saved.backbone['arch']}, trained with objective="

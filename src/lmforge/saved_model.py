@@ -20,7 +20,7 @@ from typing import Optional
 
 import torch
 
-from lmforge.errors import DataError
+from lmforge.errors import DataError, first_line
 from lmforge.fileio import read_json, write_json
 
 MANIFEST = "lmforge.json"
@@ -113,8 +113,7 @@ class SavedModel:
         try:
             return load_file(str(path))
         except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-            why = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise DataError(f"{path}: not a readable safetensors file ({why}); the file is damaged or "
+            raise DataError(f"{path}: not a readable safetensors file ({first_line(e)}); the file is damaged or "
                             f"truncated: {REMAKE}") from None
 
 

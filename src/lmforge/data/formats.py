@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from lmforge.errors import ConfigError, DataError
+from lmforge.errors import ConfigError, DataError, first_line
 
 FORMATS = ("glue_tsv", "csv", "jsonl", "conll", "squad", "parallel")
 # the columns a format's rows always have (the others: whatever the file's columns are)
@@ -57,10 +57,8 @@ class Collector:
 
     def __init__(self, convert: Callable[[dict, str], dict], skip: bool, key: str = "task.data"):
         self.convert, self.skip, self.key, self.out = convert, skip, key, Split()
-        self.seen = 0  # rows read, good or bad
 
     def bad(self, where: str, why: str, count: int = 1) -> None:
-        self.seen += count
         if not self.skip:
             raise DataError(f"{where}: {why}; fix it, or skip such records with {self.key}.skip_malformed=true")
         self.out.skipped += count
@@ -69,12 +67,9 @@ class Collector:
 
     def row(self, row: dict, where: str) -> None:
         try:
-            record = self.convert(row, where)
+            self.out.records.append(self.convert(row, where))
         except DataError as e:
             self.bad(where, str(e).removeprefix(f"{where}: "))
-            return
-        self.seen += 1
-        self.out.records.append(record)
 
 
 def read_text(path: Path, encoding: str = "utf-8", key: str = "task.data", file_key: str = "task.data.train") -> str:
@@ -269,7 +264,7 @@ def read_file(fmt: str, path: str, data: Any, convert: Callable[[dict, str], dic
                 "conll": lambda: read_conll(Path(path), text, data, c),
                 "squad": lambda: read_squad(Path(path), text, data, c)}
         read[fmt]()
-    if not c.seen:
+    if not c.out.records and not c.out.skipped:  # no row at all, good or bad
         what = f"{path}.{data.source_lang}" if fmt == "parallel" else path
         header = fmt in ("glue_tsv", "csv") and data.header
         raise DataError(f"{what}: no records ({'empty, or a header only' if header else 'an empty file'}); "
@@ -304,7 +299,7 @@ def hub_rows(data: Any, split_names: dict[str, str], convert: Callable[[dict, st
             ds = load_dataset(data.hub_name, data.hub_config, split=hub_split, **kwargs)
         except Exception as exc:  # offline, unknown name or split: say which
             raise DataError(f"{key}.hub_name={data.hub_name!r} (config {data.hub_config!r}, split {hub_split!r}) "
-                            f"could not be loaded: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+                            f"could not be loaded: {first_line(exc)}") from None
         features = dict(ds.features)
         c = Collector(convert, data.skip_malformed, key)
         for i, row in enumerate(iter(ds)):

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
-from lmforge.errors import ConfigError, DataError
+from lmforge.errors import ConfigError, DataError, first_line
 
 SPECIAL_TOKENS = ["<pad>", "<eos>", "<unk>", "<mask>", "<sep>", "<cls>"]
 """Special tokens, in id order: ``<pad>`` = 0, ``<eos>`` = 1, ..., ``<cls>`` = 5."""
@@ -273,8 +273,7 @@ def load_tokenizer(directory: str | os.PathLike) -> Tokenizer:
     try:
         tok = Tokenizer.from_file(str(path))
     except Exception as exc:  # tokenizers raises a plain Exception on malformed files
-        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DataError(f"{path}: not a tokenizer file `tokenizers` can load ({why}); it is damaged: {remake}") from None
+        raise DataError(f"{path}: not a tokenizer file `tokenizers` can load ({first_line(exc)}); it is damaged: {remake}") from None
     # Hugging Face checkpoints may save fixed padding/truncation (MiniLM: pad to 128): callers
     # truncate and pad themselves, and packing a corpus must never truncate a document.
     tok.no_padding()

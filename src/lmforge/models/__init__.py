@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from lmforge.errors import ConfigError, DataError
-from lmforge.saved_model import REMAKE
+from lmforge.saved_model import MANIFEST, REMAKE, SavedModel
 from lmforge.schema import build, check_values, setting
 
 
@@ -208,10 +208,8 @@ def load_weights(module: nn.Module, state: dict[str, torch.Tensor], source: str 
 
 def load_backbone(directory: str | Path):
     """(backbone with its weights, SavedModel) of a model directory (pretrained or fine-tuned)."""
-    from lmforge.saved_model import SavedModel
-
     saved = SavedModel.load(directory)
-    backbone = build_backbone(saved.backbone, Path(directory) / "lmforge.json")
+    backbone = build_backbone(saved.backbone, Path(directory) / MANIFEST)
     prefix = "backbone."
     state = {k[len(prefix):]: v for k, v in saved.weights(directory).items() if k.startswith(prefix)}
     if not state:

@@ -24,7 +24,7 @@ from lmforge.data.tokenizer import load_tokenizer, special_ids
 from lmforge.errors import ConfigError, DataError
 from lmforge.fileio import atomic_dir, content_digest, write_json
 from lmforge.models import build_backbone, load_backbone
-from lmforge.saved_model import SavedModel
+from lmforge.saved_model import MANIFEST, SavedModel
 from lmforge.stages.common import StageContext, log, stage, task_names
 from lmforge.tasks import Family, configure, configure_all
 from lmforge.tasks.base import training_settings
@@ -74,7 +74,7 @@ def setup(ctx: StageContext, task: str, init: str) -> Setup:
     tok = load_tokenizer(paths.pretrained_model)
     backbone, _ = load_backbone(paths.pretrained_model)
     if init == "scratch":  # the same architecture, freshly initialised (seeded)
-        backbone = build_backbone(pretrained.backbone, paths.pretrained_model / "lmforge.json")
+        backbone = build_backbone(pretrained.backbone, paths.pretrained_model / MANIFEST)
     family.check_backbone(backbone.cfg, type(backbone).capabilities(backbone.cfg),
                           f"the pretrained model ({paths.pretrained_model})")
     head = family.head_config(splits.records, splits.labels, backbone)

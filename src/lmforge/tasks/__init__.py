@@ -84,13 +84,13 @@ def load_task_model(directory: str | Path):
     with; its SavedModel) of a fine-tuned model directory."""
     from lmforge.errors import DataError
     from lmforge.models import build_backbone, load_weights
-    from lmforge.saved_model import SavedModel
+    from lmforge.saved_model import MANIFEST, SavedModel
 
     saved = SavedModel.load(directory)
     if saved.kind != "task_model":
         raise DataError(f"{directory}: a {saved.kind.replace('_', ' ')}, not a fine-tuned task model")
     family = configure(saved.task, saved.task_config)
-    model = family.build(build_backbone(saved.backbone, Path(directory) / "lmforge.json"), saved.head or {})
+    model = family.build(build_backbone(saved.backbone, Path(directory) / MANIFEST), saved.head or {})
     load_weights(model, saved.weights(directory), Path(directory) / "model.safetensors")
     return model.eval(), family, saved
 

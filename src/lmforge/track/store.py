@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from lmforge.errors import ConfigError
+from lmforge.errors import ConfigError, first_line
 
 MAX_PARAM_LEN = 6000  # MLflow's limit on a param value
 PART = "/part-"  # continuation keys of a long param: "<key>/part-2", "<key>/part-3", …
@@ -137,8 +137,7 @@ def connect(tracking: Any):
 
 
 def _unusable(tracking: Any, e: Exception) -> ConfigError:
-    first = str(e).splitlines()[0] if str(e) else type(e).__name__
-    return ConfigError(f"tracking.uri={tracking.uri}: cannot use the MLflow tracking backend ({first}); "
+    return ConfigError(f"tracking.uri={tracking.uri}: cannot use the MLflow tracking backend ({first_line(e)}); "
                        "use tracking=none to run without tracking")
 
 

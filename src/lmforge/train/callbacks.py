@@ -97,7 +97,7 @@ class Throughput(L.Callback):
         self._batches += 1
         if self._t is not None and self._batches < trainer.log_every_n_steps:
             return
-        self._close_window(trainer, pl_module, log=self._t is not None)
+        self._close_window(trainer, pl_module, log=True)
 
     def on_train_end(self, trainer, pl_module):
         if self._windows <= self.skip_windows:  # a short run: its last partial window counts too

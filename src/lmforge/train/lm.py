@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset
 from lmforge.data.packing import TokenFile
 from lmforge.errors import ConfigError, DataError
 from lmforge.models.heads import IGNORE_INDEX, CausalLM, MaskedLM
-from lmforge.optim import adamw, scheduled
+from lmforge.optim import FusedClipping, adamw, fused_ok, scheduled
 
 
 class MLMMasker:
@@ -66,7 +66,7 @@ def next_token_pairs(windows: torch.Tensor, rng: np.random.Generator | None = No
     return windows[:, :-1], windows[:, 1:]
 
 
-class LMModule(L.LightningModule):
+class LMModule(FusedClipping, L.LightningModule):
     """A backbone under its tied LM head, trained with `objective` ("clm" or "mlm"); `optim` is
     the optimiser's settings (`config.OptimConfig`)."""
 
@@ -111,7 +111,8 @@ class LMModule(L.LightningModule):
 
     def configure_optimizers(self):
         o = self.optim
-        opt = adamw(self.model, o.lr, o.weight_decay, (o.beta1, o.beta2))
+        fused = fused_ok(self.trainer.precision, self.trainer.strategy)
+        opt = adamw(self.model, o.lr, o.weight_decay, (o.beta1, o.beta2), fused)
         return scheduled(opt, o.warmup_steps, self.max_steps, o.min_lr_ratio)
 
 

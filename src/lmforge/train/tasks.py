@@ -12,7 +12,7 @@ import lightning as L
 import torch
 from torchmetrics import MeanMetric
 
-from lmforge.optim import adamw, scheduled
+from lmforge.optim import FusedClipping, adamw, fused_ok, scheduled
 from lmforge.tasks.base import loader, per_device
 
 
@@ -34,7 +34,7 @@ class TaskData(L.LightningDataModule):
                       shard=True)
 
 
-class TaskModule(L.LightningModule):
+class TaskModule(FusedClipping, L.LightningModule):
     def __init__(self, family, model: torch.nn.Module, head: dict, warmup_steps: int, total_steps: int):
         super().__init__()
         self.family = family
@@ -62,5 +62,6 @@ class TaskModule(L.LightningModule):
 
     def configure_optimizers(self):
         task_cfg = self.family.config
-        opt = adamw(self.model, task_cfg.lr, task_cfg.weight_decay, (0.9, 0.999))
+        fused = fused_ok(self.trainer.precision, self.trainer.strategy)
+        opt = adamw(self.model, task_cfg.lr, task_cfg.weight_decay, (0.9, 0.999), fused)
         return scheduled(opt, self.warmup_steps, self.total_steps, 0.0)

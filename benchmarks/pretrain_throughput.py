@@ -3,7 +3,7 @@
 
 Both sides train `CausalLM(Transformer(cfg))` with the same initial weights, the same batches
 (lmforge's `RandomWindows` over a real packed token file), the same precision (Lightning's
-`bf16-mixed` vs `torch.autocast(bfloat16, cache_enabled=False)`, as Lightning calls it), the same AdamW (`lmforge.optim.adamw` + the
+`bf16-mixed` vs `torch.autocast(bfloat16, cache_enabled=False)`, as Lightning calls it), the same AdamW (`lmforge.optim.adamw`, fused as the stage's is, + the
 warmup-cosine schedule) and gradient clipping at norm 1.0.
 
 lmforge side: `LMModule` + `PackedLMData` + `make_trainer(conf/trainer/default.yaml)`, built as
@@ -374,12 +374,13 @@ def bare_round(args, ctx, model) -> dict:
     from torch.utils.data import DataLoader
 
     from lmforge.data.packing import TokenFile
-    from lmforge.optim import adamw, scheduled
+    from lmforge.optim import adamw, fused_ok, scheduled
     from lmforge.train.lm import RandomWindows
 
     device, sync, o = ctx["device"], ctx["sync"], ctx["optim"]
     total = args.warmup + args.steps
-    opt = adamw(model, o["lr"], o["weight_decay"], (o["beta1"], o["beta2"]))
+    # fused exactly when the Lightning side's is (one device: no FSDP)
+    opt = adamw(model, o["lr"], o["weight_decay"], (o["beta1"], o["beta2"]), fused_ok(args.precision, None))
     sched = scheduled(opt, o["warmup_steps"], total, o["min_lr_ratio"])["lr_scheduler"]["scheduler"]
     tokens = TokenFile(Path(ctx["tokens_dir"]) / "train.bin", ctx["meta"]["dtype"], block_size=args.block)
     loader = DataLoader(RandomWindows(tokens, args.batch, args.block, args.seed, rank=0, world=1), batch_size=None)

@@ -3,8 +3,9 @@
 
 Both sides train `CausalLM(Transformer(cfg))` with the same initial weights, the same batches
 (lmforge's `RandomWindows` over a real packed token file), the same precision (Lightning's
-`bf16-mixed` vs `torch.autocast(bfloat16, cache_enabled=False)`, as Lightning calls it), the same AdamW (`lmforge.optim.adamw`, fused as the stage's is, + the
-warmup-cosine schedule) and gradient clipping at norm 1.0.
+`bf16-mixed` vs `torch.autocast(bfloat16, cache_enabled=False)`, as Lightning calls it), the same
+AdamW (`lmforge.optim.adamw`, fused as the stage's is, + the warmup-cosine schedule) and gradient
+clipping at norm 1.0.
 
 lmforge side: `LMModule` + `PackedLMData` + `make_trainer(conf/trainer/default.yaml)`, built as
 `lmforge.stages.pretrain` builds them, except: no progress bar, no checkpointing, no validation,

@@ -19,6 +19,8 @@ from typing import Callable
 import hydra
 from omegaconf import DictConfig
 
+import lmforge.host  # noqa: F401  (starts measuring the machine's load while the app loads)
+from lmforge.config import check_composed  # the schema and resolvers, registered with Hydra on import
 from lmforge.errors import LmforgeError
 from lmforge.track.run import in_multirun, run_job
 
@@ -60,23 +62,26 @@ def _fail(message: str) -> None:
 
 
 def check_command_line(argv: list[str]) -> None:
-    """Compose the config the command line asks for (as Hydra is about to), so that an override
-    that does not compose fails in one line instead of Hydra's multi-line report."""
+    """Compose the config the command line asks for (as Hydra is about to) and check it, so that an
+    override that does not compose fails in one line instead of Hydra's multi-line report, and a
+    bad value fails before the stage imports torch (`model` and `task` the stage checks itself)."""
     from hydra import compose, initialize_config_dir
     from hydra._internal.utils import get_args_parser
-
-    import lmforge.config  # noqa: F401  (the schema and resolvers)
 
     args, _ = get_args_parser().parse_known_args(argv)
     if args.multirun or args.help or args.hydra_help or args.cfg or args.info or args.shell_completion:
         return  # Hydra's own modes: let it report
     try:
         with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-            compose(config_name=args.config_name or "config", overrides=args.overrides, return_hydra_config=True)
+            cfg = compose(config_name=args.config_name or "config", overrides=args.overrides)
     except Exception as e:
         if _debug():
             raise
         _fail(composition_error(e))
+    try:
+        check_composed(cfg)
+    except LmforgeError as e:
+        _fail(str(e))
 
 
 def composition_error(e: BaseException) -> str:

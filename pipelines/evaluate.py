@@ -1,7 +1,13 @@
 """The evaluate stage as a Hydra app: `python pipelines/evaluate.py [overrides]` (see pipelines/_app.py)."""
 
 import _app
-from lmforge.stages import evaluate
+
+
+def evaluate(cfg):
+    from lmforge.stages import evaluate as stage  # after the command line checks out: a typo answers before torch loads
+
+    return stage.run(cfg)
+
 
 if __name__ == "__main__":
-    _app.run(evaluate.run)
+    _app.run(evaluate)

@@ -1,7 +1,13 @@
 """The report stage as a Hydra app: `python pipelines/report.py [overrides]` (see pipelines/_app.py)."""
 
 import _app
-from lmforge.stages import report
+
+
+def report(cfg):
+    from lmforge.stages import report as stage  # after the command line checks out: a typo answers before torch loads
+
+    return stage.run(cfg)
+
 
 if __name__ == "__main__":
-    _app.run(report.run)
+    _app.run(report)

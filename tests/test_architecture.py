@@ -8,7 +8,7 @@ from imports import SRC, imports, module_file, module_name
 # rank of each top-level room of lmforge; a module may import a lower rank or its own package
 RANKS = {
     "lmforge": 0, "lmforge.errors": 0,
-    "lmforge.fileio": 1, "lmforge.schema": 1,
+    "lmforge.fileio": 1, "lmforge.schema": 1, "lmforge.host": 1,
     "lmforge.config": 2, "lmforge.saved_model": 2,
     "lmforge.data": 3, "lmforge.models": 3, "lmforge.optim": 3,
     "lmforge.tasks": 4,

@@ -252,6 +252,18 @@ def section(cfg: DictConfig, name: str) -> Any:
     return build(SECTIONS[name], value, name)
 
 
+def check_composed(cfg: DictConfig) -> None:
+    """Check what a composed config holds apart from `model` and `task` (which only their backbone or
+    task family can check, in the stage): no unknown top-level key, every other section and number
+    in range, the tracking settings. Needs neither torch nor any other heavy library, so a typo on
+    the command line is answered before a stage imports them."""
+    narrow(cfg, tuple(s for s in HYPERPARAMETERS if s != "task"))
+    for name in (*SCALARS, *SECTIONS):
+        section(cfg, name)
+    if cfg.tracking.enabled:
+        build(TrackingConfig, cfg.tracking, "tracking")
+
+
 def conf_digest(conf_dir: str | Path) -> str:
     """A digest of the conf/ files that compose params.yaml (`PIPELINE_CONF`)."""
     conf_dir = Path(conf_dir)

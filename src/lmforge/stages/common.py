@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lmforge.config import INITS, SCALARS, SECTIONS, TrackingConfig, flatten, load_params, narrow, section
 from lmforge.errors import ConfigError
+from lmforge.host import METER, choose_threads, process_age
 from lmforge.schema import build
 from lmforge.track.run import StageRun
 
@@ -35,15 +36,17 @@ __all__ = ["INITS", "Paths", "StageContext", "stage", "task_names", "is_main_pro
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (without importing Lightning: stages start faster)."""
+    """Seed Python, NumPy and — when the stage uses it (its module imports it) — torch, without
+    importing torch for a stage that does not (prepare, report) or Lightning for one that does."""
     import random
+    import sys
 
     import numpy as np
-    import torch
 
     random.seed(seed)
     np.random.seed(seed)
-    torch.manual_seed(seed)
+    if "torch" in sys.modules:
+        sys.modules["torch"].manual_seed(seed)
 
 
 def is_main_process() -> bool:
@@ -101,6 +104,9 @@ class StageContext:
         self.run.log_params(flatten({name: data}))
 
 
+_OPENED: list[str] = []  # the stages this process has opened (the first one reports the start-up)
+
+
 @contextmanager
 def stage(cfg: DictConfig, name: str, sections: tuple[str, ...], tags: dict | None = None) -> Iterator[StageContext]:
     """Open a stage (see the module docstring); `model` and `task`, which only a backbone or a
@@ -113,7 +119,10 @@ def stage(cfg: DictConfig, name: str, sections: tuple[str, ...], tags: dict | No
         checked["model"] = OmegaConf.to_container(cfg.model, resolve=True)
     if cfg.tracking.enabled:
         build(TrackingConfig, cfg.tracking, "tracking")
+    first = not _OPENED
+    _OPENED.append(name)
     seed_everything(checked.get("seed", 0))
+    choose_threads(METER)  # torch's threads for the cores free now (lmforge.host)
     main = is_main_process()
     tracking = cfg.tracking if main else OmegaConf.create({"enabled": False})
     params = flatten({s: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for s, v in checked.items()})
@@ -121,7 +130,9 @@ def stage(cfg: DictConfig, name: str, sections: tuple[str, ...], tags: dict | No
     with StageRun(tracking, name, params, tags, root=paths.root) as run:
         run.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")  # what the stage was given
         ctx = StageContext(cfg, paths, run, main, time.perf_counter())
+        startup = process_age() if first else None  # the fixed cost: process start to this stage's work
         yield ctx
         run.log_metrics({"wall_s": ctx.elapsed()})
         if main:
-            log.info("%s done in %.1f s", name, ctx.elapsed())
+            log.info("%s done in %.1f s%s", name, ctx.elapsed(),
+                     f" (after {startup:.1f} s of process start-up)" if startup is not None else "")

@@ -31,7 +31,7 @@ from lmforge.tasks.base import training_settings
 from lmforge.tasks.splits import Splits, load_splits
 from lmforge.train.callbacks import History
 from lmforge.train.tasks import TaskData, TaskModule
-from lmforge.train.trainer import check_checkpoint, latest_checkpoint, make_trainer
+from lmforge.train.trainer import check_checkpoint, latest_checkpoint, make_trainer, pin_threads
 
 PARAMS = ("seed", "max_task_records", "model", "objective", "trainer", "task")
 
@@ -114,6 +114,7 @@ def fit(ctx: StageContext, s: Setup, init: str) -> Fitted:
     resumed_step = check_checkpoint(resume, s.module) if resume else 0
     ctx.run.begin()  # the inputs checked out: the work (and its MLflow run) begins
     ctx.run.resumes(f"finetune/{family.task}/{init}/{ckpt_dir.name}")
+    threads = pin_threads(ckpt_dir, resuming=resume is not None)
     if resume:
         log.info("resuming from %s (step %d)", resume, resumed_step)
     score = s.module.score_key
@@ -131,6 +132,7 @@ def fit(ctx: StageContext, s: Setup, init: str) -> Fitted:
         "task": family.task, "family": family.name, "init": init, "val_metric": family.val_metric,
         "best_val_score": float(best.best_model_score), "epochs": trainer.current_epoch, "steps": trainer.global_step,
         "n_train": len(s.splits["train"]), "n_train_features": len(s.data.train), "skipped": s.splits.skipped,
+        "threads": threads,
     }
     return Fitted(summary, history, ckpt_dir)
 

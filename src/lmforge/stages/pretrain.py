@@ -30,7 +30,7 @@ from lmforge.saved_model import SavedModel
 from lmforge.stages.common import StageContext, log, stage
 from lmforge.train.callbacks import History, Throughput, measure_matmul_peak, precision_dtype
 from lmforge.train.lm import LMModule, MLMMasker, PackedLMData, next_token_pairs
-from lmforge.train.trainer import StepCheckpoint, check_checkpoint, latest_checkpoint, make_trainer
+from lmforge.train.trainer import StepCheckpoint, check_checkpoint, latest_checkpoint, make_trainer, pin_threads
 
 PARAMS = ("seed", "model", "objective", "optim", "trainer")
 
@@ -129,6 +129,7 @@ def fit(ctx: StageContext, s: Setup) -> Fitted:
     resumed_step = check_checkpoint(resume, s.module) if resume else 0
     ctx.run.begin()  # the inputs checked out: the work (and its MLflow run) begins
     ctx.run.resumes(ckpt_dir.name)
+    threads = pin_threads(ckpt_dir, resuming=resume is not None)
     if resume:
         log.info("resuming from %s (step %d)", resume, resumed_step)
 
@@ -158,7 +159,7 @@ def fit(ctx: StageContext, s: Setup) -> Fitted:
         "n_params": s.backbone.num_params(), "arch": s.backbone.arch, "objective": ctx.cfg.objective.name,
         "pretrained_from": getattr(s.backbone.cfg, "pretrained", None), "resumed_from_step": resumed_step,
         "tokens_per_s": throughput.tokens_per_s, "mfu": throughput.mfu, "peak_flops": peak, "device": device,
-        "precision": trainer_cfg.precision,
+        "precision": trainer_cfg.precision, "threads": threads,
     }, history, ckpt_dir, state)
 
 

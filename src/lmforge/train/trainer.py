@@ -12,6 +12,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from lmforge.fileio import write_text
 from lmforge.models import check_state
 
 log = logging.getLogger("lmforge")
@@ -96,6 +97,22 @@ def latest_checkpoint(ckpt_dir: Path) -> Path | None:
         os.replace(ckpt, aside)
         log.warning("moved the damaged checkpoint aside to %s; resuming from an earlier one, or from the start", aside)
     return None
+
+
+def pin_threads(ckpt_dir: Path, resuming: bool) -> int:
+    """torch's threads for the work of `ckpt_dir`: a resumed run takes the count its checkpoints were
+    trained with, so it ends with the uninterrupted run's weights (the count changes a float sum's
+    last bits, see `lmforge.host`); a new run records its own. Returns the count."""
+    path = Path(ckpt_dir) / "threads"
+    if resuming and path.is_file():
+        try:
+            torch.set_num_threads(max(1, int(path.read_text())))
+        except ValueError:
+            log.warning("%s is damaged: resuming with %d threads (the weights may differ in their last bits)",
+                        path, torch.get_num_threads())
+    else:
+        write_text(path, str(torch.get_num_threads()))
+    return torch.get_num_threads()
 
 
 def check_checkpoint(ckpt: Path, module: torch.nn.Module) -> int:

@@ -1,0 +1,68 @@
+"""torch's threads follow the cores that are free: measured on this machine with a real busy
+process beside the test, not assumed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from lmforge.host import CoreMeter, choose_threads, threads_for, usable_cores
+from lmforge.train.trainer import pin_threads
+
+
+@pytest.mark.parametrize("others, cores, default, threads", [
+    (0.0, 2, 2, 2),
+    (0.2, 2, 2, 2),  # background noise keeps both cores
+    (0.5, 2, 2, 1),  # half a core taken by another process: leave it that core
+    (1.0, 2, 2, 1),
+    (2.7, 2, 2, 1),  # never fewer than one
+    (1.0, 16, 8, 8),  # never more than torch's default
+    (3.0, 8, 8, 5),
+])
+def test_threads_for_the_cores_left(others, cores, default, threads):
+    assert threads_for(others, cores, default) == threads
+
+
+@pytest.fixture
+def restore_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_a_busy_process_takes_a_thread_and_gives_it_back(monkeypatch, restore_threads):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    if usable_cores() < 2 or torch.get_num_threads() < 2:
+        pytest.skip("needs two cores")
+    default = torch.get_num_threads()
+    meter = CoreMeter()
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.1)
+        meter.mark()
+        time.sleep(0.5)
+        assert choose_threads(meter) == min(default, usable_cores() - 1) == torch.get_num_threads()
+    finally:
+        busy.kill()
+        busy.wait()
+    time.sleep(0.5)
+    assert choose_threads(meter) == default == torch.get_num_threads()
+
+
+def test_the_users_thread_count_is_left_alone(monkeypatch, restore_threads):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    meter = CoreMeter()
+    time.sleep(0.1)
+    assert choose_threads(meter) is None
+
+
+def test_a_resumed_run_takes_the_thread_count_of_its_checkpoints(tmp_path, restore_threads):
+    torch.set_num_threads(1)
+    assert pin_threads(tmp_path, resuming=False) == 1
+    torch.set_num_threads(2)
+    assert pin_threads(tmp_path, resuming=True) == 1 == torch.get_num_threads()
+    assert pin_threads(tmp_path, resuming=False) == 1  # a new run records its own

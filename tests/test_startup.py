@@ -1,0 +1,62 @@
+"""A config mistake is answered before any heavy library loads: the stage apps compose and check
+the command line (`pipelines/_app.check_command_line`) with Hydra alone, and import their stage —
+torch, Lightning, MLflow — only once it checks out."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+HEAVY = ("torch", "lightning", "transformers", "mlflow", "datasets")
+
+PROBE = """
+import sys
+sys.path.insert(0, {pipelines!r})
+import _app
+try:
+    _app.check_command_line({argv!r})
+except SystemExit as e:
+    print("exit", e.code)
+print("loaded", sorted(m for m in {heavy!r} if m in sys.modules))
+"""
+
+
+def check(argv: list[str]) -> subprocess.CompletedProcess:
+    code = PROBE.format(pipelines=str(ROOT / "pipelines"), argv=argv, heavy=HEAVY)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+
+
+@pytest.mark.parametrize("argv, error", [
+    ([], None),
+    (["optim.lr=3e-4", "model=lstm", "task=[ner,qa]"], None),
+    (["--config-name=stage"], None),
+    (["optim.lr=abc"], "optim.lr=abc"),
+    (["optim.lr=-1"], "optim.lr=-1.0 must be positive"),
+    (["trainer.max_steps=0"], "trainer.max_steps=0 must be positive"),
+    (["+trainer.max_stepz=3"], "max_stepz"),
+    (["tokenizer=bytes"], "Available options"),
+])
+def test_checking_a_command_line_imports_no_heavy_library(argv, error):
+    out = check(argv)
+    assert out.returncode == 0, out.stderr
+    assert "loaded []" in out.stdout, f"checking {argv} imported {out.stdout}"
+    if error is None:
+        assert "exit" not in out.stdout, out.stderr
+    else:
+        assert "exit 2" in out.stdout
+        assert error in out.stderr and out.stderr.count("\n") == 1, out.stderr
+
+
+def test_a_stage_app_answers_a_typo_with_one_line_and_no_stage_import():
+    """The whole process, as a user runs it: exit status 2, one line, nothing heavy imported."""
+    code = ("import runpy, sys; sys.argv = ['pipelines/pretrain.py', 'optim.lr=-1']; sys.path.insert(0, 'pipelines')\n"
+            "try:\n    runpy.run_path('pipelines/pretrain.py', run_name='__main__')\n"
+            "finally:\n    print(sorted(m for m in %r if m in sys.modules))" % (HEAVY,))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 2
+    assert out.stderr == "error: optim.lr=-1.0 must be positive\n"
+    assert out.stdout.strip() == "[]"

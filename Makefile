@@ -9,7 +9,7 @@ TORCH := torch==2.13.0
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install dev params repro push pull test ui server server-stop sweep bench clean
+.PHONY: install dev lint params repro push pull test ui server server-stop sweep bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,8 +42,12 @@ push: install
 pull: install
 	dvc pull
 
-## Run the test suite (offline).
-test: dev
+## Lint and format check (ruff, configured in pyproject.toml), then the test suite (offline).
+lint: dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## Open the MLflow dashboard on http://127.0.0.1:5000

@@ -84,15 +84,24 @@ class Run:
         self.trained += time.perf_counter() - t0
         self.steps += 1
         if self.trained >= self.next_eval or self.done:
-            self.curve.append({"wall_s": round(self.trained, 1), "step": self.steps,
-                               "val_loss": val_loss(self.model, self.val_tf, a.batch, a.block)})
+            self.curve.append(
+                {
+                    "wall_s": round(self.trained, 1),
+                    "step": self.steps,
+                    "val_loss": val_loss(self.model, self.val_tf, a.batch, a.block),
+                }
+            )
             print(self.name, json.dumps(self.curve[-1]), flush=True)
             self.next_eval += a.eval_every_s
 
     def result(self) -> dict:
-        return {"n_params": self.model.backbone.num_params(non_embedding=False), "steps": self.steps,
-                "tokens_per_s": self.steps * self.args.batch * self.args.block / self.trained,
-                "final_val_loss": self.curve[-1]["val_loss"], "curve": self.curve}
+        return {
+            "n_params": self.model.backbone.num_params(non_embedding=False),
+            "steps": self.steps,
+            "tokens_per_s": self.steps * self.args.batch * self.args.block / self.trained,
+            "final_val_loss": self.curve[-1]["val_loss"],
+            "curve": self.curve,
+        }
 
 
 def main() -> None:
@@ -108,9 +117,13 @@ def main() -> None:
     ap.add_argument("--lstm-d", type=int, default=224)
     ap.add_argument("--lstm-layers", type=int, default=2)
     ap.add_argument("--only", choices=["transformer", "lstm"], default=None)
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch threads; 1 by default: the LSTM's small sequential matmuls do not scale, "
-                         "and oversubscribed threads on a loaded machine slowed its steps 10x here")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads; 1 by default: the LSTM's small sequential matmuls do not scale, "
+        "and oversubscribed threads on a loaded machine slowed its steps 10x here",
+    )
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "char_lm.json"))
     ap.add_argument("--quick", action="store_true", help="--budget-s 10 --eval-every-s 5: checks that it runs")
     args = ap.parse_args()
@@ -130,14 +143,32 @@ def main() -> None:
 
     torch.manual_seed(args.seed)
     models = {
-        "transformer": CausalLM(Transformer(TransformerConfig(
-            vocab_size=vocab, d_model=args.transformer_d, n_layers=args.transformer_layers,
-            n_heads=max(1, args.transformer_d // 32), d_ff=4 * args.transformer_d, max_len=args.block))),
-        "lstm": CausalLM(LSTM(LSTMConfig(vocab_size=vocab, d_model=args.lstm_d, n_layers=args.lstm_layers,
-                                         max_len=args.block))),
+        "transformer": CausalLM(
+            Transformer(
+                TransformerConfig(
+                    vocab_size=vocab,
+                    d_model=args.transformer_d,
+                    n_layers=args.transformer_layers,
+                    n_heads=max(1, args.transformer_d // 32),
+                    d_ff=4 * args.transformer_d,
+                    max_len=args.block,
+                )
+            )
+        ),
+        "lstm": CausalLM(
+            LSTM(LSTMConfig(vocab_size=vocab, d_model=args.lstm_d, n_layers=args.lstm_layers, max_len=args.block))
+        ),
     }
-    result = {"vocab_size": vocab, "train_chars": len(train_tf), "val_chars": len(val_tf), "budget_s": args.budget_s,
-              "batch": args.batch, "block": args.block, "threads": torch.get_num_threads(), "models": {}}
+    result = {
+        "vocab_size": vocab,
+        "train_chars": len(train_tf),
+        "val_chars": len(val_tf),
+        "budget_s": args.budget_s,
+        "batch": args.batch,
+        "block": args.block,
+        "threads": torch.get_num_threads(),
+        "models": {},
+    }
     runs = []
     for name, model in models.items():
         if not args.only or name == args.only:
@@ -151,7 +182,11 @@ def main() -> None:
     result["models"] = {r.name: r.result() for r in runs}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "curve"} for k, v in result["models"].items()}, indent=2))
+    print(
+        json.dumps(
+            {k: {kk: vv for kk, vv in v.items() if kk != "curve"} for k, v in result["models"].items()}, indent=2
+        )
+    )
 
 
 if __name__ == "__main__":

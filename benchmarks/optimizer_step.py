@@ -32,8 +32,11 @@ sys.path.insert(0, str(ROOT / "src"))  # measure this checkout's lmforge, instal
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "),
-                                epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0].replace("\n", " "),
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--steps", type=int, default=20, help="timed steps per side and round")
     p.add_argument("--batch", type=int, default=32)
@@ -67,8 +70,10 @@ def main(argv=None) -> dict:
     ids = torch.randint(1000, model.backbone.cfg.vocab_size, (args.batch, args.tokens), generator=gen)
     mask = torch.ones_like(ids)
     labels = torch.randint(0, 2, (args.batch,), generator=gen)
-    opts = {"per_tensor": adamw(model, 1e-5, 0.01, (0.9, 0.999), fused=False),
-            "fused": adamw(model, 1e-5, 0.01, (0.9, 0.999), fused=True)}
+    opts = {
+        "per_tensor": adamw(model, 1e-5, 0.01, (0.9, 0.999), fused=False),
+        "fused": adamw(model, 1e-5, 0.01, (0.9, 0.999), fused=True),
+    }
 
     def backward():
         with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -99,17 +104,27 @@ def main(argv=None) -> dict:
             for name in order:
                 row[f"{what}_{name}_ms"] = 1e3 * timed(opts[name], what == "whole", args.steps)
         rounds.append(row)
-        print(f"round {r + 1}: optimiser step {row['step_per_tensor_ms']:.1f} → {row['step_fused_ms']:.1f} ms; "
-              f"whole step {row['whole_per_tensor_ms']:.1f} → {row['whole_fused_ms']:.1f} ms", flush=True)
+        print(
+            f"round {r + 1}: optimiser step {row['step_per_tensor_ms']:.1f} → {row['step_fused_ms']:.1f} ms; "
+            f"whole step {row['whole_per_tensor_ms']:.1f} → {row['whole_fused_ms']:.1f} ms",
+            flush=True,
+        )
     result = {
-        "model": "all-MiniLM-L6-v2 + SequenceClassifier", "parameters": n_params, "batch": args.batch,
-        "tokens": args.tokens, "threads": torch.get_num_threads(), "torch": torch.__version__,
-        "machine": platform.processor() or platform.machine(), "rounds": rounds,
+        "model": "all-MiniLM-L6-v2 + SequenceClassifier",
+        "parameters": n_params,
+        "batch": args.batch,
+        "tokens": args.tokens,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "machine": platform.processor() or platform.machine(),
+        "rounds": rounds,
         "optimizer_step_ratio": statistics.median(r["step_per_tensor_ms"] / r["step_fused_ms"] for r in rounds),
         "whole_step_ratio": statistics.median(r["whole_per_tensor_ms"] / r["whole_fused_ms"] for r in rounds),
     }
-    print(f"fused AdamW: optimiser step {result['optimizer_step_ratio']:.2f}× faster, whole fine-tuning step "
-          f"{result['whole_step_ratio']:.2f}× faster ({n_params / 1e6:.1f}M parameters, {result['threads']} threads)")
+    print(
+        f"fused AdamW: optimiser step {result['optimizer_step_ratio']:.2f}× faster, whole fine-tuning step "
+        f"{result['whole_step_ratio']:.2f}× faster ({n_params / 1e6:.1f}M parameters, {result['threads']} threads)"
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result))

@@ -57,10 +57,19 @@ print(json.dumps({{"rc": rc, "wall_s": time.perf_counter() - t0,
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sizes-mb", type=int, nargs=2, default=[64, 512], metavar=("SMALL", "LARGE"),
-                   help="corpus sizes in MB (default: 64 512)")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--sizes-mb",
+        type=int,
+        nargs=2,
+        default=[64, 512],
+        metavar=("SMALL", "LARGE"),
+        help="corpus sizes in MB (default: 64 512)",
+    )
     p.add_argument("--shared-data", type=Path, default=SHARED, help="folder with the source text")
     p.add_argument("--pretrain-steps", type=int, default=100, help="trainer.max_steps of the pretrain check")
     p.add_argument("--no-pretrain", action="store_true", help="measure prepare only")
@@ -69,8 +78,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--keep", action="store_true", help="keep the work folder")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "prepare_memory.json")
     p.add_argument("--verbose", action="store_true", help="show the stages' output")
-    p.add_argument("--quick", action="store_true",
-                   help="check that it runs: --sizes-mb 2 4 --pretrain-steps 5 (unless given)")
+    p.add_argument(
+        "--quick", action="store_true", help="check that it runs: --sizes-mb 2 4 --pretrain-steps 5 (unless given)"
+    )
     a = p.parse_args(argv)
     if a.quick:
         given = set(argv if argv is not None else sys.argv[1:])
@@ -125,8 +135,14 @@ def build_corpus(path: Path, n_bytes: int, pool: list[str], seed: int) -> dict:
 
 
 def measure(cmd: list[str], quiet: bool, env: dict) -> dict:
-    out = subprocess.run([sys.executable, "-c", MEASURE.format(quiet=quiet), *cmd], cwd=ROOT, env=env,
-                         stdout=subprocess.PIPE, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", MEASURE.format(quiet=quiet), *cmd],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        check=True,
+    )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     if result["rc"] != 0:
         raise SystemExit(f"command failed (exit {result['rc']}): {' '.join(cmd)}")
@@ -135,10 +151,15 @@ def measure(cmd: list[str], quiet: bool, env: dict) -> dict:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
-           "RAYON_NUM_THREADS": os.environ.get("RAYON_NUM_THREADS", "1"),
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+        "RAYON_NUM_THREADS": os.environ.get("RAYON_NUM_THREADS", "1"),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])),
+    }
     work = args.workdir or Path(tempfile.mkdtemp(prefix="lmforge-prepare-memory-"))
     work.mkdir(parents=True, exist_ok=True)
     pool = sentences(args.shared_data)
@@ -149,23 +170,46 @@ def main(argv=None) -> dict:
             corpus = work / f"corpus-{size}mb.txt"
             t0 = time.perf_counter()
             info = build_corpus(corpus, size << 20, pool, args.seed)
-            print(f"{size} MB corpus: {info['paragraphs']:,} paragraphs, {info['bytes']:,} bytes "
-                  f"(built in {time.perf_counter() - t0:.0f} s)", flush=True)
+            print(
+                f"{size} MB corpus: {info['paragraphs']:,} paragraphs, {info['bytes']:,} bytes "
+                f"(built in {time.perf_counter() - t0:.0f} s)",
+                flush=True,
+            )
             root = work / f"run-{size}mb"
-            data = ["data=text_files", f"data.text_files.paths=[{corpus}]", "tracking=none", f"paths.root={root}",
-                    "progress=false"]
+            data = [
+                "data=text_files",
+                f"data.text_files.paths=[{corpus}]",
+                "tracking=none",
+                f"paths.root={root}",
+                "progress=false",
+            ]
             prepare = measure([sys.executable, "pipelines/prepare.py", *data], not args.verbose, env)
             stats = json.loads((root / "artifacts" / "prepare" / "stats.json").read_text())
             run = {"corpus": info, "prepare": prepare, "docs": stats["docs"], "tokens": stats["tokens"]}
-            print(f"  prepare: peak RSS {prepare['peak_rss_mb']:.0f} MB, {prepare['wall_s']:.0f} s, "
-                  f"{stats['tokens']['train']:,} train tokens", flush=True)
+            print(
+                f"  prepare: peak RSS {prepare['peak_rss_mb']:.0f} MB, {prepare['wall_s']:.0f} s, "
+                f"{stats['tokens']['train']:,} train tokens",
+                flush=True,
+            )
             if not args.no_pretrain:
-                pretrain = measure([sys.executable, "pipelines/pretrain.py", "experiment=smoke", *data,
-                                    "trainer.accelerator=cpu", f"trainer.max_steps={args.pretrain_steps}"],
-                                   not args.verbose, env)
+                pretrain = measure(
+                    [
+                        sys.executable,
+                        "pipelines/pretrain.py",
+                        "experiment=smoke",
+                        *data,
+                        "trainer.accelerator=cpu",
+                        f"trainer.max_steps={args.pretrain_steps}",
+                    ],
+                    not args.verbose,
+                    env,
+                )
                 run["pretrain"] = pretrain
-                print(f"  pretrain (smoke, {args.pretrain_steps} steps): peak RSS {pretrain['peak_rss_mb']:.0f} MB, "
-                      f"{pretrain['wall_s']:.0f} s", flush=True)
+                print(
+                    f"  pretrain (smoke, {args.pretrain_steps} steps): peak RSS {pretrain['peak_rss_mb']:.0f} MB, "
+                    f"{pretrain['wall_s']:.0f} s",
+                    flush=True,
+                )
             runs[f"{size}mb"] = run
             shutil.rmtree(root, ignore_errors=True)
             corpus.unlink()
@@ -186,12 +230,17 @@ def main(argv=None) -> dict:
         result["pretrain_peak_rss_mb"] = [small["pretrain"]["peak_rss_mb"], large["pretrain"]["peak_rss_mb"]]
         result["pretrain_wall_s"] = [small["pretrain"]["wall_s"], large["pretrain"]["wall_s"]]
         result["pretrain_ratio"] = large["pretrain"]["peak_rss_mb"] / small["pretrain"]["peak_rss_mb"]
-    print(f"prepare peak RSS: {result['prepare_peak_rss_mb'][0]:.0f} MB ({args.sizes_mb[0]} MB corpus) -> "
-          f"{result['prepare_peak_rss_mb'][1]:.0f} MB ({args.sizes_mb[1]} MB): ratio {result['prepare_ratio']:.2f} "
-          f"(target <= {TARGET_RATIO}); wall {result['prepare_wall_s'][0]:.0f} s -> {result['prepare_wall_s'][1]:.0f} s")
+    print(
+        f"prepare peak RSS: {result['prepare_peak_rss_mb'][0]:.0f} MB ({args.sizes_mb[0]} MB corpus) -> "
+        f"{result['prepare_peak_rss_mb'][1]:.0f} MB ({args.sizes_mb[1]} MB): ratio {result['prepare_ratio']:.2f} "
+        f"(target <= {TARGET_RATIO}); wall {result['prepare_wall_s'][0]:.0f} s -> {result['prepare_wall_s'][1]:.0f} s"
+    )
     if not args.no_pretrain:
-        print(f"pretrain peak RSS: {result['pretrain_peak_rss_mb'][0]:.0f} MB -> {result['pretrain_peak_rss_mb'][1]:.0f} MB: "
-              f"ratio {result['pretrain_ratio']:.2f}")
+        print(
+            f"pretrain peak RSS: {result['pretrain_peak_rss_mb'][0]:.0f} MB "
+            f"-> {result['pretrain_peak_rss_mb'][1]:.0f} MB: "
+            f"ratio {result['pretrain_ratio']:.2f}"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result))

@@ -9,8 +9,8 @@ clipping at norm 1.0.
 
 lmforge side: `LMModule` + `PackedLMData` + `make_trainer(conf/trainer/default.yaml)`, built as
 `lmforge.stages.pretrain` builds them, except: no progress bar, no checkpointing, no validation,
-no callbacks (the stage's History also sends every logged value to MLflow). A separate "full" run adds the stage's callbacks (Throughput,
-History, StepCheckpoint) to show what they cost.
+no callbacks (the stage's History also sends every logged value to MLflow). A separate "full" run
+adds the stage's callbacks (Throughput, History, StepCheckpoint) to show what they cost.
 
 Rounds alternate the order of the two sides; the reported ratio is the median over rounds of
 lmforge/bare tokens/s (the two sides of a round run back to back in this process). Timing is from
@@ -49,8 +49,11 @@ SDPA_BACKENDS = ("auto", "flash", "efficient", "cudnn", "math")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     g = p.add_argument_group("model (defaults: conf/model/gpt_small.yaml)")
     g.add_argument("--d-model", type=int, default=256)
     g.add_argument("--n-layers", type=int, default=4)
@@ -63,8 +66,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--precision", choices=PRECISIONS, default="bf16-mixed")
     g.add_argument("--device", default="auto", help="auto (cuda if available) | cpu | cuda")
     g.add_argument("--compile", action="store_true", help="torch.compile the model on both sides (nn.Module.compile)")
-    g.add_argument("--sdpa-backend", choices=SDPA_BACKENDS, default="auto",
-                   help="force an attention kernel on both sides (torch.nn.attention.sdpa_kernel)")
+    g.add_argument(
+        "--sdpa-backend",
+        choices=SDPA_BACKENDS,
+        default="auto",
+        help="force an attention kernel on both sides (torch.nn.attention.sdpa_kernel)",
+    )
     g.add_argument("--seed", type=int, default=1234)
     g.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
     g = p.add_argument_group("measurement")
@@ -72,25 +79,53 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--warmup", type=int, default=2, help="untimed steps before the timed ones (each round)")
     g.add_argument("--rounds", type=int, default=5, help="alternating lmforge/bare rounds (median taken)")
     g.add_argument("--no-full", action="store_true", help="skip the run with the pretrain stage's callbacks")
-    g.add_argument("--ckpt-every", type=int, default=None,
-                   help="StepCheckpoint interval in the full run (default: steps//2, so saves land in the timed window)")
-    g.add_argument("--peak-n", type=int, default=None, help="matrix size for measure_matmul_peak (default 1024 cpu, 8192 cuda)")
+    g.add_argument(
+        "--ckpt-every",
+        type=int,
+        default=None,
+        help="StepCheckpoint interval in the full run (default: steps//2, so saves land in the timed window)",
+    )
+    g.add_argument(
+        "--peak-n", type=int, default=None, help="matrix size for measure_matmul_peak (default 1024 cpu, 8192 cuda)"
+    )
     g.add_argument("--no-sdpa-probe", action="store_true", help="skip the attention-backend probe")
     g = p.add_argument_group("data")
-    g.add_argument("--text", type=Path, default=DEFAULT_TEXT,
-                   help="text file to train the tokenizer on and pack (paragraphs = documents); generated text if missing")
+    g.add_argument(
+        "--text",
+        type=Path,
+        default=DEFAULT_TEXT,
+        help="text file to train the tokenizer on and pack (paragraphs = documents); generated text if missing",
+    )
     g.add_argument("--gen-chars", type=int, default=3_000_000, help="size of the generated text when --text is missing")
     g = p.add_argument_group("output")
     g.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "pretrain_throughput.json")
-    g.add_argument("--workdir", type=Path, default=None, help="where the token files and checkpoints go (default: a temp dir)")
+    g.add_argument(
+        "--workdir", type=Path, default=None, help="where the token files and checkpoints go (default: a temp dir)"
+    )
     g.add_argument("--verbose", action="store_true", help="keep Lightning's info messages and warnings")
-    p.add_argument("--quick", action="store_true",
-                   help="check that it runs: tiny shapes (d=64, 2 layers, T=64, batch 4, vocab 1024), 3 steps, 1 round, "
-                        "generated text (explicit options given as well still win)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="check that it runs: tiny shapes (d=64, 2 layers, T=64, batch 4, vocab 1024), 3 steps, 1 round, "
+        "generated text (explicit options given as well still win)",
+    )
     a = p.parse_args(argv)
     if a.quick:
-        quick = dict(d_model=64, n_layers=2, n_heads=2, d_ff=128, block=64, batch=4, vocab=1024, steps=3, warmup=2,
-                     rounds=1, peak_n=512, text=Path("/nonexistent"), gen_chars=200_000)
+        quick = dict(
+            d_model=64,
+            n_layers=2,
+            n_heads=2,
+            d_ff=128,
+            block=64,
+            batch=4,
+            vocab=1024,
+            steps=3,
+            warmup=2,
+            rounds=1,
+            peak_n=512,
+            text=Path("/nonexistent"),
+            gen_chars=200_000,
+        )
         given = {x.split("=")[0] for x in (argv if argv is not None else sys.argv[1:]) if x.startswith("--")}
         for k, v in quick.items():
             if "--" + k.replace("_", "-") not in given:
@@ -103,6 +138,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 # --------------------------------------------------------------------------------------- imports
+
 
 def import_stack(verbose: bool):
     """Import what the benchmark path needs (and nothing heavier: no mlflow/hydra/datasets)."""
@@ -148,21 +184,53 @@ def optim_settings(optim: dict):
 
 # ------------------------------------------------------------------------------------------ data
 
+
 def generated_docs(n_chars: int, seed: int) -> list[str]:
     """Seeded pseudo-English: Zipf-distributed syllable words, sentences, paragraphs."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    onsets = ["", "b", "c", "d", "f", "g", "h", "l", "m", "n", "p", "r", "s", "t", "v", "w", "br", "ch",
-              "cl", "dr", "fl", "gr", "pl", "sh", "st", "th", "tr"]
+    onsets = [
+        "",
+        "b",
+        "c",
+        "d",
+        "f",
+        "g",
+        "h",
+        "l",
+        "m",
+        "n",
+        "p",
+        "r",
+        "s",
+        "t",
+        "v",
+        "w",
+        "br",
+        "ch",
+        "cl",
+        "dr",
+        "fl",
+        "gr",
+        "pl",
+        "sh",
+        "st",
+        "th",
+        "tr",
+    ]
     vowels = ["a", "e", "i", "o", "u", "ai", "ea", "ee", "oo", "ou"]
     codas = ["", "", "n", "r", "s", "t", "l", "nd", "st", "ng", "ck"]
     n_words = 60000
     lengths = rng.integers(1, 4, n_words)
     words = []
     for k in range(n_words):
-        words.append("".join(onsets[rng.integers(len(onsets))] + vowels[rng.integers(len(vowels))]
-                             + codas[rng.integers(len(codas))] for _ in range(lengths[k])))
+        words.append(
+            "".join(
+                onsets[rng.integers(len(onsets))] + vowels[rng.integers(len(vowels))] + codas[rng.integers(len(codas))]
+                for _ in range(lengths[k])
+            )
+        )
     probs = 1.0 / np.arange(1, n_words + 1) ** 1.1
     probs /= probs.sum()
     avg_len = float(np.dot(probs, [len(w) + 1 for w in words]))
@@ -173,7 +241,7 @@ def generated_docs(n_chars: int, seed: int) -> list[str]:
         sents = []
         for _ in range(int(rng.integers(2, 8))):
             n = int(rng.integers(4, 18))
-            sents.append(" ".join(words[i] for i in stream[pos:pos + n]).capitalize() + ends[pos])
+            sents.append(" ".join(words[i] for i in stream[pos : pos + n]).capitalize() + ends[pos])
             pos += n
         doc = " ".join(sents)
         docs.append(doc)
@@ -206,22 +274,41 @@ def build_tokens(args, workdir: Path) -> dict:
     n_train = pack_texts(train_docs, tok, tokens_dir / "train.bin", ids["eos"], progress=False)
     n_val_tok = pack_texts(val_docs, tok, tokens_dir / "val.bin", ids["eos"], progress=False)
     vocab = tok.get_vocab_size(with_added_tokens=True)
-    write_meta(tokens_dir, vocab_size=vocab, dtype=token_dtype(vocab), n_tokens={"train": n_train, "val": n_val_tok},
-               eos_id=ids["eos"], pad_id=ids["pad"], tokenizer="bpe")
-    return {"source": source, "dir": str(tokens_dir), "tokenizer_vocab": vocab, "train_tokens": n_train,
-            "val_tokens": n_val_tok, "n_docs": len(docs), "tokenizer_s": t_tok,
-            "total_s": time.perf_counter() - t0}
+    write_meta(
+        tokens_dir,
+        vocab_size=vocab,
+        dtype=token_dtype(vocab),
+        n_tokens={"train": n_train, "val": n_val_tok},
+        eos_id=ids["eos"],
+        pad_id=ids["pad"],
+        tokenizer="bpe",
+    )
+    return {
+        "source": source,
+        "dir": str(tokens_dir),
+        "tokenizer_vocab": vocab,
+        "train_tokens": n_train,
+        "val_tokens": n_val_tok,
+        "n_docs": len(docs),
+        "tokenizer_s": t_tok,
+        "total_s": time.perf_counter() - t0,
+    }
 
 
 # ------------------------------------------------------------------------------------ attention
+
 
 def sdpa_context(name: str):
     if name == "auto":
         return contextlib.nullcontext()
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    backend = {"flash": SDPBackend.FLASH_ATTENTION, "efficient": SDPBackend.EFFICIENT_ATTENTION,
-               "cudnn": SDPBackend.CUDNN_ATTENTION, "math": SDPBackend.MATH}[name]
+    backend = {
+        "flash": SDPBackend.FLASH_ATTENTION,
+        "efficient": SDPBackend.EFFICIENT_ATTENTION,
+        "cudnn": SDPBackend.CUDNN_ATTENTION,
+        "math": SDPBackend.MATH,
+    }[name]
     return sdpa_kernel(backend)
 
 
@@ -243,11 +330,14 @@ def sdpa_probe(device, dtype, b: int, h: int, t: int, hd: int, iters: int) -> di
     info: dict = {"shape": [b, h, t, hd], "dtype": str(dtype)}
     if device.type == "cuda":
         b_ = torch.backends.cuda
-        info["enabled"] = {"flash": b_.flash_sdp_enabled(), "efficient": b_.mem_efficient_sdp_enabled(),
-                           "math": b_.math_sdp_enabled(),
-                           "cudnn": getattr(b_, "cudnn_sdp_enabled", lambda: None)()}
+        info["enabled"] = {
+            "flash": b_.flash_sdp_enabled(),
+            "efficient": b_.mem_efficient_sdp_enabled(),
+            "math": b_.math_sdp_enabled(),
+            "cudnn": getattr(b_, "cudnn_sdp_enabled", lambda: None)(),
+        }
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    q, k, v = (torch.randn(b, h, t, hd, device=device, dtype=dtype, requires_grad=True) for _ in range(3))
+    q, k, v = [torch.randn(b, h, t, hd, device=device, dtype=dtype, requires_grad=True) for _ in range(3)]
 
     def step():
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
@@ -280,11 +370,11 @@ def sdpa_probe(device, dtype, b: int, h: int, t: int, hd: int, iters: int) -> di
         except Exception as e:  # backend not available for this device/dtype/shape
             timings[name] = f"unsupported: {type(e).__name__}: {str(e).splitlines()[0][:100] if str(e) else ''}"
     info["fwd_bwd_ms"] = timings
-    del q, k, v
     return info
 
 
 # ------------------------------------------------------------------------------------ the sides
+
 
 def make_lm_module(model_group: dict, derived: dict, optim: dict, max_steps: int):
     """`LMModule` as the pretrain stage builds it: a backbone built from its spec (the model
@@ -321,8 +411,15 @@ def lightning_round(args, ctx, module, full: bool, workdir: Path) -> dict:
             stamps.append(time.perf_counter())
 
     t = ctx["trainer_cfg"]
-    data = PackedLMData(ctx["tokens_dir"], ctx["meta"]["dtype"], args.batch, args.block,
-                        t.accumulate_grad_batches, t.limit_val_batches, args.seed)
+    data = PackedLMData(
+        ctx["tokens_dir"],
+        ctx["meta"]["dtype"],
+        args.batch,
+        args.block,
+        t.accumulate_grad_batches,
+        t.limit_val_batches,
+        args.seed,
+    )
     callbacks: list = [StepTimer()]
     extra = {}
     ckpt_saves: list[float] = []
@@ -345,15 +442,34 @@ def lightning_round(args, ctx, module, full: bool, workdir: Path) -> dict:
         ckpt_dir = workdir / "checkpoints"
         # as lmforge.stages.pretrain builds it (no validation runs here: val_every is past the end,
         # so every save happens at a batch end, inside the timed window)
-        callbacks += [throughput, History(),
-                      TimedStepCheckpoint(dirpath=ckpt_dir, filename="{step}", every_n_train_steps=ctx["ckpt_every"],
-                                          val_every=total + 1, save_last="link", save_top_k=1,
-                                          enable_version_counter=False)]
+        callbacks += [
+            throughput,
+            History(),
+            TimedStepCheckpoint(
+                dirpath=ckpt_dir,
+                filename="{step}",
+                every_n_train_steps=ctx["ckpt_every"],
+                val_every=total + 1,
+                save_last="link",
+                save_top_k=1,
+                enable_version_counter=False,
+            ),
+        ]
     else:
         extra["enable_checkpointing"] = False
-    trainer = make_trainer(t, callbacks=callbacks, progress=False, max_steps=total, max_time=None,
-                           val_check_interval=t.val_check_interval, check_val_every_n_epoch=None,
-                           limit_val_batches=0, max_epochs=-1, default_root_dir=str(workdir / "lightning"), **extra)
+    trainer = make_trainer(
+        t,
+        callbacks=callbacks,
+        progress=False,
+        max_steps=total,
+        max_time=None,
+        val_check_interval=t.val_check_interval,
+        check_val_every_n_epoch=None,
+        limit_val_batches=0,
+        max_epochs=-1,
+        default_root_dir=str(workdir / "lightning"),
+        **extra,
+    )
     with sdpa_context(args.sdpa_backend):
         trainer.fit(module, datamodule=data)
     assert trainer.global_step == total, (trainer.global_step, total)
@@ -428,12 +544,17 @@ def timing(args, stamps: list[float]) -> dict:
     total = args.warmup + args.steps
     assert len(stamps) == total, (len(stamps), total)
     dt = stamps[-1] - stamps[args.warmup - 1]
-    step_s = [b - a for a, b in zip(stamps[args.warmup - 1:], stamps[args.warmup:])]
-    return {"seconds": dt, "tokens_per_s": args.steps * args.batch * args.block / dt,
-            "step_ms_median": 1e3 * statistics.median(step_s), "step_ms": [round(1e3 * s, 2) for s in step_s]}
+    step_s = [b - a for a, b in zip(stamps[args.warmup - 1 :], stamps[args.warmup :])]
+    return {
+        "seconds": dt,
+        "tokens_per_s": args.steps * args.batch * args.block / dt,
+        "step_ms_median": 1e3 * statistics.median(step_s),
+        "step_ms": [round(1e3 * s, 2) for s in step_s],
+    }
 
 
 # ------------------------------------------------------------------------------------------ main
+
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
@@ -446,6 +567,7 @@ def main(argv=None) -> dict:
     from lmforge.models.heads import CausalLM
     from lmforge.models.transformer import Transformer
     from lmforge.train.callbacks import measure_matmul_peak, precision_dtype
+
     import_s = time.perf_counter() - t_imp
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -460,32 +582,58 @@ def main(argv=None) -> dict:
         sys.exit("16-mixed needs CUDA here (use bf16-mixed or 32-true on CPU)")
     dtype = precision_dtype(args.precision)
     peak_n = args.peak_n or (8192 if device.type == "cuda" else 1024)
-    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or platform.machine())
+    device_name = (
+        torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or platform.machine())
+    )
 
-    workdir_ctx = tempfile.TemporaryDirectory(prefix="lmforge-bench-") if args.workdir is None else contextlib.nullcontext(args.workdir)
+    workdir_ctx = (
+        tempfile.TemporaryDirectory(prefix="lmforge-bench-")
+        if args.workdir is None
+        else contextlib.nullcontext(args.workdir)
+    )
     with workdir_ctx as wd:
         workdir = Path(wd)
         workdir.mkdir(parents=True, exist_ok=True)
-        print(f"lmforge pretrain throughput — device {device} ({device_name}), precision {args.precision}, "
-              f"torch {torch.__version__}, lightning {lightning.__version__}, threads {torch.get_num_threads()}",
-              flush=True)
+        print(
+            f"lmforge pretrain throughput — device {device} ({device_name}), precision {args.precision}, "
+            f"torch {torch.__version__}, lightning {lightning.__version__}, threads {torch.get_num_threads()}",
+            flush=True,
+        )
         data_info = build_tokens(args, workdir)
-        print(f"data: {data_info['source']}: {data_info['train_tokens']:,} train tokens, tokenizer vocab "
-              f"{data_info['tokenizer_vocab']} (trained in {data_info['tokenizer_s']:.1f} s)", flush=True)
+        print(
+            f"data: {data_info['source']}: {data_info['train_tokens']:,} train tokens, tokenizer vocab "
+            f"{data_info['tokenizer_vocab']} (trained in {data_info['tokenizer_s']:.1f} s)",
+            flush=True,
+        )
         from lmforge.data.packing import read_meta
 
         meta = read_meta(data_info["dir"])
-        model_group = dict(arch="transformer", d_model=args.d_model, n_layers=args.n_layers, n_heads=args.n_heads,
-                           d_ff=args.d_ff, max_len=args.block, dropout=0.0)  # a conf/model/*.yaml
+        model_group = dict(
+            arch="transformer",
+            d_model=args.d_model,
+            n_layers=args.n_layers,
+            n_heads=args.n_heads,
+            d_ff=args.d_ff,
+            max_len=args.block,
+            dropout=0.0,
+        )  # a conf/model/*.yaml
         derived = dict(vocab_size=max(args.vocab, meta["vocab_size"]), pad_id=meta["pad_id"], causal=True)
         trainer_cfg, optim = load_trainer_cfg()
         accel = "gpu" if device.type == "cuda" else "cpu"
-        for k, v in dict(accelerator=accel, devices=1, strategy="auto", precision=args.precision,
-                         batch_size=args.batch, block_size=args.block,
-                         accumulate_grad_batches=1).items():
+        for k, v in dict(
+            accelerator=accel,
+            devices=1,
+            strategy="auto",
+            precision=args.precision,
+            batch_size=args.batch,
+            block_size=args.block,
+            accumulate_grad_batches=1,
+        ).items():
             setattr(trainer_cfg, k, v)
         if float(trainer_cfg.gradient_clip_val) != 1.0:
-            notes.append(f"conf/trainer/default.yaml gradient_clip_val={trainer_cfg.gradient_clip_val} (used on both sides)")
+            notes.append(
+                f"conf/trainer/default.yaml gradient_clip_val={trainer_cfg.gradient_clip_val} (used on both sides)"
+            )
 
         t0 = time.perf_counter()
         peak = measure_matmul_peak(device, dtype, n=peak_n)
@@ -495,12 +643,24 @@ def main(argv=None) -> dict:
         sdpa = None
         if not args.no_sdpa_probe:
             hd = args.d_model // args.n_heads
-            sdpa = sdpa_probe(device, dtype if dtype != torch.float32 else torch.float32, args.batch, args.n_heads,
-                              args.block, hd, iters=5 if device.type == "cuda" else 2)
-            print(f"SDPA: auto dispatches to {sdpa['auto_dispatches_to']}"
-                  + (f"; enabled flags {sdpa['enabled']}" if "enabled" in sdpa else "")
-                  + "; fwd+bwd ms: " + ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} n/a"
-                                                 for k, v in sdpa["fwd_bwd_ms"].items()), flush=True)
+            sdpa = sdpa_probe(
+                device,
+                dtype if dtype != torch.float32 else torch.float32,
+                args.batch,
+                args.n_heads,
+                args.block,
+                hd,
+                iters=5 if device.type == "cuda" else 2,
+            )
+            print(
+                f"SDPA: auto dispatches to {sdpa['auto_dispatches_to']}"
+                + (f"; enabled flags {sdpa['enabled']}" if "enabled" in sdpa else "")
+                + "; fwd+bwd ms: "
+                + ", ".join(
+                    f"{k} {v:.2f}" if isinstance(v, float) else f"{k} n/a" for k, v in sdpa["fwd_bwd_ms"].items()
+                ),
+                flush=True,
+            )
             if args.sdpa_backend != "auto":
                 print(f"training forced to SDPA backend: {args.sdpa_backend}")
 
@@ -509,21 +669,37 @@ def main(argv=None) -> dict:
         module, model_cfg = make_lm_module(model_group, derived, optim, args.warmup + args.steps)
         torch.manual_seed(args.seed)
         bare_model = CausalLM(Transformer(model_cfg)).to(device)
-        same_init = all(torch.equal(a.cpu(), b.cpu()) for a, b in
-                        zip(module.model.state_dict().values(), bare_model.state_dict().values()))
+        same_init = all(
+            torch.equal(a.cpu(), b.cpu())
+            for a, b in zip(module.model.state_dict().values(), bare_model.state_dict().values())
+        )
         if args.compile:
             module.model.compile()
             bare_model.compile()
         n_params = module.backbone.num_params()
         fpt = module.backbone.flops_per_token(args.block)
         ckpt_every = args.ckpt_every or max(1, args.steps // 2)
-        ctx = dict(device=device, sync=make_sync(device), tokens_dir=data_info["dir"], meta=meta,
-                   trainer_cfg=trainer_cfg, optim=optim, peak=peak, ckpt_every=ckpt_every)
-        print(f"model: {n_params / 1e6:.2f}M non-embedding params (d={args.d_model}, L={args.n_layers}, "
-              f"H={args.n_heads}, d_ff={args.d_ff}, vocab={model_cfg.vocab_size}), T={args.block}, batch={args.batch}, "
-              f"{fpt / 1e6:.1f} MFLOP/token; compile={args.compile}; same initial weights: {same_init}", flush=True)
-        print(f"timing {args.rounds} rounds x {args.warmup} warm-up + {args.steps} timed steps per side "
-              f"(lmforge Trainer: no callbacks, no progress bar, no checkpointing, no validation)", flush=True)
+        ctx = dict(
+            device=device,
+            sync=make_sync(device),
+            tokens_dir=data_info["dir"],
+            meta=meta,
+            trainer_cfg=trainer_cfg,
+            optim=optim,
+            peak=peak,
+            ckpt_every=ckpt_every,
+        )
+        print(
+            f"model: {n_params / 1e6:.2f}M non-embedding params (d={args.d_model}, L={args.n_layers}, "
+            f"H={args.n_heads}, d_ff={args.d_ff}, vocab={model_cfg.vocab_size}), T={args.block}, batch={args.batch}, "
+            f"{fpt / 1e6:.1f} MFLOP/token; compile={args.compile}; same initial weights: {same_init}",
+            flush=True,
+        )
+        print(
+            f"timing {args.rounds} rounds x {args.warmup} warm-up + {args.steps} timed steps per side "
+            f"(lmforge Trainer: no callbacks, no progress bar, no checkpointing, no validation)",
+            flush=True,
+        )
 
         compile_round = None
         if args.compile:  # compile (and inductor's first runs) outside the timed rounds
@@ -532,8 +708,11 @@ def main(argv=None) -> dict:
             t1 = time.perf_counter()
             bare_round(args, ctx, bare_model)
             compile_round = {"lmforge_s": t1 - t0, "bare_s": time.perf_counter() - t1}
-            print(f"  compile warm-up round (not timed): lmforge {compile_round['lmforge_s']:.1f} s, "
-                  f"bare {compile_round['bare_s']:.1f} s", flush=True)
+            print(
+                f"  compile warm-up round (not timed): lmforge {compile_round['lmforge_s']:.1f} s, "
+                f"bare {compile_round['bare_s']:.1f} s",
+                flush=True,
+            )
 
         rounds = []
         for r in range(args.rounds):
@@ -546,17 +725,23 @@ def main(argv=None) -> dict:
                     res[side] = bare_round(args, ctx, bare_model)
             res["ratio"] = res["lmforge"]["tokens_per_s"] / res["bare"]["tokens_per_s"]
             rounds.append(res)
-            print(f"  round {r + 1}: lmforge {res['lmforge']['tokens_per_s']:,.0f} tok/s, bare "
-                  f"{res['bare']['tokens_per_s']:,.0f} tok/s, ratio {res['ratio']:.3f} "
-                  f"(final loss {res['lmforge']['final_loss']:.4f} vs {res['bare']['final_loss']:.4f})", flush=True)
+            print(
+                f"  round {r + 1}: lmforge {res['lmforge']['tokens_per_s']:,.0f} tok/s, bare "
+                f"{res['bare']['tokens_per_s']:,.0f} tok/s, ratio {res['ratio']:.3f} "
+                f"(final loss {res['lmforge']['final_loss']:.4f} vs {res['bare']['final_loss']:.4f})",
+                flush=True,
+            )
 
         full = None
         if not args.no_full:
             full = lightning_round(args, ctx, module, full=True, workdir=workdir)
             full_ref = bare_round(args, ctx, bare_model)  # its paired reference, run right after
-            print(f"  full (+Throughput, History, StepCheckpoint every {ckpt_every}): "
-                  f"{full['tokens_per_s']:,.0f} tok/s ({len(full['checkpoint_saves_s'])} saves), bare right after "
-                  f"{full_ref['tokens_per_s']:,.0f} tok/s", flush=True)
+            print(
+                f"  full (+Throughput, History, StepCheckpoint every {ckpt_every}): "
+                f"{full['tokens_per_s']:,.0f} tok/s ({len(full['checkpoint_saves_s'])} saves), bare right after "
+                f"{full_ref['tokens_per_s']:,.0f} tok/s",
+                flush=True,
+            )
 
     med_l = statistics.median(r["lmforge"]["tokens_per_s"] for r in rounds)
     med_b = statistics.median(r["bare"]["tokens_per_s"] for r in rounds)
@@ -569,26 +754,45 @@ def main(argv=None) -> dict:
     result = {
         "benchmark": "pretrain_throughput",
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "environment": {"device": str(device), "device_name": device_name, "torch": torch.__version__,
-                        "lightning": lightning.__version__, "python": platform.python_version(),
-                        "threads": torch.get_num_threads(), "cpus": os.cpu_count()},
+        "environment": {
+            "device": str(device),
+            "device_name": device_name,
+            "torch": torch.__version__,
+            "lightning": lightning.__version__,
+            "python": platform.python_version(),
+            "threads": torch.get_num_threads(),
+            "cpus": os.cpu_count(),
+        },
         "data": data_info,
-        "model": {"non_embedding_params": n_params, "flops_per_token": fpt, "vocab_size": model_cfg.vocab_size,
-                  "same_initial_weights": same_init},
-        "peak_flops": peak, "peak_dtype": str(dtype), "peak_n": peak_n, "peak_measure_s": peak_s,
+        "model": {
+            "non_embedding_params": n_params,
+            "flops_per_token": fpt,
+            "vocab_size": model_cfg.vocab_size,
+            "same_initial_weights": same_init,
+        },
+        "peak_flops": peak,
+        "peak_dtype": str(dtype),
+        "peak_n": peak_n,
+        "peak_measure_s": peak_s,
         "sdpa": sdpa,
         "compile_warmup_round": compile_round,
         "rounds": rounds,
-        "lmforge_tokens_per_s": med_l, "bare_tokens_per_s": med_b,
-        "ratio": ratio, "ratio_per_round": [r["ratio"] for r in rounds],
+        "lmforge_tokens_per_s": med_l,
+        "bare_tokens_per_s": med_b,
+        "ratio": ratio,
+        "ratio_per_round": [r["ratio"] for r in rounds],
         "ratio_of_medians": med_l / med_b,
-        "lmforge_best_tokens_per_s": best_l, "bare_best_tokens_per_s": best_b, "ratio_of_bests": best_l / best_b,
+        "lmforge_best_tokens_per_s": best_l,
+        "bare_best_tokens_per_s": best_b,
+        "ratio_of_bests": best_l / best_b,
         "step_ms_median_pooled": {"lmforge": pooled_l, "bare": pooled_b},
         "ratio_of_pooled_step_medians": pooled_b / pooled_l,
         "load_average": os.getloadavg(),
-        "lmforge_mfu": mfu(med_l), "bare_mfu": mfu(med_b),
+        "lmforge_mfu": mfu(med_l),
+        "bare_mfu": mfu(med_b),
         "loss_parity_round1": {"lmforge": rounds[0]["lmforge"]["final_loss"], "bare": rounds[0]["bare"]["final_loss"]},
-        "notes": notes + [
+        "notes": notes
+        + [
             "lmforge side: make_trainer(conf/trainer/default.yaml, progress=False) with enable_checkpointing=False, "
             "limit_val_batches=0; the pretrain stage's History also sends each logged value to MLflow "
             "(History(sink=run.log_metrics); not measured here)",
@@ -621,8 +825,10 @@ def main(argv=None) -> dict:
 
 
 def print_table(r: dict) -> None:
-    rows = [("bare PyTorch loop (reference)", r["bare_tokens_per_s"], 1.0, r["bare_mfu"]),
-            ("lmforge Trainer (lean)", r["lmforge_tokens_per_s"], r["ratio"], r["lmforge_mfu"])]
+    rows = [
+        ("bare PyTorch loop (reference)", r["bare_tokens_per_s"], 1.0, r["bare_mfu"]),
+        ("lmforge Trainer (lean)", r["lmforge_tokens_per_s"], r["ratio"], r["lmforge_mfu"]),
+    ]
     if "full" in r:
         rows.append(("lmforge + stage callbacks (1 run)", r["full"]["tokens_per_s"], r["full_ratio"], r["full_mfu"]))
     print()
@@ -633,23 +839,32 @@ def print_table(r: dict) -> None:
     print("-" * 63)
     per = ", ".join(f"{x:.3f}" for x in r["ratio_per_round"])
     print(f"ratio lmforge/bare = {r['ratio']:.3f} (target >= 1.0; median of per-round ratios {per})")
-    print(f"  cross-checks: ratio of median tok/s {r['ratio_of_medians']:.3f}, of best rounds {r['ratio_of_bests']:.3f} "
-          f"({r['lmforge_best_tokens_per_s']:,.0f} vs {r['bare_best_tokens_per_s']:,.0f} tok/s), of pooled per-step "
-          f"medians {r['ratio_of_pooled_step_medians']:.3f}; load average {', '.join(f'{x:.1f}' for x in r['load_average'])}")
-    print(f"peak {r['peak_flops'] / 1e12:.3f} TFLOP/s ({r['peak_dtype']}, n={r['peak_n']}); "
-          f"{r['model']['flops_per_token'] / 1e6:.1f} MFLOP/token")
+    print(
+        f"  cross-checks: ratio of median tok/s {r['ratio_of_medians']:.3f}, of best rounds {r['ratio_of_bests']:.3f} "
+        f"({r['lmforge_best_tokens_per_s']:,.0f} vs {r['bare_best_tokens_per_s']:,.0f} tok/s), of pooled per-step "
+        f"medians {r['ratio_of_pooled_step_medians']:.3f}; "
+        f"load average {', '.join(f'{x:.1f}' for x in r['load_average'])}"
+    )
+    print(
+        f"peak {r['peak_flops'] / 1e12:.3f} TFLOP/s ({r['peak_dtype']}, n={r['peak_n']}); "
+        f"{r['model']['flops_per_token'] / 1e6:.1f} MFLOP/token"
+    )
     lp = r["loss_parity_round1"]
     print(f"loss after round 1: lmforge {lp['lmforge']:.4f}, bare {lp['bare']:.4f} (same weights, data, optimizer)")
     if "full" in r:
         f = r["full"]
         saves = f["checkpoint_saves_s"]
-        print(f"full run: ratio vs the bare run right after it {r['full_ratio']:.3f}, vs the median bare "
-              f"{r['full_ratio_vs_median_bare']:.3f}")
-        print(f"full run: Throughput callback says {f['throughput_callback_tokens_per_s']:,.0f} tok/s, MFU "
-              f"{100 * f['throughput_callback_mfu']:.1f}%; StepCheckpoint every {f['checkpoint_every_n_steps']} steps: "
-              f"{len(saves)} saves, {r['checkpoint_s_per_save']:.3f} s each (step checkpoint + last.ckpt link) -> "
-              f"{100 * (r['checkpoint_overhead_at_config_interval'] or 0):.2f}% at the configured every "
-              f"{r['config_checkpoint_every_n_steps']} steps")
+        print(
+            f"full run: ratio vs the bare run right after it {r['full_ratio']:.3f}, vs the median bare "
+            f"{r['full_ratio_vs_median_bare']:.3f}"
+        )
+        print(
+            f"full run: Throughput callback says {f['throughput_callback_tokens_per_s']:,.0f} tok/s, MFU "
+            f"{100 * f['throughput_callback_mfu']:.1f}%; StepCheckpoint every {f['checkpoint_every_n_steps']} steps: "
+            f"{len(saves)} saves, {r['checkpoint_s_per_save']:.3f} s each (step checkpoint + last.ckpt link) -> "
+            f"{100 * (r['checkpoint_overhead_at_config_interval'] or 0):.2f}% at the configured every "
+            f"{r['config_checkpoint_every_n_steps']} steps"
+        )
     for n in r["notes"]:
         print(f"note: {n}")
 

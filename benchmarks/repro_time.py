@@ -44,16 +44,27 @@ NOOP_TARGET_S = 2.0
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--repo", type=Path, default=ROOT, help="repository to clone (default: this checkout)")
     p.add_argument("--venv", type=Path, default=ROOT / ".venv", help="existing virtual environment to reuse (VENV=)")
-    p.add_argument("--fresh-venv", action="store_true", help="create a new venv in the clone and time `make install` too")
-    p.add_argument("--experiment", default=None,
-                   help="compose the clone's params.yaml with experiment=<name> (e.g. smoke) before make repro")
-    p.add_argument("--overlay-working-tree", action="store_true",
-                   help="copy the repo's current src/ pipelines/ conf/ hydra_plugins/ .dvc/config dvc.yaml params.yaml "
-                        "Makefile pyproject.toml over the clone (measure uncommitted work; default: the committed HEAD only)")
+    p.add_argument(
+        "--fresh-venv", action="store_true", help="create a new venv in the clone and time `make install` too"
+    )
+    p.add_argument(
+        "--experiment",
+        default=None,
+        help="compose the clone's params.yaml with experiment=<name> (e.g. smoke) before make repro",
+    )
+    p.add_argument(
+        "--overlay-working-tree",
+        action="store_true",
+        help="copy the repo's current src/ pipelines/ conf/ hydra_plugins/ .dvc/config dvc.yaml params.yaml "
+        "Makefile pyproject.toml over the clone (measure uncommitted work; default: the committed HEAD only)",
+    )
     p.add_argument("--noop-runs", type=int, default=2, help="how many no-op `dvc repro` runs to time (median reported)")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds allowed for `make repro`")
     p.add_argument("--workdir", type=Path, default=None, help="where to clone (default: a temp dir)")
@@ -69,8 +80,16 @@ def run_timed(cmd: list[str], cwd: Path, env: dict, timeout: float, log_path: Pa
     cpu0, load0 = resource.getrusage(resource.RUSAGE_CHILDREN), os.getloadavg()[0]
     events: list[tuple[float, str, str]] = []  # (t, kind, stage)
     tail: list[str] = []
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, bufsize=1, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+        start_new_session=True,
+    )
     timed_out = False
     with open(log_path, "w") as log:
         assert proc.stdout is not None
@@ -105,14 +124,32 @@ def run_timed(cmd: list[str], cwd: Path, env: dict, timeout: float, log_path: Pa
     for i, (t, s) in enumerate(runs):
         end = runs[i + 1][0] if i + 1 < len(runs) else wall
         stages[s] = round(end - t, 3)
-    return {"cmd": " ".join(cmd), "rc": rc, "wall_s": wall, "cpu_s": cpu, "load_before": load0,
-            "load_after": os.getloadavg()[0], "timed_out": timed_out,
-            "stages_from_dvc_log_s": stages, "skipped": [s for _, k, s in events if k == "skip"],
-            "log": str(log_path), "tail": tail}
+    return {
+        "cmd": " ".join(cmd),
+        "rc": rc,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "load_before": load0,
+        "load_after": os.getloadavg()[0],
+        "timed_out": timed_out,
+        "stages_from_dvc_log_s": stages,
+        "skipped": [s for _, k, s in events if k == "skip"],
+        "log": str(log_path),
+        "tail": tail,
+    }
 
 
-OVERLAY = ("src", "pipelines", "conf", "hydra_plugins", ".dvc/config", "dvc.yaml", "params.yaml", "Makefile",
-           "pyproject.toml")
+OVERLAY = (
+    "src",
+    "pipelines",
+    "conf",
+    "hydra_plugins",
+    ".dvc/config",
+    "dvc.yaml",
+    "params.yaml",
+    "Makefile",
+    "pyproject.toml",
+)
 
 
 def overlay(repo: Path, clone: Path) -> None:
@@ -147,8 +184,10 @@ def stage_reports(clone: Path) -> dict:
         if data is None:
             continue
         rel = str(f.relative_to(clone))
-        out[rel] = {"wall_s": data.get("wall_s") if isinstance(data, dict) else None,
-                    "data": data if len(json.dumps(data)) < 4000 else "(large; see the file)"}
+        out[rel] = {
+            "wall_s": data.get("wall_s") if isinstance(data, dict) else None,
+            "data": data if len(json.dumps(data)) < 4000 else "(large; see the file)",
+        }
     return out
 
 
@@ -176,8 +215,10 @@ def per_stage(dvc_times: dict, reports: dict) -> dict:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    result: dict = {"benchmark": "repro_time", "config": {k: str(v) if isinstance(v, Path) else v
-                                                          for k, v in vars(args).items()}}
+    result: dict = {
+        "benchmark": "repro_time",
+        "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+    }
     tmp_ctx = tempfile.mkdtemp(prefix="lmforge-repro-") if args.workdir is None else str(args.workdir)
     base = Path(tmp_ctx)
     base.mkdir(parents=True, exist_ok=True)
@@ -199,8 +240,9 @@ def _run(args, result: dict, base: Path, clone: Path, logs: Path) -> dict:
     t0 = time.perf_counter()
     subprocess.run(["git", "clone", "--quiet", str(args.repo), str(clone)], check=True)
     result["clone_s"] = time.perf_counter() - t0
-    head = subprocess.run(["git", "-C", str(clone), "log", "-1", "--format=%H %s"], capture_output=True,
-                          text=True, check=True).stdout.strip()
+    head = subprocess.run(
+        ["git", "-C", str(clone), "log", "-1", "--format=%H %s"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     result["head"] = head
     print(f"cloned {args.repo} at {head[:80]} into {clone} ({result['clone_s']:.1f} s)")
 
@@ -239,24 +281,40 @@ def _run(args, result: dict, base: Path, clone: Path, logs: Path) -> dict:
     result["experiment"] = args.experiment or "default"
     if args.experiment:
         t0 = time.perf_counter()
-        comp = run_timed([str(venv / "bin" / "python"), "-m", "lmforge.params", f"experiment={args.experiment}"],
-                         clone, env, 300, logs / "params.log", False)
+        comp = run_timed(
+            [str(venv / "bin" / "python"), "-m", "lmforge.params", f"experiment={args.experiment}"],
+            clone,
+            env,
+            300,
+            logs / "params.log",
+            False,
+        )
         result["compose_params_s"] = time.perf_counter() - t0
-        print(f"params.yaml composed with experiment={args.experiment} ({result['compose_params_s']:.1f} s, "
-              f"rc {comp['rc']})")
+        print(
+            f"params.yaml composed with experiment={args.experiment} ({result['compose_params_s']:.1f} s, "
+            f"rc {comp['rc']})"
+        )
         if comp["rc"] != 0:
             print("\n".join("  ! " + line for line in comp["tail"][-15:]))
-            result["repro"] = {"rc": comp["rc"], "wall_s": 0.0, "timed_out": False, "stages_from_dvc_log_s": {},
-                               "tail": comp["tail"], "cmd": comp["cmd"]}
+            result["repro"] = {
+                "rc": comp["rc"],
+                "wall_s": 0.0,
+                "timed_out": False,
+                "stages_from_dvc_log_s": {},
+                "tail": comp["tail"],
+                "cmd": comp["cmd"],
+            }
             return finish(args, result)
 
     # 4. the pipeline
     print(f"{' '.join(make)} repro ...", flush=True)
     rep = run_timed(make + ["repro"], clone, env, args.timeout, logs / "make_repro.log", not args.quiet)
     result["repro"] = rep
-    print(f"make repro: {rep['wall_s']:.1f} s wall, {rep['cpu_s']:.1f} s CPU on {os.cpu_count()} cores, load "
-          f"{rep['load_before']:.1f} before / {rep['load_after']:.1f} after (rc {rep['rc']}"
-          f"{', TIMED OUT' if rep['timed_out'] else ''})")
+    print(
+        f"make repro: {rep['wall_s']:.1f} s wall, {rep['cpu_s']:.1f} s CPU on {os.cpu_count()} cores, load "
+        f"{rep['load_before']:.1f} before / {rep['load_after']:.1f} after (rc {rep['rc']}"
+        f"{', TIMED OUT' if rep['timed_out'] else ''})"
+    )
 
     # 5. the no-op repro
     dvc = str(venv / "bin" / "dvc")
@@ -266,7 +324,10 @@ def _run(args, result: dict, base: Path, clone: Path, logs: Path) -> dict:
             r = run_timed([dvc, "repro"], clone, env, 300, logs / f"noop_{i}.log", False)
             r["ran_stages"] = list(r["stages_from_dvc_log_s"])
             noops.append(r)
-            print(f"no-op dvc repro #{i + 1}: {r['wall_s']:.2f} s (rc {r['rc']}; stages re-run: {r['ran_stages'] or 'none'})")
+            print(
+                f"no-op dvc repro #{i + 1}: {r['wall_s']:.2f} s "
+                f"(rc {r['rc']}; stages re-run: {r['ran_stages'] or 'none'})"
+            )
         result["noop"] = noops
         result["noop_s"] = statistics.median(r["wall_s"] for r in noops)
         result["noop_reran_stages"] = sorted({s for r in noops for s in r["ran_stages"]})
@@ -288,7 +349,13 @@ def task_table(metrics: dict) -> dict:
     for name, t in metrics.get("tasks", {}).items():
         key = t["metric"]
         p, s, b = (t[who][key] for who in ("pretrained", "scratch", "baseline"))
-        rows[name] = {"metric": key, "pretrained": p, "scratch": s, "baseline": b, "pretrained_beats_both": p > max(s, b)}
+        rows[name] = {
+            "metric": key,
+            "pretrained": p,
+            "scratch": s,
+            "baseline": b,
+            "pretrained_beats_both": p > max(s, b),
+        }
         mark = "" if p > max(s, b) else "   <- pretrained does not beat both"
         print(f"{name:14} {key:9} {p:10.3f} {s:10.3f} {b:10.3f}{mark}")
     return rows
@@ -320,16 +387,20 @@ def finish(args, result: dict) -> dict:
         known = [r["outside_s"] for r in stages.values() if r["outside_s"] is not None]
         if known:
             result["outside_total_s"] = sum(known)
-            print(f"'outside' = DVC's time for the stage minus the stage's own wall_s (process start, imports, "
-                  f"config, tracking setup, DVC caching): {sum(known):.1f} s in all, "
-                  f"{statistics.median(known):.1f} s median per stage")
+            print(
+                f"'outside' = DVC's time for the stage minus the stage's own wall_s (process start, imports, "
+                f"config, tracking setup, DVC caching): {sum(known):.1f} s in all, "
+                f"{statistics.median(known):.1f} s median per stage"
+            )
     if result.get("metrics") is not None:
         result["tasks"] = task_table(result["metrics"])
     if result.get("noop_reran_stages"):
         print(f"NOT a no-op: the second dvc repro re-ran {result['noop_reran_stages']}")
     if result.get("git_status_after"):
-        print("git status in the clone after the pipeline (expected: params.yaml, dvc.lock and the committed "
-              "reports/metrics.json only):")
+        print(
+            "git status in the clone after the pipeline (expected: params.yaml, dvc.lock and the committed "
+            "reports/metrics.json only):"
+        )
         print("\n".join("  " + line for line in result["git_status_after"]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")

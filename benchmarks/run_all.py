@@ -29,11 +29,17 @@ BENCHES = ("pretrain_throughput", "repro_time", "prepare_memory")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "), epilog=__doc__.split("\n\n", 1)[1],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0].replace("\n", " "),
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--only", choices=BENCHES, action="append", help="run only this benchmark (repeatable)")
-    p.add_argument("--quick", action="store_true",
-                   help="quick modes: --quick to pretrain_throughput and prepare_memory, --experiment smoke to repro_time")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="quick modes: --quick to pretrain_throughput and prepare_memory, --experiment smoke to repro_time",
+    )
     p.add_argument("--pretrain-args", default="", help="extra arguments for pretrain_throughput.py (one string)")
     p.add_argument("--repro-args", default="", help="extra arguments for repro_time.py (one string)")
     p.add_argument("--memory-args", default="", help="extra arguments for prepare_memory.py (one string)")
@@ -61,31 +67,44 @@ def summary_lines(runs: dict) -> list[str]:
         r = pt["result"]
         if r:
             c = r["config"]
-            lines.append(f"pretrain_throughput  d={c['d_model']} L={c['n_layers']} T={c['block']} B={c['batch']} "
-                         f"{c['precision']} on {r['environment']['device']}{' compiled' if c['compile'] else ''}")
-            lines.append(f"  bare {r['bare_tokens_per_s']:,.0f} tok/s (MFU {100 * r['bare_mfu']:.1f}%), lmforge "
-                         f"{r['lmforge_tokens_per_s']:,.0f} tok/s (MFU {100 * r['lmforge_mfu']:.1f}%), ratio "
-                         f"{r['ratio']:.3f} (target >= 1.0)")
+            lines.append(
+                f"pretrain_throughput  d={c['d_model']} L={c['n_layers']} T={c['block']} B={c['batch']} "
+                f"{c['precision']} on {r['environment']['device']}{' compiled' if c['compile'] else ''}"
+            )
+            lines.append(
+                f"  bare {r['bare_tokens_per_s']:,.0f} tok/s (MFU {100 * r['bare_mfu']:.1f}%), lmforge "
+                f"{r['lmforge_tokens_per_s']:,.0f} tok/s (MFU {100 * r['lmforge_mfu']:.1f}%), ratio "
+                f"{r['ratio']:.3f} (target >= 1.0)"
+            )
             if "full" in r:
-                lines.append(f"  with the stage's callbacks: {r['full']['tokens_per_s']:,.0f} tok/s, ratio {r['full_ratio']:.3f}; "
-                             f"checkpointing every {r['config_checkpoint_every_n_steps']} steps costs "
-                             f"{100 * (r['checkpoint_overhead_at_config_interval'] or 0):.2f}%")
+                lines.append(
+                    f"  with the stage's callbacks: {r['full']['tokens_per_s']:,.0f} tok/s, "
+                    f"ratio {r['full_ratio']:.3f}; "
+                    f"checkpointing every {r['config_checkpoint_every_n_steps']} steps costs "
+                    f"{100 * (r['checkpoint_overhead_at_config_interval'] or 0):.2f}%"
+                )
         else:
             lines.append(f"pretrain_throughput  FAILED (rc {pt['rc']})")
     rt = runs.get("repro_time")
     if rt:
         r = rt["result"]
         if r and "repro" in r:
-            lines.append(f"repro_time  experiment={r.get('experiment')} at {r.get('head', '')[:60]}"
-                         + (" + working-tree overlay" if r.get("overlay_working_tree") else ""))
-            lines.append(f"  make repro {r['repro']['wall_s']:.1f} s (rc {r['repro']['rc']}), no-op dvc repro "
-                         + (f"{r['noop_s']:.2f} s (target <= 2 s)" if "noop_s" in r else "not run"))
+            lines.append(
+                f"repro_time  experiment={r.get('experiment')} at {r.get('head', '')[:60]}"
+                + (" + working-tree overlay" if r.get("overlay_working_tree") else "")
+            )
+            lines.append(
+                f"  make repro {r['repro']['wall_s']:.1f} s (rc {r['repro']['rc']}), no-op dvc repro "
+                + (f"{r['noop_s']:.2f} s (target <= 2 s)" if "noop_s" in r else "not run")
+            )
             stages = r["repro"]["stages_from_dvc_log_s"]
             if stages:
                 lines.append("  stages: " + ", ".join(f"{s} {w:.1f}s" for s, w in stages.items()))
             if "outside_total_s" in r:
-                lines.append(f"  time outside the stages' own wall_s (start-up, imports, tracking, DVC): "
-                             f"{r['outside_total_s']:.1f} s")
+                lines.append(
+                    f"  time outside the stages' own wall_s (start-up, imports, tracking, DVC): "
+                    f"{r['outside_total_s']:.1f} s"
+                )
         else:
             lines.append(f"repro_time  FAILED (rc {rt['rc']})")
     pm = runs.get("prepare_memory")
@@ -93,12 +112,16 @@ def summary_lines(runs: dict) -> list[str]:
         r = pm["result"]
         if r:
             small, large = r["sizes_mb"]
-            lines.append(f"prepare_memory  peak RSS of prepare {r['prepare_peak_rss_mb'][0]:.0f} MB ({small} MB corpus) -> "
-                         f"{r['prepare_peak_rss_mb'][1]:.0f} MB ({large} MB): ratio {r['prepare_ratio']:.2f} "
-                         f"(target <= {r['target_ratio']})")
+            lines.append(
+                f"prepare_memory  peak RSS of prepare {r['prepare_peak_rss_mb'][0]:.0f} MB ({small} MB corpus) -> "
+                f"{r['prepare_peak_rss_mb'][1]:.0f} MB ({large} MB): ratio {r['prepare_ratio']:.2f} "
+                f"(target <= {r['target_ratio']})"
+            )
             if "pretrain_ratio" in r:
-                lines.append(f"  smoke pretrain on its tokens: {r['pretrain_peak_rss_mb'][0]:.0f} -> "
-                             f"{r['pretrain_peak_rss_mb'][1]:.0f} MB, ratio {r['pretrain_ratio']:.2f}")
+                lines.append(
+                    f"  smoke pretrain on its tokens: {r['pretrain_peak_rss_mb'][0]:.0f} -> "
+                    f"{r['pretrain_peak_rss_mb'][1]:.0f} MB, ratio {r['pretrain_ratio']:.2f}"
+                )
         else:
             lines.append(f"prepare_memory  FAILED (rc {pm['rc']})")
     return lines
@@ -124,8 +147,10 @@ def main(argv=None) -> int:
         print(line)
     for name, r in runs.items():
         print(f"{name}: rc {r['rc']}, {r['wall_s']:.0f} s, {r['out']}")
-    (args.results / "run_all.json").write_text(json.dumps(
-        {k: {"rc": v["rc"], "wall_s": v["wall_s"], "out": v["out"]} for k, v in runs.items()}, indent=2) + "\n")
+    (args.results / "run_all.json").write_text(
+        json.dumps({k: {"rc": v["rc"], "wall_s": v["wall_s"], "out": v["out"]} for k, v in runs.items()}, indent=2)
+        + "\n"
+    )
     return 0 if all(r["rc"] == 0 for r in runs.values()) else 1
 
 

@@ -30,13 +30,21 @@ CONF = Path(__file__).resolve().parent.parent / "conf"
 # what libraries print that says nothing to a user of a stage, filtered where it comes from: a
 # logger's message, or a warning's text and module (every other warning still shows)
 QUIET_LOGS = {
-    "lightning.pytorch.utilities.rank_zero": ("💡 Tip:", "GPU available:", "TPU available:", "HPU available:",
-                                               "Using bfloat16 Automatic Mixed Precision"),
+    "lightning.pytorch.utilities.rank_zero": (
+        "💡 Tip:",
+        "GPU available:",
+        "TPU available:",
+        "HPU available:",
+        "Using bfloat16 Automatic Mixed Precision",
+    ),
     "lightning.fabric.utilities.rank_zero": ("💡 Tip:",),
     "mlflow.store.db.utils": ("Creating initial MLflow database tables", "Updating database tables"),
     # a file `datasets` cannot parse: it logs, then raises what lmforge reports in its one line
-    "datasets.packaged_modules.json.json": ("Failed to load JSON from file", "Failed to read file",
-                                            "Failed to convert pandas DataFrame"),
+    "datasets.packaged_modules.json.json": (
+        "Failed to load JSON from file",
+        "Failed to read file",
+        "Failed to convert pandas DataFrame",
+    ),
     "datasets.packaged_modules.csv.csv": ("Failed to read file",),
 }
 QUIET_WARNINGS = (  # (message regex, module regex); MLflow's model-logging advice: track/registry.py
@@ -91,7 +99,7 @@ def composition_error(e: BaseException) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     options = next((i for i, line in enumerate(lines) if line.startswith("Available options")), None)
     if options is not None:
-        lines = lines[:options] + [f"{lines[options].rstrip(':')}: {', '.join(lines[options + 1:])}"]
+        lines = lines[:options] + [f"{lines[options].rstrip(':')}: {', '.join(lines[options + 1 :])}"]
     cause = e.__cause__ or e.__context__
     if cause is not None and str(cause).strip() and str(cause).strip().splitlines()[0] not in lines:
         lines.append(str(cause).strip().splitlines()[0])

@@ -46,8 +46,13 @@ def smoke_repo(dst: Path, run) -> Path:
     import subprocess
     import sys
 
-    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, text=True, check=True)
+    files = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     for rel in filter(None, files.stdout.split("\0")):
         if (ROOT / rel).is_file():
             (dst / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -64,7 +69,6 @@ def smoke_repo(dst: Path, run) -> Path:
 def run_in(args: list[str], cwd: Path, timeout: float = 900, check: bool = True):
     """A command in `cwd` with the project's tools on PATH and no inherited tracking/DVC context."""
     import subprocess
-    import sys
 
     from servers import env
 

@@ -25,8 +25,14 @@ def free_port() -> int:
 
 # what a test's own process may carry but a process it starts must not inherit (a sweep's parent
 # run, DVC's context, a developer's tracking server): a test passes what it means explicitly
-NOT_INHERITED = ("LMFORGE_PARENT_RUN_ID", "LMFORGE_SWEEP_KEYS", "LMFORGE_TRACKING_URI", "DVC_ROOT", "DVC_STAGE",
-                 "DVC_EXP_NAME")
+NOT_INHERITED = (
+    "LMFORGE_PARENT_RUN_ID",
+    "LMFORGE_SWEEP_KEYS",
+    "LMFORGE_TRACKING_URI",
+    "DVC_ROOT",
+    "DVC_STAGE",
+    "DVC_EXP_NAME",
+)
 
 
 def env(**extra: str) -> dict[str, str]:
@@ -49,8 +55,9 @@ def stop(proc: subprocess.Popen) -> None:
 def serving(args: list[str], url: str, log: Path, timeout: float = 90, **extra_env: str) -> Iterator[subprocess.Popen]:
     """Start `args` in its own process group, wait until `url` answers 200, stop it on exit."""
     with open(log, "w") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env(**extra_env),
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            args, stdout=out, stderr=subprocess.STDOUT, env=env(**extra_env), start_new_session=True
+        )
     try:
         deadline = time.time() + timeout
         while True:
@@ -72,8 +79,20 @@ def serving(args: list[str], url: str, log: Path, timeout: float = 90, **extra_e
 def mlflow_server(root: Path, port: int):
     """`mlflow server` on 127.0.0.1:port, sqlite backend and artifacts under root (as `make server`)."""
     root.mkdir(parents=True, exist_ok=True)
-    args = [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-            "--backend-store-uri", f"sqlite:///{root}/mlflow.db", "--artifacts-destination", str(root / "artifacts")]
+    args = [
+        str(BIN / "mlflow"),
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        f"sqlite:///{root}/mlflow.db",
+        "--artifacts-destination",
+        str(root / "artifacts"),
+    ]
     return serving(args, f"http://127.0.0.1:{port}/health", root / "server.log")
 
 
@@ -86,8 +105,18 @@ def postgres_mlflow_server(root: Path, port: int, pg_port: int) -> Iterator[subp
     from lmforge.track import postgres
 
     root.mkdir(parents=True, exist_ok=True)
-    args = [sys.executable, "-m", "lmforge.track.postgres", "serve", "--dir", str(root), "--port", str(port),
-            "--pg-port", str(pg_port)]
+    args = [
+        sys.executable,
+        "-m",
+        "lmforge.track.postgres",
+        "serve",
+        "--dir",
+        str(root),
+        "--port",
+        str(port),
+        "--pg-port",
+        str(pg_port),
+    ]
     try:
         with serving(args, f"http://127.0.0.1:{port}/health", root / "server.log", timeout=120) as proc:
             yield proc

@@ -18,8 +18,14 @@ from lmforge.train.tasks import TaskModule
 
 SEED = 7
 # the built-in world tasks and the family that makes each
-WORLD_TASKS = {"topic": "classification", "sentiment": "classification", "ner": "tagging", "qa": "qa",
-               "summarization": "summarization", "translation": "translation"}
+WORLD_TASKS = {
+    "topic": "classification",
+    "sentiment": "classification",
+    "ner": "tagging",
+    "qa": "qa",
+    "summarization": "summarization",
+    "translation": "translation",
+}
 
 
 class CorpusSets:
@@ -84,8 +90,9 @@ def family(task: str, **settings):
     """The family of world task `task` (or of a family name) bound to small test settings
     (batch 8, no dropout, lr 3e-3, no weight decay) and `settings` (nested dicts for `data`)."""
     name = WORLD_TASKS.get(task, task)
-    return configure(task, {"family": name, "batch_size": 8, "dropout": 0.0, "lr": 3e-3, "weight_decay": 0.0,
-                            **settings})
+    return configure(
+        task, {"family": name, "batch_size": 8, "dropout": 0.0, "lr": 3e-3, "weight_decay": 0.0, **settings}
+    )
 
 
 @functools.cache
@@ -100,8 +107,16 @@ def tokenizer(vocab_size: int = 600):
 
 def backbone(tok, causal: bool = True, d_model: int = 64, n_layers: int = 2, max_len: int = 128) -> Transformer:
     torch.manual_seed(0)
-    cfg = TransformerConfig(vocab_size=tok.get_vocab_size(), d_model=d_model, n_layers=n_layers, n_heads=4,
-                            d_ff=4 * d_model, max_len=max_len, causal=causal, pad_id=special_ids(tok)["pad"])
+    cfg = TransformerConfig(
+        vocab_size=tok.get_vocab_size(),
+        d_model=d_model,
+        n_layers=n_layers,
+        n_heads=4,
+        d_ff=4 * d_model,
+        max_len=max_len,
+        causal=causal,
+        pad_id=special_ids(tok)["pad"],
+    )
     return Transformer(cfg)
 
 
@@ -112,9 +127,18 @@ def fit(fam, model, records, tok, head, epochs: int) -> TaskModule:
     pad = special_ids(tok)["pad"]
     steps = epochs * len(loader(feats, fam.config.batch_size, pad, shuffle=False))
     module = TaskModule(fam, model, head, warmup_steps=5, total_steps=steps)
-    trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
-                        limit_val_batches=0, gradient_clip_val=1.0)
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        gradient_clip_val=1.0,
+    )
     trainer.fit(module, loader(feats, fam.config.batch_size, pad, shuffle=True, seed=0))
     model.eval()
     return module

@@ -7,14 +7,25 @@ from imports import SRC, imports, module_file, module_name
 
 # rank of each top-level room of lmforge; a module may import a lower rank or its own package
 RANKS = {
-    "lmforge": 0, "lmforge.errors": 0,
-    "lmforge.fileio": 1, "lmforge.schema": 1, "lmforge.host": 1,
-    "lmforge.config": 2, "lmforge.saved_model": 2,
-    "lmforge.data": 3, "lmforge.models": 3, "lmforge.optim": 3,
+    "lmforge": 0,
+    "lmforge.errors": 0,
+    "lmforge.fileio": 1,
+    "lmforge.schema": 1,
+    "lmforge.host": 1,
+    "lmforge.config": 2,
+    "lmforge.saved_model": 2,
+    "lmforge.data": 3,
+    "lmforge.models": 3,
+    "lmforge.optim": 3,
     "lmforge.tasks": 4,
-    "lmforge.train": 5, "lmforge.report": 5, "lmforge.serve": 5, "lmforge.export": 5,
+    "lmforge.train": 5,
+    "lmforge.report": 5,
+    "lmforge.serve": 5,
+    "lmforge.export": 5,
     "lmforge.track": 6,
-    "lmforge.params": 7, "lmforge.stages": 7, "lmforge.compare": 7,
+    "lmforge.params": 7,
+    "lmforge.stages": 7,
+    "lmforge.compare": 7,
 }
 
 
@@ -65,7 +76,7 @@ def test_no_import_cycles():
             if n.startswith(m + "."):  # a package importing its own submodule
                 continue
             if state.get(n) == 1:
-                cycle = stack[stack.index(n):] + [n]
+                cycle = stack[stack.index(n) :] + [n]
                 raise AssertionError("import cycle: " + " → ".join(cycle))
             if n not in state:
                 visit(n)

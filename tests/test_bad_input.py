@@ -26,13 +26,20 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-
 from conftest import ROOT, compose
-from lmforge.errors import LmforgeError
 from servers import env, free_port
 
-ARGS = ["experiment=smoke", "trainer.precision=32-true", "trainer.max_steps=2", "trainer.val_check_interval=2",
-        "trainer.checkpoint_every_n_steps=2", "data.synthetic.n_corpus_docs=200", "progress=false"]
+from lmforge.errors import LmforgeError
+
+ARGS = [
+    "experiment=smoke",
+    "trainer.precision=32-true",
+    "trainer.max_steps=2",
+    "trainer.val_check_interval=2",
+    "trainer.checkpoint_every_n_steps=2",
+    "data.synthetic.n_corpus_docs=200",
+    "progress=false",
+]
 MODEL = Path("artifacts/pretrain/model")
 
 
@@ -79,20 +86,25 @@ def write(path: Path, data: str | bytes, encoding: str = "utf-8") -> Path:
     return path
 
 
-GOOD_TSV = "sentence\tlabel\n" + "".join(f"a {'good' if i % 2 else 'bad'} film number {i}\t{i % 2}\n" for i in range(12))
+GOOD_TSV = "sentence\tlabel\n" + "".join(
+    f"a {'good' if i % 2 else 'bad'} film number {i}\t{i % 2}\n" for i in range(12)
+)
 GOOD_CSV = GOOD_TSV.replace("\t", ",")
 GOOD_JSONL = "".join(json.dumps({"sentence": f"film {i}", "label": str(i % 2)}) + "\n" for i in range(12))
 UNCLOSED = "\n".join([*GOOD_CSV.splitlines()[:2], '"unclosed film,1', *GOOD_CSV.splitlines()[2:]]) + "\n"  # line 3
 GOOD_CONLL = "-DOCSTART- -X- -X- O\n\n" + "".join(
     f"EU NNP B-NP B-ORG\nrejects VBZ B-VP O\nGerman JJ B-NP B-MISC\ncall NN I-NP O\nby IN B-PP O\n"
-    f"Peter NNP B-NP B-PER\nBlackburn{i} NNP I-NP I-PER\n. . O O\n\n" for i in range(8))
+    f"Peter NNP B-NP B-PER\nBlackburn{i} NNP I-NP I-PER\n. . O O\n\n"
+    for i in range(8)
+)
 
 
 FOLDER = object()  # on_file's train: a folder where the file should be
 
 
-def on_file(task: str, fmt: str, train: Any, *overrides: str,
-            encoding: str = "utf-8") -> Callable[[Path], Callable[[], Any]]:
+def on_file(
+    task: str, fmt: str, train: Any, *overrides: str, encoding: str = "utf-8"
+) -> Callable[[Path], Callable[[], Any]]:
     """A row's action: fine-tune `task` (a local-data task) on `train` (written to data/train.<ext>;
     None: not written; FOLDER: a folder there) with a good test file."""
     ext = {"glue_tsv": "tsv", "csv": "csv", "jsonl": "jsonl", "conll": "conll"}[fmt]
@@ -105,9 +117,14 @@ def on_file(task: str, fmt: str, train: Any, *overrides: str,
         elif train is not None:
             write(train_path, train, encoding)
         write(root / "data" / f"test.{ext}", good)
-        args = [f"task={task}", "inits=[pretrained]", f"task.{task}.data.format={fmt}",
-                f"task.{task}.data.train={train_path}", f"task.{task}.data.test={root / 'data' / f'test.{ext}'}",
-                *(o.format(root=root) for o in overrides)]
+        args = [
+            f"task={task}",
+            "inits=[pretrained]",
+            f"task.{task}.data.format={fmt}",
+            f"task.{task}.data.train={train_path}",
+            f"task.{task}.data.test={root / 'data' / f'test.{ext}'}",
+            *(o.format(root=root) for o in overrides),
+        ]
         return lambda: stage_run("finetune", *args, root=root)
 
     return arrange
@@ -124,8 +141,12 @@ def on_splits(family: str, fmt: str, files: dict[str, str | bytes], **data: Any)
 
         for name, content in files.items():
             write(root / "data" / name, content)
-        split_files = {s: str(root / "data" / s) if fmt == "parallel" else
-                       str(root / "data" / next(n for n in files if n.startswith(s))) for s in ("train", "test")}
+        split_files = {
+            s: str(root / "data" / s)
+            if fmt == "parallel"
+            else str(root / "data" / next(n for n in files if n.startswith(s)))
+            for s in ("train", "test")
+        }
         fam = bound(family, data={"source": "local", "format": fmt, **split_files, **data})
         return lambda: load_splits(fam, 1234, None, root / "artifacts/prepare/index", root)
 
@@ -154,8 +175,13 @@ def corpus(files: dict[str, str | bytes], encoding: str = "utf-8", **more: str):
                 write(root / "corpus" / name, content, encoding)
 
     paths = ",".join(f"{{root}}/corpus/{n}" for n in files)
-    return on_stage("prepare", "data=text_files", f"data.text_files.paths=[{paths}]",
-                    *(f"data.text_files.{k}={v}" for k, v in more.items()), damage=damage)
+    return on_stage(
+        "prepare",
+        "data=text_files",
+        f"data.text_files.paths=[{paths}]",
+        *(f"data.text_files.{k}={v}" for k, v in more.items()),
+        damage=damage,
+    )
 
 
 def model_damage(fn: Callable[[Path], Any]):
@@ -173,6 +199,7 @@ def edit_manifest(**changes: Any) -> Callable[[Path], None]:
                 node = node[k]
             node[last] = value
         (model_dir / "lmforge.json").write_text(json.dumps(manifest))
+
     return edit
 
 
@@ -180,6 +207,7 @@ def truncate(name: str, keep: float = 0.5) -> Callable[[Path], None]:
     def cut(directory: Path) -> None:
         data = (directory / name).read_bytes()
         (directory / name).write_bytes(data[: int(len(data) * keep)])
+
     return cut
 
 
@@ -188,6 +216,7 @@ def replace_file(name: str, data: bytes | None) -> Callable[[Path], None]:
         (directory / name).unlink()
         if data is not None:
             (directory / name).write_bytes(data)
+
     return put
 
 
@@ -227,159 +256,480 @@ def bad(name: str, arrange, *says: str):
 
 LATIN1 = "sentence\tlabel\n" + "un film très réussi\t1\nun navet\t0\n" * 4
 IOB1 = "-DOCSTART- -X- -X- O\n\n" + "EU NNP I-NP I-ORG\nrejects VBZ I-VP O\nGerman JJ I-NP I-MISC\n. . O O\n\n" * 6
-SQUAD_OK = {"data": [{"title": "t", "paragraphs": [
-    {"context": "The capital of France is Paris.", "qas": [
-        {"id": f"q{i}", "question": "What is the capital of France?", "answers": [{"text": "Paris", "answer_start": 25}]}
-        for i in range(6)]}]}]}
+SQUAD_OK = {
+    "data": [
+        {
+            "title": "t",
+            "paragraphs": [
+                {
+                    "context": "The capital of France is Paris.",
+                    "qas": [
+                        {
+                            "id": f"q{i}",
+                            "question": "What is the capital of France?",
+                            "answers": [{"text": "Paris", "answer_start": 25}],
+                        }
+                        for i in range(6)
+                    ],
+                }
+            ],
+        }
+    ]
+}
 SQUAD_OFF = json.loads(json.dumps(SQUAD_OK))
 SQUAD_OFF["data"][0]["paragraphs"][0]["qas"][2]["answers"][0]["answer_start"] = 3
 
 REFUSED = [
     # configs: ranges, unknown keys (even with +), types, group options, tasks and inits that do not exist
     bad("optim.beta1=1.5", on_stage("pretrain", "optim.beta1=1.5"), "optim.beta1=1.5", "must be in [0, 1)"),
-    bad("optim.min_lr_ratio=-1", on_stage("pretrain", "optim.min_lr_ratio=-1"), "optim.min_lr_ratio=-1", "must be in [0, 1]"),
-    bad("+trainer.max_step", on_stage("pretrain", "+trainer.max_step=10"), "trainer.max_step ", "did you mean trainer.max_steps"),
-    bad("+optim_lr (top level)", on_stage("pretrain", "+optim_lr=0.1"), "optim_lr is not a setting", "did you mean optim"),
-    bad("trainer.precision=bf17", on_stage("pretrain", "trainer.precision=bf17"), "trainer.precision='bf17'", "bf16-mixed"),
+    bad(
+        "optim.min_lr_ratio=-1",
+        on_stage("pretrain", "optim.min_lr_ratio=-1"),
+        "optim.min_lr_ratio=-1",
+        "must be in [0, 1]",
+    ),
+    bad(
+        "+trainer.max_step",
+        on_stage("pretrain", "+trainer.max_step=10"),
+        "trainer.max_step ",
+        "did you mean trainer.max_steps",
+    ),
+    bad(
+        "+optim_lr (top level)",
+        on_stage("pretrain", "+optim_lr=0.1"),
+        "optim_lr is not a setting",
+        "did you mean optim",
+    ),
+    bad(
+        "trainer.precision=bf17",
+        on_stage("pretrain", "trainer.precision=bf17"),
+        "trainer.precision='bf17'",
+        "bf16-mixed",
+    ),
     bad("model.d_model=big (type)", on_stage("pretrain", "model.d_model=big"), "model.d_model", "big"),
     bad("model.n_heads=5", on_stage("pretrain", "model.n_heads=5"), "model.d_model=32", "model.n_heads=5"),
     bad("model.arch=gpt5", on_stage("pretrain", "model.arch=gpt5"), "model.arch='gpt5'", "transformer"),
     bad("seed=-1", on_stage("pretrain", "seed=-1"), "seed=-1", "non-negative integer"),
-    bad("tracking.http_retries=-1", on_stage("pretrain", "tracking.http_retries=-1"), "tracking.http_retries=-1", "≥ 0"),
-    bad("task.dropout=1.5", on_stage("finetune", "task=topic", "task.topic.dropout=1.5"), "task.topic.dropout=1.5", "[0, 1)"),
+    bad(
+        "tracking.http_retries=-1", on_stage("pretrain", "tracking.http_retries=-1"), "tracking.http_retries=-1", "≥ 0"
+    ),
+    bad(
+        "task.dropout=1.5",
+        on_stage("finetune", "task=topic", "task.topic.dropout=1.5"),
+        "task.topic.dropout=1.5",
+        "[0, 1)",
+    ),
     bad("task.lr=fast (type)", on_stage("finetune", "task=topic", "task.topic.lr=fast"), "task.topic.lr", "fast"),
-    bad("the second task's setting", on_stage("finetune", "task=[topic,ner]", "task.ner.dropout=2"),
-        "task.ner.dropout=2", "[0, 1)"),
-    bad("+task.topic.pooling_mode", on_stage("finetune", "task=topic", "+task.topic.pooling_mod=last"),
-        "task.topic.pooling_mod ", "did you mean task.topic.pooling"),
-    bad("task.data.source=filez", on_stage("finetune", "task=topic", "task.topic.data.source=filez"),
-        "task.topic.data.source='filez'", "local"),
-    bad("a task family that does not exist", on_stage("finetune", "task=topic", "task.topic.family=sarcasm"),
-        "family 'sarcasm'", "classification"),
-    bad("only_task that is not configured", on_stage("finetune", "task=topic", "only_task=topics"),
-        "only_task='topics'", "task=[...]"),
-    bad("an init that does not exist", on_stage("finetune", "task=topic", "inits=[random]"), "inits=['random']", "scratch"),
-    bad("qa windows longer than max_len", on_stage("finetune", "task=qa", "task.qa.max_length=256"),
-        "task.qa.max_length=256", "max_len 192", "model.max_len"),
+    bad(
+        "the second task's setting",
+        on_stage("finetune", "task=[topic,ner]", "task.ner.dropout=2"),
+        "task.ner.dropout=2",
+        "[0, 1)",
+    ),
+    bad(
+        "+task.topic.pooling_mode",
+        on_stage("finetune", "task=topic", "+task.topic.pooling_mod=last"),
+        "task.topic.pooling_mod ",
+        "did you mean task.topic.pooling",
+    ),
+    bad(
+        "task.data.source=filez",
+        on_stage("finetune", "task=topic", "task.topic.data.source=filez"),
+        "task.topic.data.source='filez'",
+        "local",
+    ),
+    bad(
+        "a task family that does not exist",
+        on_stage("finetune", "task=topic", "task.topic.family=sarcasm"),
+        "family 'sarcasm'",
+        "classification",
+    ),
+    bad(
+        "only_task that is not configured",
+        on_stage("finetune", "task=topic", "only_task=topics"),
+        "only_task='topics'",
+        "task=[...]",
+    ),
+    bad(
+        "an init that does not exist",
+        on_stage("finetune", "task=topic", "inits=[random]"),
+        "inits=['random']",
+        "scratch",
+    ),
+    bad(
+        "qa windows longer than max_len",
+        on_stage("finetune", "task=qa", "task.qa.max_length=256"),
+        "task.qa.max_length=256",
+        "max_len 192",
+        "model.max_len",
+    ),
     # local data files, every format
-    bad("tsv: not UTF-8", on_file("sst2_local", "glue_tsv", b"sentence\tlabel\nok\t1\nbad \xff byte\t0\n"),
-        "train.tsv:3", "byte offset 24", "task.sst2_local.data.encoding"),
+    bad(
+        "tsv: not UTF-8",
+        on_file("sst2_local", "glue_tsv", b"sentence\tlabel\nok\t1\nbad \xff byte\t0\n"),
+        "train.tsv:3",
+        "byte offset 24",
+        "task.sst2_local.data.encoding",
+    ),
     bad("tsv: binary", on_file("sst2_local", "glue_tsv", bytes(range(256)) * 8), "train.tsv", "binary", "a text file"),
-    bad("tsv: Latin-1 without data.encoding", on_file("sst2_local", "glue_tsv", LATIN1, encoding="latin-1"),
-        "train.tsv:2", "byte offset", "task.sst2_local.data.encoding"),
+    bad(
+        "tsv: Latin-1 without data.encoding",
+        on_file("sst2_local", "glue_tsv", LATIN1, encoding="latin-1"),
+        "train.tsv:2",
+        "byte offset",
+        "task.sst2_local.data.encoding",
+    ),
     bad("tsv: empty", on_file("sst2_local", "glue_tsv", ""), "train.tsv", "empty", "records"),
-    bad("tsv: header only", on_file("sst2_local", "glue_tsv", "sentence\tlabel\n"), "train.tsv", "no records", "header"),
+    bad(
+        "tsv: header only", on_file("sst2_local", "glue_tsv", "sentence\tlabel\n"), "train.tsv", "no records", "header"
+    ),
     bad("tsv: a directory", on_file("sst2_local", "glue_tsv", FOLDER), "is a directory", "task.sst2_local.data.train"),
-    bad("tsv: missing", on_file("sst2_local", "glue_tsv", None), "train.tsv", "no such file", "task.sst2_local.data.train"),
-    bad("tsv: too many columns", on_file("sst2_local", "glue_tsv", GOOD_TSV + "one\ttwo\tthree\n"),
-        "train.tsv:14", "3 columns, expected 2", "skip_malformed"),
-    bad("csv: unbalanced quote", on_file("sst2_local", "csv", UNCLOSED),
-        "train.csv:3", "quote", "skip_malformed"),
-    bad("csv: unbalanced quote closed by a later one",
+    bad(
+        "tsv: missing",
+        on_file("sst2_local", "glue_tsv", None),
+        "train.tsv",
+        "no such file",
+        "task.sst2_local.data.train",
+    ),
+    bad(
+        "tsv: too many columns",
+        on_file("sst2_local", "glue_tsv", GOOD_TSV + "one\ttwo\tthree\n"),
+        "train.tsv:14",
+        "3 columns, expected 2",
+        "skip_malformed",
+    ),
+    bad("csv: unbalanced quote", on_file("sst2_local", "csv", UNCLOSED), "train.csv:3", "quote", "skip_malformed"),
+    bad(
+        "csv: unbalanced quote closed by a later one",
         on_file("sst2_local", "csv", UNCLOSED + '"a quoted, film",0\n'),
-        "train.csv:3", "quote", "skip_malformed"),
-    bad("csv: label not in label_map", on_file("sst2_local", "csv", GOOD_CSV + "fine,7\n"),
-        "train.csv:14", "label '7'", "task.sst2_local.data.label_map"),
-    bad("csv: one class", on_file("sst2_local", "csv", "sentence,label\n" + "a film,1\n" * 12),
-        "train.csv", "one label", "task.sst2_local.data.columns.label"),
-    bad("csv: no such column", on_file("sst2_local", "csv", GOOD_CSV.replace("sentence,", "text,", 1)),
-        "train.csv:2", "no column 'sentence'", "task.sst2_local.data.columns.text"),
-    bad("jsonl: not JSON", on_file("sst2_local", "jsonl", GOOD_JSONL + '{"sentence": "x", "label": \n'),
-        "train.jsonl:13", "not valid JSON", "skip_malformed"),
-    bad("jsonl: not an object", on_file("sst2_local", "jsonl", '["a film", "1"]\n' + GOOD_JSONL),
-        "train.jsonl:1", "not a JSON object", "skip_malformed"),
+        "train.csv:3",
+        "quote",
+        "skip_malformed",
+    ),
+    bad(
+        "csv: label not in label_map",
+        on_file("sst2_local", "csv", GOOD_CSV + "fine,7\n"),
+        "train.csv:14",
+        "label '7'",
+        "task.sst2_local.data.label_map",
+    ),
+    bad(
+        "csv: one class",
+        on_file("sst2_local", "csv", "sentence,label\n" + "a film,1\n" * 12),
+        "train.csv",
+        "one label",
+        "task.sst2_local.data.columns.label",
+    ),
+    bad(
+        "csv: no such column",
+        on_file("sst2_local", "csv", GOOD_CSV.replace("sentence,", "text,", 1)),
+        "train.csv:2",
+        "no column 'sentence'",
+        "task.sst2_local.data.columns.text",
+    ),
+    bad(
+        "jsonl: not JSON",
+        on_file("sst2_local", "jsonl", GOOD_JSONL + '{"sentence": "x", "label": \n'),
+        "train.jsonl:13",
+        "not valid JSON",
+        "skip_malformed",
+    ),
+    bad(
+        "jsonl: not an object",
+        on_file("sst2_local", "jsonl", '["a film", "1"]\n' + GOOD_JSONL),
+        "train.jsonl:1",
+        "not a JSON object",
+        "skip_malformed",
+    ),
     bad("jsonl: binary", on_file("sst2_local", "jsonl", b"\x00\x01PK\x03\x04" * 100), "train.jsonl", "binary"),
-    bad("conll: tag_column at the chunk column",
+    bad(
+        "conll: tag_column at the chunk column",
         on_file("conll2003_local", "conll", GOOD_CONLL, "task.conll2003_local.data.tag_column=2"),
-        "task.conll2003_local.data.tag_column=2", "chunk", "NP"),
-    bad("conll: IOB1 read as IOB2", on_file("conll2003_local", "conll", IOB1, "task.conll2003_local.data.scheme=iob2"),
-        "train.conll", "IOB1", "task.conll2003_local.data.scheme=iob1"),
-    bad("conll: a line without a tag", on_file("conll2003_local", "conll", GOOD_CONLL + "lonely\n"),
-        "train.conll:75", "expected a token and a tag", "skip_malformed"),
-    bad("conll: not UTF-8", on_file("conll2003_local", "conll", GOOD_CONLL.replace("German", "Germ\xe4n"), encoding="latin-1"),
-        "train.conll:5", "byte offset", "task.conll2003_local.data.encoding"),
-    bad("squad: answer not at its offset", on_splits("qa", "squad", {"train.json": json.dumps(SQUAD_OFF),
-                                                                     "test.json": json.dumps(SQUAD_OK)}),
-        "train.json", "qas[2]", "answer 'Paris' is not at character 3", "answer_start"),
-    bad("squad: truncated", on_splits("qa", "squad", {"train.json": json.dumps(SQUAD_OK, indent=1)[:300],
-                                                      "test.json": json.dumps(SQUAD_OK)}),
-        "train.json:", "not valid JSON", "truncated"),
-    bad("squad: not SQuAD", on_splits("qa", "squad", {"train.json": "[1, 2]", "test.json": json.dumps(SQUAD_OK)}),
-        "train.json", "SQuAD v1.1", "'data'"),
-    bad("parallel: misaligned", on_splits("translation", "parallel", {
-        "train.en": "a\nb\nc\nd\n", "train.de": "A\nB\nC\n", "test.en": "x\n", "test.de": "X\n"}),
-        "train.en has 4 lines", "train.de has 3", "line"),
-    bad("parallel: not UTF-8", on_splits("translation", "parallel", {
-        "train.en": "a\nb\n", "train.de": b"A\n\xfc\n", "test.en": "x\n", "test.de": "X\n"}),
-        "train.de:2", "byte offset 2", "encoding"),
-    bad("parallel: target file missing", on_splits("translation", "parallel", {"train.en": "a\nb\n", "test.en": "x\n",
-                                                                               "test.de": "X\n"}),
-        "train.de", "no such file", "data.train"),
-    bad("csv: not UTF-8", on_splits("classification", "csv", {"train.csv": b"text,label\nok,a\ncaf\xe9,b\n",
-                                                              "test.csv": "text,label\nx,a\n"}),
-        "train.csv:3", "byte offset 19", "task.classification.data.encoding"),
-    bad("csv: binary", on_splits("classification", "csv", {"train.csv": b"PK\x03\x04\x00\x00" * 50, "test.csv": "a\n"}),
-        "train.csv", "binary", "task.classification.data.train"),
-    bad("jsonl: not UTF-8", on_splits("classification", "jsonl", {"train.jsonl": b'{"text": "caf\xe9", "label": "a"}\n',
-                                                                  "test.jsonl": "{}\n"}),
-        "train.jsonl:1", "byte offset 13", "task.classification.data.encoding"),
-    bad("conll: binary", on_splits("tagging", "conll", {"train.conll": bytes(range(256)), "test.conll": GOOD_CONLL}),
-        "train.conll", "binary", "task.tagging.data.train"),
-    bad("squad: not UTF-8", on_splits("qa", "squad", {"train.json": json.dumps(SQUAD_OK).replace("Paris", "P\u00e4ris")
-                                                      .encode("latin-1"), "test.json": "{}"}),
-        "train.json:1", "byte offset", "task.qa.data.encoding"),
-    bad("squad: binary", on_splits("qa", "squad", {"train.json": b"\x00" * 64, "test.json": "{}"}),
-        "train.json", "binary", "task.qa.data.train"),
-    bad("parallel: binary", on_splits("translation", "parallel", {"train.en": b"\x00\x01" * 64, "train.de": "A\n",
-                                                                  "test.en": "x\n", "test.de": "X\n"}),
-        "train.en", "binary", "task.translation.data.train"),
+        "task.conll2003_local.data.tag_column=2",
+        "chunk",
+        "NP",
+    ),
+    bad(
+        "conll: IOB1 read as IOB2",
+        on_file("conll2003_local", "conll", IOB1, "task.conll2003_local.data.scheme=iob2"),
+        "train.conll",
+        "IOB1",
+        "task.conll2003_local.data.scheme=iob1",
+    ),
+    bad(
+        "conll: a line without a tag",
+        on_file("conll2003_local", "conll", GOOD_CONLL + "lonely\n"),
+        "train.conll:75",
+        "expected a token and a tag",
+        "skip_malformed",
+    ),
+    bad(
+        "conll: not UTF-8",
+        on_file("conll2003_local", "conll", GOOD_CONLL.replace("German", "Germ\xe4n"), encoding="latin-1"),
+        "train.conll:5",
+        "byte offset",
+        "task.conll2003_local.data.encoding",
+    ),
+    bad(
+        "squad: answer not at its offset",
+        on_splits("qa", "squad", {"train.json": json.dumps(SQUAD_OFF), "test.json": json.dumps(SQUAD_OK)}),
+        "train.json",
+        "qas[2]",
+        "answer 'Paris' is not at character 3",
+        "answer_start",
+    ),
+    bad(
+        "squad: truncated",
+        on_splits(
+            "qa", "squad", {"train.json": json.dumps(SQUAD_OK, indent=1)[:300], "test.json": json.dumps(SQUAD_OK)}
+        ),
+        "train.json:",
+        "not valid JSON",
+        "truncated",
+    ),
+    bad(
+        "squad: not SQuAD",
+        on_splits("qa", "squad", {"train.json": "[1, 2]", "test.json": json.dumps(SQUAD_OK)}),
+        "train.json",
+        "SQuAD v1.1",
+        "'data'",
+    ),
+    bad(
+        "parallel: misaligned",
+        on_splits(
+            "translation",
+            "parallel",
+            {"train.en": "a\nb\nc\nd\n", "train.de": "A\nB\nC\n", "test.en": "x\n", "test.de": "X\n"},
+        ),
+        "train.en has 4 lines",
+        "train.de has 3",
+        "line",
+    ),
+    bad(
+        "parallel: not UTF-8",
+        on_splits(
+            "translation",
+            "parallel",
+            {"train.en": "a\nb\n", "train.de": b"A\n\xfc\n", "test.en": "x\n", "test.de": "X\n"},
+        ),
+        "train.de:2",
+        "byte offset 2",
+        "encoding",
+    ),
+    bad(
+        "parallel: target file missing",
+        on_splits("translation", "parallel", {"train.en": "a\nb\n", "test.en": "x\n", "test.de": "X\n"}),
+        "train.de",
+        "no such file",
+        "data.train",
+    ),
+    bad(
+        "csv: not UTF-8",
+        on_splits(
+            "classification", "csv", {"train.csv": b"text,label\nok,a\ncaf\xe9,b\n", "test.csv": "text,label\nx,a\n"}
+        ),
+        "train.csv:3",
+        "byte offset 19",
+        "task.classification.data.encoding",
+    ),
+    bad(
+        "csv: binary",
+        on_splits("classification", "csv", {"train.csv": b"PK\x03\x04\x00\x00" * 50, "test.csv": "a\n"}),
+        "train.csv",
+        "binary",
+        "task.classification.data.train",
+    ),
+    bad(
+        "jsonl: not UTF-8",
+        on_splits(
+            "classification", "jsonl", {"train.jsonl": b'{"text": "caf\xe9", "label": "a"}\n', "test.jsonl": "{}\n"}
+        ),
+        "train.jsonl:1",
+        "byte offset 13",
+        "task.classification.data.encoding",
+    ),
+    bad(
+        "conll: binary",
+        on_splits("tagging", "conll", {"train.conll": bytes(range(256)), "test.conll": GOOD_CONLL}),
+        "train.conll",
+        "binary",
+        "task.tagging.data.train",
+    ),
+    bad(
+        "squad: not UTF-8",
+        on_splits(
+            "qa",
+            "squad",
+            {"train.json": json.dumps(SQUAD_OK).replace("Paris", "P\u00e4ris").encode("latin-1"), "test.json": "{}"},
+        ),
+        "train.json:1",
+        "byte offset",
+        "task.qa.data.encoding",
+    ),
+    bad(
+        "squad: binary",
+        on_splits("qa", "squad", {"train.json": b"\x00" * 64, "test.json": "{}"}),
+        "train.json",
+        "binary",
+        "task.qa.data.train",
+    ),
+    bad(
+        "parallel: binary",
+        on_splits(
+            "translation",
+            "parallel",
+            {"train.en": b"\x00\x01" * 64, "train.de": "A\n", "test.en": "x\n", "test.de": "X\n"},
+        ),
+        "train.en",
+        "binary",
+        "task.translation.data.train",
+    ),
     # corpora (data=text_files)
-    bad("corpus: missing file", corpus({"a.txt": "some text\n", "missing.txt": ""}),
-        "missing.txt", "not found", "data.text_files.paths"),
-    bad("corpus: a directory", corpus({"a.txt": "some text\n", "folder": None}),
-        "folder", "directory", "data.text_files.paths"),
-    bad("corpus: Latin-1", corpus({"a.txt": "some text\n\n" * 50 + "très réussi\n"}, encoding="latin-1"),
-        "a.txt", "line 101", "byte 552", "data.text_files.encoding"),
-    bad("corpus: a Latin-1 CSV", corpus({"a.csv": "text\nsome text\ntrès réussi\n"}, encoding="latin-1"),
-        "a.csv", "line 3", "byte 17", "UTF-8"),
+    bad(
+        "corpus: missing file",
+        corpus({"a.txt": "some text\n", "missing.txt": ""}),
+        "missing.txt",
+        "not found",
+        "data.text_files.paths",
+    ),
+    bad(
+        "corpus: a directory",
+        corpus({"a.txt": "some text\n", "folder": None}),
+        "folder",
+        "directory",
+        "data.text_files.paths",
+    ),
+    bad(
+        "corpus: Latin-1",
+        corpus({"a.txt": "some text\n\n" * 50 + "très réussi\n"}, encoding="latin-1"),
+        "a.txt",
+        "line 101",
+        "byte 552",
+        "data.text_files.encoding",
+    ),
+    bad(
+        "corpus: a Latin-1 CSV",
+        corpus({"a.csv": "text\nsome text\ntrès réussi\n"}, encoding="latin-1"),
+        "a.csv",
+        "line 3",
+        "byte 17",
+        "UTF-8",
+    ),
     bad("corpus: empty file", corpus({"a.txt": "some text\n", "b.txt": ""}), "b.txt", "empty", "data.text_files.paths"),
     bad("corpus: binary", corpus({"a.bin": bytes(range(256)) * 40}), "a.bin", "NUL", "data.text_files.encoding"),
-    bad("corpus: a malformed JSON line", corpus({"a.jsonl": '{"text": "fine"}\n{"text": "cut\n'}),
-        "a.jsonl", "JSON", "one JSON object per line"),
-    bad("corpus: no text column", corpus({"a.jsonl": '{"body": "fine"}\n' * 3}), "a.jsonl", "no column 'text'",
-        "data.text_files.text_column"),
-    bad("params.yaml: not YAML", on_stage("pretrain", "params_file={root}/params.yaml",
-                                          damage=lambda root: write(root / "params.yaml", "seed: 1\noptim: [lr\n")),
-        "params.yaml:", "not valid YAML", "python -m lmforge.params"),
+    bad(
+        "corpus: a malformed JSON line",
+        corpus({"a.jsonl": '{"text": "fine"}\n{"text": "cut\n'}),
+        "a.jsonl",
+        "JSON",
+        "one JSON object per line",
+    ),
+    bad(
+        "corpus: no text column",
+        corpus({"a.jsonl": '{"body": "fine"}\n' * 3}),
+        "a.jsonl",
+        "no column 'text'",
+        "data.text_files.text_column",
+    ),
+    bad(
+        "params.yaml: not YAML",
+        on_stage(
+            "pretrain",
+            "params_file={root}/params.yaml",
+            damage=lambda root: write(root / "params.yaml", "seed: 1\noptim: [lr\n"),
+        ),
+        "params.yaml:",
+        "not valid YAML",
+        "python -m lmforge.params",
+    ),
     # model directories
-    bad("model: truncated model.safetensors", model_damage(truncate("model.safetensors")),
-        "model.safetensors", "damaged or truncated", "re-run the stage that wrote it"),
-    bad("model: garbage model.safetensors", model_damage(replace_file("model.safetensors", b"\x07" * 5000)),
-        "model.safetensors", "damaged or truncated", "re-run the stage that wrote it"),
-    bad("model: model.safetensors missing", model_damage(replace_file("model.safetensors", None)),
-        "model.safetensors", "missing", "re-run the stage that wrote it"),
-    bad("model: truncated lmforge.json", model_damage(truncate("lmforge.json")),
-        "lmforge.json:1", "not valid JSON", "re-run the stage that wrote it"),
-    bad("model: lmforge.json missing", model_damage(replace_file("lmforge.json", None)),
-        "no lmforge.json", "re-run the stage that wrote it"),
+    bad(
+        "model: truncated model.safetensors",
+        model_damage(truncate("model.safetensors")),
+        "model.safetensors",
+        "damaged or truncated",
+        "re-run the stage that wrote it",
+    ),
+    bad(
+        "model: garbage model.safetensors",
+        model_damage(replace_file("model.safetensors", b"\x07" * 5000)),
+        "model.safetensors",
+        "damaged or truncated",
+        "re-run the stage that wrote it",
+    ),
+    bad(
+        "model: model.safetensors missing",
+        model_damage(replace_file("model.safetensors", None)),
+        "model.safetensors",
+        "missing",
+        "re-run the stage that wrote it",
+    ),
+    bad(
+        "model: truncated lmforge.json",
+        model_damage(truncate("lmforge.json")),
+        "lmforge.json:1",
+        "not valid JSON",
+        "re-run the stage that wrote it",
+    ),
+    bad(
+        "model: lmforge.json missing",
+        model_damage(replace_file("lmforge.json", None)),
+        "no lmforge.json",
+        "re-run the stage that wrote it",
+    ),
     bad("model: a Hugging Face directory", model_damage(hugging_face_dir), "no lmforge.json", "model=hf"),
-    bad("model: n_heads does not divide d_model", model_damage(edit_manifest(**{"backbone.n_heads": 3})),
-        "lmforge.json", "backbone.d_model=32", "n_heads=3", "re-run the stage that wrote it"),
-    bad("model: manifest from a newer version", model_damage(edit_manifest(version=2)),
-        "lmforge.json", "version 2", "upgrade"),
-    bad("model: tokenizer.json missing", model_damage(replace_file("tokenizer.json", None)),
-        "tokenizer.json", "missing", "re-run the stage that wrote it"),
-    bad("model: garbage tokenizer.json", model_damage(replace_file("tokenizer.json", b'{"version": "1.0", "model": 7}')),
-        "tokenizer.json", "re-run the stage that wrote it"),
-    bad("model: a weight of another shape", model_damage(wrong_shape_weights), "model.safetensors", "tensor 'wte.weight'",
-        "shape", "re-run the stage that wrote it"),
+    bad(
+        "model: n_heads does not divide d_model",
+        model_damage(edit_manifest(**{"backbone.n_heads": 3})),
+        "lmforge.json",
+        "backbone.d_model=32",
+        "n_heads=3",
+        "re-run the stage that wrote it",
+    ),
+    bad(
+        "model: manifest from a newer version",
+        model_damage(edit_manifest(version=2)),
+        "lmforge.json",
+        "version 2",
+        "upgrade",
+    ),
+    bad(
+        "model: tokenizer.json missing",
+        model_damage(replace_file("tokenizer.json", None)),
+        "tokenizer.json",
+        "missing",
+        "re-run the stage that wrote it",
+    ),
+    bad(
+        "model: garbage tokenizer.json",
+        model_damage(replace_file("tokenizer.json", b'{"version": "1.0", "model": 7}')),
+        "tokenizer.json",
+        "re-run the stage that wrote it",
+    ),
+    bad(
+        "model: a weight of another shape",
+        model_damage(wrong_shape_weights),
+        "model.safetensors",
+        "tensor 'wte.weight'",
+        "shape",
+        "re-run the stage that wrote it",
+    ),
     # tracking stores
     bad("tracking: corrupt mlflow.db", on_stage("pretrain", damage=corrupt_store), "mlflow.db", "tracking=none"),
-    bad("tracking: read-only mlflow.db", on_stage("pretrain", damage=read_only_store), "mlflow.db", "read-only",
-        "tracking=none"),
-    bad("tracking: unreachable server", on_stage("pretrain", f"tracking.uri=http://127.0.0.1:{free_port()}",
-                                                 "tracking.connect_timeout_s=2"),
-        "tracking.uri=http://127.0.0.1", "does not answer", "tracking=embedded"),
+    bad(
+        "tracking: read-only mlflow.db",
+        on_stage("pretrain", damage=read_only_store),
+        "mlflow.db",
+        "read-only",
+        "tracking=none",
+    ),
+    bad(
+        "tracking: unreachable server",
+        on_stage("pretrain", f"tracking.uri=http://127.0.0.1:{free_port()}", "tracking.connect_timeout_s=2"),
+        "tracking.uri=http://127.0.0.1",
+        "does not answer",
+        "tracking=embedded",
+    ),
 ]
 
 
@@ -407,8 +757,14 @@ def test_a_csv_record_with_an_unbalanced_quote_is_the_one_record_skipped(root):
     """The quote runs over the next ten lines (and, in the second file, is closed by a later
     one): skip_malformed loses exactly the bad record, and says so."""
     for text in (UNCLOSED, UNCLOSED + '"a quoted, film",0\n'):
-        split = on_splits("classification", "csv", {"train.csv": text, "test.csv": GOOD_CSV}, skip_malformed=True,
-                          columns={"text": "sentence"}, label_map={"0": "neg", "1": "pos"})(root)()
+        split = on_splits(
+            "classification",
+            "csv",
+            {"train.csv": text, "test.csv": GOOD_CSV},
+            skip_malformed=True,
+            columns={"text": "sentence"},
+            label_map={"0": "neg", "1": "pos"},
+        )(root)()
         good = len(text.splitlines()) - 2  # less the header and the bad line
         assert split.skipped["train"] == 1
         assert len(split["train"]) + len(split["validation"]) == good
@@ -416,15 +772,27 @@ def test_a_csv_record_with_an_unbalanced_quote_is_the_one_record_skipped(root):
 
 
 def test_latin1_file_reads_with_its_encoding(root):
-    split = on_splits("classification", "glue_tsv", {"train.tsv": LATIN1.encode("latin-1"), "test.tsv": GOOD_TSV},
-                      encoding="latin-1", columns={"text": "sentence"}, label_map={"0": "neg", "1": "pos"})(root)()
+    split = on_splits(
+        "classification",
+        "glue_tsv",
+        {"train.tsv": LATIN1.encode("latin-1"), "test.tsv": GOOD_TSV},
+        encoding="latin-1",
+        columns={"text": "sentence"},
+        label_map={"0": "neg", "1": "pos"},
+    )(root)()
     assert {r["text"] for r in split["train"] + split["validation"]} == {"un film très réussi", "un navet"}
 
 
 def test_a_one_megabyte_tsv_field_is_data(root):
     long = "word " * 200_000
-    fam_split = on_splits("classification", "glue_tsv", {"train.tsv": GOOD_TSV + f"{long}\t1\n", "test.tsv": GOOD_TSV},
-                          columns={"text": "sentence"}, label_map={"0": "neg", "1": "pos"}, validation_fraction=0.5)
+    fam_split = on_splits(
+        "classification",
+        "glue_tsv",
+        {"train.tsv": GOOD_TSV + f"{long}\t1\n", "test.tsv": GOOD_TSV},
+        columns={"text": "sentence"},
+        label_map={"0": "neg", "1": "pos"},
+        validation_fraction=0.5,
+    )
     split = fam_split(root)()
     assert any(len(r["text"]) >= 1_000_000 for r in split["train"] + split["validation"])
     assert len(split["train"]) + len(split["validation"]) == 13
@@ -435,7 +803,10 @@ def test_parallel_lines_keep_u2028_and_form_feeds_inside(root):
     de = "eins\ncwei\ndrei\n"
     split = on_splits("translation", "parallel", {"train.en": en, "train.de": de, "test.en": en, "test.de": de})(root)()
     assert [(r["source"], r["target"]) for r in split["test"]] == [
-        ("one\u2028still one", "eins"), ("split\fnot", "cwei"), ("three", "drei")]
+        ("one\u2028still one", "eins"),
+        ("split\fnot", "cwei"),
+        ("three", "drei"),
+    ]
 
 
 def test_a_damaged_last_checkpoint_is_moved_aside_and_the_run_goes_on(root, caplog):
@@ -502,15 +873,31 @@ def test_outputs_follow_the_users_umask(root, umask, file_mode, dir_mode):
 
 # -- the real app --------------------------------------------------------------------------------------------
 PROCESS = [
-    pytest.param("pretrain", ["model=gpt_huge"], None, ("model", "gpt_huge", "gpt_tiny"), id="hydra: no such group option"),
-    pytest.param("pretrain", ["trainer.max_steps=many"], None, ("trainer.max_steps", "many", "Integer"), id="hydra: a wrong type"),
+    pytest.param(
+        "pretrain", ["model=gpt_huge"], None, ("model", "gpt_huge", "gpt_tiny"), id="hydra: no such group option"
+    ),
+    pytest.param(
+        "pretrain", ["trainer.max_steps=many"], None, ("trainer.max_steps", "many", "Integer"), id="hydra: a wrong type"
+    ),
     pytest.param("pretrain", ["optim.beta1=1.5"], None, ("optim.beta1=1.5", "[0, 1)"), id="schema: out of range"),
-    pytest.param("finetune", ["task=sst2_local", "task.sst2_local.data.train={root}/data/train.tsv",
-                              "task.sst2_local.data.test={root}/data/train.tsv"],
-                 lambda root: write(root / "data/train.tsv", LATIN1, "latin-1"),
-                 ("train.tsv:2", "task.sst2_local.data.encoding"), id="data: a Latin-1 file"),
-    pytest.param("finetune", ["task=topic"], lambda root: truncate("model.safetensors")(root / MODEL),
-                 ("model.safetensors", "truncated"), id="model directory: truncated weights"),
+    pytest.param(
+        "finetune",
+        [
+            "task=sst2_local",
+            "task.sst2_local.data.train={root}/data/train.tsv",
+            "task.sst2_local.data.test={root}/data/train.tsv",
+        ],
+        lambda root: write(root / "data/train.tsv", LATIN1, "latin-1"),
+        ("train.tsv:2", "task.sst2_local.data.encoding"),
+        id="data: a Latin-1 file",
+    ),
+    pytest.param(
+        "finetune",
+        ["task=topic"],
+        lambda root: truncate("model.safetensors")(root / MODEL),
+        ("model.safetensors", "truncated"),
+        id="model directory: truncated weights",
+    ),
 ]
 
 
@@ -519,7 +906,12 @@ def test_the_app_exits_2_with_one_line(root, stage_name, overrides, damage, says
     if damage:
         damage(root)
     before = state(root)
-    args = [sys.executable, str(ROOT / "pipelines" / f"{stage_name}.py"), *ARGS, *(o.format(root=root) for o in overrides)]
+    args = [
+        sys.executable,
+        str(ROOT / "pipelines" / f"{stage_name}.py"),
+        *ARGS,
+        *(o.format(root=root) for o in overrides),
+    ]
     out = subprocess.run(args, cwd=root, env=env(LMFORGE_ROOT=str(root)), capture_output=True, text=True, timeout=300)
     lines = out.stderr.splitlines()
     assert out.returncode == 2, out.stdout[-2000:] + out.stderr[-4000:]
@@ -532,8 +924,14 @@ def test_the_app_exits_2_with_one_line(root, stage_name, overrides, damage, says
 
 @pytest.mark.parametrize("debug", ["LMFORGE_DEBUG", "HYDRA_FULL_ERROR"])
 def test_debug_shows_the_traceback(root, debug):
-    out = subprocess.run([sys.executable, str(ROOT / "pipelines/pretrain.py"), *ARGS, "optim.beta1=1.5"], cwd=root,
-                         env=env(LMFORGE_ROOT=str(root), **{debug: "1"}), capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "pipelines/pretrain.py"), *ARGS, "optim.beta1=1.5"],
+        cwd=root,
+        env=env(LMFORGE_ROOT=str(root), **{debug: "1"}),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode != 0 and "Traceback" in out.stderr and "optim.beta1=1.5" in out.stderr
 
 
@@ -542,14 +940,25 @@ WARNING = re.compile(r"warn|deprecat", re.IGNORECASE)
 UNREMOVABLE: tuple[str, ...] = ()  # warning lines lmforge cannot filter at their source (none so far)
 
 
-@pytest.mark.parametrize("stage_name, overrides", [("pretrain", []), ("finetune", ["task=topic", "inits=[pretrained]",
-                                                                                   "task.topic.max_epochs=1"])])
+@pytest.mark.parametrize(
+    "stage_name, overrides",
+    [("pretrain", []), ("finetune", ["task=topic", "inits=[pretrained]", "task.topic.max_epochs=1"])],
+)
 def test_a_stage_prints_no_library_warnings(root, stage_name, overrides):
     """A normal stage run (registering its model in MLflow) prints lmforge's own progress and
     results; libraries' advice that says nothing to the user is filtered where it comes from."""
-    out = subprocess.run([sys.executable, str(ROOT / "pipelines" / f"{stage_name}.py"), *ARGS, *overrides], cwd=root,
-                         env=env(LMFORGE_ROOT=str(root)), capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "pipelines" / f"{stage_name}.py"), *ARGS, *overrides],
+        cwd=root,
+        env=env(LMFORGE_ROOT=str(root)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-4000:]
-    noise = [line for line in (out.stdout + out.stderr).splitlines()
-             if WARNING.search(line) and not any(known in line for known in UNREMOVABLE)]
+    noise = [
+        line
+        for line in (out.stdout + out.stderr).splitlines()
+        if WARNING.search(line) and not any(known in line for known in UNREMOVABLE)
+    ]
     assert not noise, "\n".join(noise)

@@ -9,15 +9,36 @@ import json
 import pytest
 import torch
 import yaml
-
 from conftest import compose, copy_repo, ran_stages, run_in
 
 pytestmark = pytest.mark.slow
 
-TINY = ["-S", "experiment=minilm", "-S", "task=[topic,ner]", "-S", "max_task_records=16",
-        "-S", "data.synthetic.n_corpus_docs=200", "-S", "trainer.limit_val_batches=1", "-S", "trainer.block_size=64",
-        "-S", "trainer.batch_size=4", "-S", "task.topic.data.max_train=null", "-S", "task.topic.max_epochs=1",
-        "-S", "task.ner.max_epochs=1", "-S", "task.ner.lr=3e-5", "-S", "task.topic.freeze_embeddings=true"]
+TINY = [
+    "-S",
+    "experiment=minilm",
+    "-S",
+    "task=[topic,ner]",
+    "-S",
+    "max_task_records=16",
+    "-S",
+    "data.synthetic.n_corpus_docs=200",
+    "-S",
+    "trainer.limit_val_batches=1",
+    "-S",
+    "trainer.block_size=64",
+    "-S",
+    "trainer.batch_size=4",
+    "-S",
+    "task.topic.data.max_train=null",
+    "-S",
+    "task.topic.max_epochs=1",
+    "-S",
+    "task.ner.max_epochs=1",
+    "-S",
+    "task.ner.lr=3e-5",
+    "-S",
+    "task.topic.freeze_embeddings=true",
+]
 
 
 def test_the_profile_of_a_checkpoint_applies_and_yields_to_overrides():
@@ -34,8 +55,15 @@ def test_the_profile_of_a_checkpoint_applies_and_yields_to_overrides():
 def test_minilm_fine_tunes_as_it_is_through_dvc(smoke_pipeline, tmp_path):
     repo = copy_repo(smoke_pipeline[0], tmp_path / "repo")
     out = run_in(["dvc", "exp", "run", *TINY], repo, timeout=1500)
-    assert ran_stages(out.stdout) == {"prepare", "pretrain", "finetune@topic", "finetune@ner", "evaluate@topic",
-                                      "evaluate@ner", "report"}
+    assert ran_stages(out.stdout) == {
+        "prepare",
+        "pretrain",
+        "finetune@topic",
+        "finetune@ner",
+        "evaluate@topic",
+        "evaluate@ner",
+        "report",
+    }
     params = yaml.safe_load((repo / "params.yaml").read_text())
     assert params["model"]["name"] == "minilm" and params["model"]["continue_pretraining"] is False
     assert params["task"]["topic"]["lr"] == 1e-4 and params["task"]["ner"]["lr"] == 3e-5
@@ -63,7 +91,10 @@ def test_minilm_fine_tunes_as_it_is_through_dvc(smoke_pipeline, tmp_path):
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=f"sqlite:///{repo}/mlflow.db")
-    runs = client.search_runs([client.get_experiment_by_name("lmforge").experiment_id], max_results=500,
-                              filter_string="attributes.run_name = 'finetune/topic/pretrained'",
-                              order_by=["attributes.start_time DESC"])
+    runs = client.search_runs(
+        [client.get_experiment_by_name("lmforge").experiment_id],
+        max_results=500,
+        filter_string="attributes.run_name = 'finetune/topic/pretrained'",
+        order_by=["attributes.start_time DESC"],
+    )
     assert runs[0].data.params["task.topic.lr"] == "0.0001" and runs[0].data.params["model.name"] == "minilm"

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import ROOT, compose
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
-from conftest import ROOT, compose
 from lmforge import models, params, tasks
 from lmforge.config import HYPERPARAMETERS, fingerprint, flatten, to_container
 from lmforge.errors import ConfigError
@@ -77,7 +77,8 @@ def test_every_model_file_lists_every_setting_of_its_backbone(path):
     assert model["name"] == path.stem
     _, checked = models.settings(model)  # the values check as the schema says
     assert {k: getattr(checked, k) for k in set(model) - {"name", "arch"}} == {
-        k: v for k, v in model.items() if k not in ("name", "arch")}
+        k: v for k, v in model.items() if k not in ("name", "arch")
+    }
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "conf/task").glob("*.yaml")), ids=lambda p: p.stem)
@@ -118,7 +119,8 @@ def test_a_models_fine_tuning_profile_reaches_every_task(path):
     cfg = compose([f"model={path.stem}", f"objective={objective}", "task=[topic,ner]", "task.ner.lr=0.25"])
     assert {k: cfg.task.topic[k] for k in profile} == profile
     assert cfg.task.ner.lr == 0.25 and {k: cfg.task.ner[k] for k in profile if k != "lr"} == {
-        k: v for k, v in profile.items() if k != "lr"}
+        k: v for k, v in profile.items() if k != "lr"
+    }
     check(cfg)
 
 
@@ -148,13 +150,19 @@ def test_misspelt_key_and_wrong_type_are_rejected():
         compose(["trainer.batch_size=many"])
     assert "batch_size" in str(e.value.__cause__ or e.value)
     # ...and the check refuses one added with `+`, or one of a backbone's or a family's settings
-    with pytest.raises(ConfigError, match=r"trainer\.max_step is not a setting of trainer; did you mean "
-                                          r"trainer\.max_steps\?"):
+    with pytest.raises(
+        ConfigError,
+        match=r"trainer\.max_step is not a setting of trainer; did you mean "
+        r"trainer\.max_steps\?",
+    ):
         check(compose(["+trainer.max_step=5"]))
     with pytest.raises(ConfigError, match=r"model\.d_modle is not a setting of model; did you mean model\.d_model\?"):
         check(compose(["+model.d_modle=64"]))
-    with pytest.raises(ConfigError, match=r"task\.topic\.lrr is not a setting of task\.topic; did you mean "
-                                          r"task\.topic\.lr\?"):
+    with pytest.raises(
+        ConfigError,
+        match=r"task\.topic\.lrr is not a setting of task\.topic; did you mean "
+        r"task\.topic\.lr\?",
+    ):
         check(compose(["task=topic", "+task.topic.lrr=0.1"]))
     # a key no stage reads, at the top of params.yaml
     with pytest.raises(ConfigError, match=r"^lr is not a setting of the config"):

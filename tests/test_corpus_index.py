@@ -3,7 +3,6 @@ import json
 
 import numpy as np
 import pytest
-
 from task_utils import WORLD_TASKS, CorpusSets
 
 from lmforge.data import world
@@ -15,8 +14,8 @@ CORPUS = ["The cat sat on the mat", "a b c d"]
 DOCS = [
     "THE CAT sat quietly",  # (the cat sat) found, (cat sat quietly) not
     "dogs run fast today",  # 2 trigrams, none found
-    "b c",                  # shorter than n: counted, never overlaps
-    "x a\tb\nc d y",        # (a b c), (b c d) found; (x a b), (c d y) not
+    "b c",  # shorter than n: counted, never overlaps
+    "x a\tb\nc d y",  # (a b c), (b c d) found; (x a b), (c d y) not
     "",
 ]
 
@@ -39,9 +38,12 @@ def reference_overlap(corpus, docs, n):
         found += hits
         overlapping += hits > 0
     return {
-        "n": n, "docs": n_docs, "docs_with_overlap": overlapping,
+        "n": n,
+        "docs": n_docs,
+        "docs_with_overlap": overlapping,
         "fraction_docs": overlapping / n_docs if n_docs else 0.0,
-        "ngrams_checked": checked, "ngrams_found": found,
+        "ngrams_checked": checked,
+        "ngrams_found": found,
         "fraction_ngrams": found / checked if checked else 0.0,
     }
 
@@ -79,14 +81,24 @@ def test_default_13_grams(tmp_path):
     docs = [" ".join(words[5:18]), " ".join(words[5:17]), " ".join(words[::-1])]
     result = build(tmp_path / "i", [" ".join(words)]).overlap(docs)
     assert result["n"] == 13
-    assert (result["docs"], result["docs_with_overlap"], result["ngrams_checked"], result["ngrams_found"]) == (3, 1, 1 + 18, 1)
+    assert (result["docs"], result["docs_with_overlap"], result["ngrams_checked"], result["ngrams_found"]) == (
+        3,
+        1,
+        1 + 18,
+        1,
+    )
 
 
 def test_empty_inputs(tmp_path):
     assert build(tmp_path / "empty", [], n=2).overlap(["a b c"])["ngrams_found"] == 0
     assert build(tmp_path / "a", ["a b c"], n=2).overlap([]) == {
-        "n": 2, "docs": 0, "docs_with_overlap": 0, "fraction_docs": 0.0,
-        "ngrams_checked": 0, "ngrams_found": 0, "fraction_ngrams": 0.0,
+        "n": 2,
+        "docs": 0,
+        "docs_with_overlap": 0,
+        "fraction_docs": 0.0,
+        "ngrams_checked": 0,
+        "ngrams_found": 0,
+        "fraction_ngrams": 0.0,
     }
     with pytest.raises(ValueError):
         CorpusIndexWriter(tmp_path / "zero", n=0)
@@ -97,8 +109,10 @@ def world_data(seed: int, n_corpus: int, tasks: tuple[str, ...]):
     docs = list(world.corpus(seed, n_corpus))
     against = CorpusSets(docs)
     sizes = {"train": 20, "validation": 20, "test": 40}
-    made = {t: world.make_splits(t, family_class(WORLD_TASKS[t]).world_tasks[t], seed, sizes, against)["test"]
-            for t in tasks}
+    made = {
+        t: world.make_splits(t, family_class(WORLD_TASKS[t]).world_tasks[t], seed, sizes, against)["test"]
+        for t in tasks
+    }
     return [d for d, _ in docs], [s for _, s in docs], made
 
 

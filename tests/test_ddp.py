@@ -10,23 +10,37 @@ import subprocess
 import sys
 
 import pytest
-from mlflow.tracking import MlflowClient
-
 from conftest import ROOT, compose
+from mlflow.tracking import MlflowClient
 from servers import env
 
 pytestmark = pytest.mark.slow
 
 # a global batch both runs share: pretraining 8 windows (2 × 4), fine-tuning 2 batches of 20 of the
 # 40 topic records (2 × 10); no dropout, so the two runs differ only in how the work is split
-COMMON = ["experiment=smoke", "task=topic", "inits=[pretrained]", "trainer.precision=32-true", "progress=false",
-          "trainer.accelerator=cpu", "task.topic.batch_size=20", "task.topic.dropout=0.0", "task.topic.max_epochs=2"]
+COMMON = [
+    "experiment=smoke",
+    "task=topic",
+    "inits=[pretrained]",
+    "trainer.precision=32-true",
+    "progress=false",
+    "trainer.accelerator=cpu",
+    "task.topic.batch_size=20",
+    "task.topic.dropout=0.0",
+    "task.topic.max_epochs=2",
+]
 DDP = ["trainer.strategy=ddp", "trainer.devices=2"]
 
 
 def stage(name: str, root, *extra: str) -> None:
-    out = subprocess.run([sys.executable, str(ROOT / "pipelines" / f"{name}.py"), *COMMON, f"paths.root={root}", *extra],
-                         cwd=root, env=env(OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "pipelines" / f"{name}.py"), *COMMON, f"paths.root={root}", *extra],
+        cwd=root,
+        env=env(OMP_NUM_THREADS="1"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-4000:]
 
 
@@ -55,8 +69,9 @@ def test_ddp_ends_where_one_process_does(runs):
     assert two["val_loss"] == pytest.approx(one["val_loss"], abs=1e-4)
     path = "artifacts/finetune/topic/pretrained/summary.json"
     assert summary(ddp, path)["best_val_score"] == pytest.approx(summary(single, path)["best_val_score"], abs=1e-6)
-    one_curve, two_curve = ((r / "artifacts/finetune/topic/pretrained/curves/val.csv").read_text().splitlines()[1:]
-                            for r in runs)
+    one_curve, two_curve = (
+        (r / "artifacts/finetune/topic/pretrained/curves/val.csv").read_text().splitlines()[1:] for r in runs
+    )
     assert len(one_curve) == len(two_curve) == 2  # a validation per epoch
     for a, b in zip(one_curve, two_curve):
         (step_a, loss_a, _), (step_b, loss_b, _) = a.split(","), b.split(",")

@@ -14,7 +14,6 @@ import pytest
 import yaml
 from dvc.dependency.param import ParamsDependency
 from dvc.repo import Repo
-
 from imports import ROOT, SRC, closure, module_file
 
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -76,19 +75,22 @@ def test_deps_cover_the_code_and_conf_each_stage_uses(stage):
     # no dep on code it does not import: another family's or backbone's module, or any other module
     src_deps = [d for d in deps if d.is_relative_to(SRC)]
     used = {p for p in code if p.is_relative_to(SRC)}
-    unused = sorted(str(d.relative_to(ROOT)) for d in src_deps
-                    if not any(p == d or d in p.parents for p in used))
+    unused = sorted(str(d.relative_to(ROOT)) for d in src_deps if not any(p == d or d in p.parents for p in used))
     # the prefix-LM base of summarization and translation is shared by every task stage: DVC
     # cannot make a dep conditional on the task's family (the one over-approximation)
-    assert set(unused) <= {"src/lmforge/tasks/prefix_lm.py"}, f"{stage.addressing} depends on code it never imports: {unused}"
+    assert set(unused) <= {"src/lmforge/tasks/prefix_lm.py"}, (
+        f"{stage.addressing} depends on code it never imports: {unused}"
+    )
 
 
 @pytest.mark.parametrize("stage", stages(), ids=lambda s: s.addressing)
 def test_params_are_the_sections_the_stage_reads(stage):
     params = [p for d in stage.deps if isinstance(d, ParamsDependency) for p in d.params]
     module = importlib.import_module(f"lmforge.stages.{stage.addressing.split('@')[0]}")
-    declared = [f"task.{stage.addressing.split('@')[1]}" if p == "task" and "@" in stage.addressing else p
-                for p in module.PARAMS]
+    declared = [
+        f"task.{stage.addressing.split('@')[1]}" if p == "task" and "@" in stage.addressing else p
+        for p in module.PARAMS
+    ]
     assert sorted(params) == sorted(declared)
 
 
@@ -111,8 +113,9 @@ def test_params_yaml_is_conf_composed(tmp_path):
     from dvc.utils.hydra import compose_and_dump
 
     compose_and_dump(tmp_path / "params.yaml", str(ROOT / "conf"), None, "params", str(ROOT), [])
-    assert yaml.safe_load((tmp_path / "params.yaml").read_text()) == PARAMS, \
+    assert yaml.safe_load((tmp_path / "params.yaml").read_text()) == PARAMS, (
         "params.yaml is stale: recompose it with `make params` (python -m lmforge.params)"
+    )
 
 
 def test_the_committed_dvc_lock_is_current_for_code_conf_and_params():
@@ -127,7 +130,9 @@ def test_the_committed_dvc_lock_is_current_for_code_conf_and_params():
     for stage, items in status.items():
         for item in items:
             if isinstance(item, dict) and "changed deps" in item:
-                changed = {k: v for k, v in item["changed deps"].items() if not k.startswith(("artifacts/", "reports/"))}
+                changed = {
+                    k: v for k, v in item["changed deps"].items() if not k.startswith(("artifacts/", "reports/"))
+                }
                 if changed:
                     stale[stage] = changed
     assert not stale, f"dvc.lock is stale (run `make repro` and commit dvc.lock): {stale}"

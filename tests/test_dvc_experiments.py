@@ -7,9 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from mlflow.tracking import MlflowClient
-
 from conftest import run_in, smoke_repo
+from mlflow.tracking import MlflowClient
 
 pytestmark = pytest.mark.slow
 
@@ -39,8 +38,14 @@ def test_a_queued_seed_grid_tracks_into_the_workspace_and_aggregates(repo):
     for name, parent in parents.items():
         assert parent.info.run_name == f"dvc exp {name}" and parent.info.status == "FINISHED"
         children = {r.info.run_name: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
-        assert set(children) == {"prepare", "pretrain", "finetune/topic/pretrained", "finetune/topic/scratch",
-                                 "evaluate/topic", "report"}
+        assert set(children) == {
+            "prepare",
+            "pretrain",
+            "finetune/topic/pretrained",
+            "finetune/topic/scratch",
+            "evaluate/topic",
+            "report",
+        }
         pre = children["pretrain"]
         assert pre.data.tags["lmforge.dvc.stage"] == "pretrain" and pre.data.tags["lmforge.dvc.exp"] == name
         assert pre.data.params["seed"] == str(params[name]["seed"])
@@ -53,7 +58,9 @@ def test_a_queued_seed_grid_tracks_into_the_workspace_and_aggregates(repo):
 
     run_in(["python", "-m", "lmforge.compare", "--seeds", *exps], repo)
     seeds = (repo / "reports/compare/seeds.md").read_text()
-    scores = [e["data"]["metrics"]["reports/metrics.json"]["data"]["tasks"]["topic"]["pretrained"]["accuracy"]
-              for e in exps.values()]
+    scores = [
+        e["data"]["metrics"]["reports/metrics.json"]["data"]["tasks"]["topic"]["pretrained"]["accuracy"]
+        for e in exps.values()
+    ]
     mean = sum(scores) / 2
     assert "## seeds 7, 8" in seeds and f"| topic | accuracy | {mean:.3f} ± " in seeds

@@ -4,7 +4,6 @@ fresh `git clone` then `dvc pull`s every output, `dvc status` is clean and `dvc 
 from __future__ import annotations
 
 import pytest
-
 from conftest import copy_repo, ran_stages, run_in
 
 pytestmark = pytest.mark.slow
@@ -26,9 +25,14 @@ def test_push_then_pull_in_a_fresh_clone(smoke_pipeline, tmp_path):
     assert not (clone / "artifacts").exists()
     assert "changed" in run_in(["dvc", "status"], clone).stdout or "deleted" in run_in(["dvc", "status"], clone).stdout
     run_in(["dvc", "pull"], clone)
-    for out in ("artifacts/prepare/tokens/train.bin", "artifacts/pretrain/model/model.safetensors",
-                "artifacts/finetune/qa/scratch/model/lmforge.json", "reports/metrics/translation.json",
-                "reports/report.md", "artifacts/pretrain/curves/val.csv"):
+    for out in (
+        "artifacts/prepare/tokens/train.bin",
+        "artifacts/pretrain/model/model.safetensors",
+        "artifacts/finetune/qa/scratch/model/lmforge.json",
+        "reports/metrics/translation.json",
+        "reports/report.md",
+        "artifacts/pretrain/curves/val.csv",
+    ):
         assert (clone / out).read_bytes() == (repo / out).read_bytes(), out
     assert "up to date" in run_in(["dvc", "status"], clone).stdout
     assert ran_stages(run_in(["dvc", "repro"], clone).stdout) == set()

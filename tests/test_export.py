@@ -17,8 +17,12 @@ from lmforge.models.transformer import Transformer, TransformerConfig
 from lmforge.saved_model import SavedModel
 from lmforge.tasks import configure
 
-TEXT = [f"the {a} {b} sat on the {c} mat number {i}." for i, (a, b, c) in enumerate(
-    (a, b, c) for a in ("red", "old", "big") for b in ("cat", "dog", "owl") for c in ("blue", "flat"))]
+TEXT = [
+    f"the {a} {b} sat on the {c} mat number {i}."
+    for i, (a, b, c) in enumerate(
+        (a, b, c) for a in ("red", "old", "big") for b in ("cat", "dog", "owl") for c in ("blue", "flat")
+    )
+]
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +40,14 @@ def randomised(cfg: TransformerConfig) -> Transformer:
     with torch.no_grad():
         for name, p in model.named_parameters():
             if p.dim() == 1:
-                p.copy_(torch.randn_like(p) * 0.3 + (1.0 if name.endswith("ln_1.weight") or name.endswith("ln_2.weight")
-                                                     or name.endswith("ln_f.weight") else 0.0))
+                p.copy_(
+                    torch.randn_like(p) * 0.3
+                    + (
+                        1.0
+                        if name.endswith("ln_1.weight") or name.endswith("ln_2.weight") or name.endswith("ln_f.weight")
+                        else 0.0
+                    )
+                )
             else:
                 p.mul_(5.0)  # larger activations: GELU's tail and attention softmax both exercised
     return model.eval()
@@ -51,14 +61,33 @@ def classifier(backbone, labels: list[str], pooling: str):
     """A classification task model over `backbone` and its manifest (as the finetune stage saves it)."""
     family = configure("topic", {"family": "classification", "pooling": pooling})
     head = {"labels": labels, "pooling": pooling}
-    saved = SavedModel(kind="task_model", backbone=backbone.spec(), objective="clm", task="topic",
-                       family="classification", task_config=asdict(family.config), head=head, init="pretrained")
+    saved = SavedModel(
+        kind="task_model",
+        backbone=backbone.spec(),
+        objective="clm",
+        task="topic",
+        family="classification",
+        task_config=asdict(family.config),
+        head=head,
+        init="pretrained",
+    )
     return family.build(backbone, head).eval(), saved
 
 
 def cfg(**kw) -> TransformerConfig:  # vocab 300 → 320 embedding rows (padded to 64)
-    return TransformerConfig(**{"vocab_size": 300, "d_model": 32, "n_layers": 2, "n_heads": 4, "d_ff": 80,
-                                "max_len": 32, "causal": True, "pad_id": 0, **kw})
+    return TransformerConfig(
+        **{
+            "vocab_size": 300,
+            "d_model": 32,
+            "n_layers": 2,
+            "n_heads": 4,
+            "d_ff": 80,
+            "max_len": 32,
+            "causal": True,
+            "pad_id": 0,
+            **kw,
+        }
+    )
 
 
 def test_causal_lm_round_trip_same_logits_and_generation(tmp_path, tok_dir):
@@ -131,9 +160,16 @@ def test_backbones_without_a_standard_class_are_refused(tmp_path, tok_dir):
     family = configure("ner", {"family": "tagging"})
     head = {"labels": ["B-PER", "I-PER", "O"], "echo": True}
     tagger = family.build(Transformer(cfg()), head)
-    SavedModel(kind="task_model", backbone=tagger.backbone.spec(), objective="clm", task="ner", family="tagging",
-               task_config=asdict(family.config), head=head, init="pretrained").save(
-        tmp_path / "t", tagger.state_dict(), tok_dir)
+    SavedModel(
+        kind="task_model",
+        backbone=tagger.backbone.spec(),
+        objective="clm",
+        task="ner",
+        family="tagging",
+        task_config=asdict(family.config),
+        head=head,
+        init="pretrained",
+    ).save(tmp_path / "t", tagger.state_dict(), tok_dir)
     with pytest.raises(ConfigError, match=r"a tagging model has no standard transformers class") as refused:
         export(tmp_path / "t", tmp_path / "x")
     assert "pooling" not in str(refused.value)
@@ -146,8 +182,21 @@ def test_hf_backbone_exports_as_its_own_class(tmp_path, tok_dir):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     torch.manual_seed(0)
-    lm = CausalLM(build_backbone({"arch": "hf", "hf_model_type": "gpt2", "vocab_size": 300, "d_model": 32,
-                                  "n_layers": 2, "n_heads": 4, "d_ff": 64, "max_len": 32, "pad_id": 0}).eval())
+    lm = CausalLM(
+        build_backbone(
+            {
+                "arch": "hf",
+                "hf_model_type": "gpt2",
+                "vocab_size": 300,
+                "d_model": 32,
+                "n_layers": 2,
+                "n_heads": 4,
+                "d_ff": 64,
+                "max_len": 32,
+                "pad_id": 0,
+            }
+        ).eval()
+    )
     language_model(lm, "clm").save(tmp_path / "m", lm.state_dict(), tok_dir)
     export(tmp_path / "m", tmp_path / "hf")
     hf = AutoModelForCausalLM.from_pretrained(tmp_path / "hf").eval()

@@ -37,14 +37,21 @@ def rows(fmt, path, **data):
 
 def test_glue_tsv_with_label_map(tmp_path):
     f = write(tmp_path / "train.tsv", "sentence\tlabel\nit 's a charming , often affecting journey . \t1\nbad\t0\n")
-    out = read("glue_tsv", f, "classification", columns={"text": "sentence", "label": "label"},
-               label_map={"0": "negative", "1": "positive"})
+    out = read(
+        "glue_tsv",
+        f,
+        "classification",
+        columns={"text": "sentence", "label": "label"},
+        label_map={"0": "negative", "1": "positive"},
+    )
     assert [r["label"] for r in out.records] == ["positive", "negative"]
     assert out.records[0]["text"].startswith("it 's a charming") and out.skipped == 0
     # GLUE's files are not quoted: a quote is text; without a header the columns are numbered
     g = write(tmp_path / "nohead.tsv", 'a "quoted\tx\nb\ty\n')
-    assert [(r["0"], r["1"], r["where"]) for r in rows("glue_tsv", g, header=False).records] == \
-        [('a "quoted', "x", f"{g}:1"), ("b", "y", f"{g}:2")]
+    assert [(r["0"], r["1"], r["where"]) for r in rows("glue_tsv", g, header=False).records] == [
+        ('a "quoted', "x", f"{g}:1"),
+        ("b", "y", f"{g}:2"),
+    ]
 
 
 def test_glue_tsv_malformed_line_names_file_and_line(tmp_path):
@@ -75,8 +82,10 @@ def test_csv_unclosed_quote_loses_only_its_line(tmp_path):
     with pytest.raises(DataError, match=r"d\.csv:2: .*a quote opened here is not closed"):
         rows("csv", f)
     out = rows("csv", f, skip_malformed=True)
-    assert out.skipped == 1 and [(r["text"], r["where"]) for r in out.records] == [("fine", f"{f}:3"),
-                                                                                  ("also fine", f"{f}:4")]
+    assert out.skipped == 1 and [(r["text"], r["where"]) for r in out.records] == [
+        ("fine", f"{f}:3"),
+        ("also fine", f"{f}:4"),
+    ]
 
 
 def test_text_that_is_not_utf8_names_the_line_and_the_setting(tmp_path):
@@ -134,11 +143,27 @@ def test_conll_malformed(tmp_path):
     assert "eng.train:11" in out.problems[1] and "expected a token and a tag" in out.problems[1]
 
 
-SQUAD = {"version": "1.1", "data": [{"title": "T", "paragraphs": [
-    {"context": "Paris is the capital of France. It was founded long ago.",
-     "qas": [{"id": "q1", "question": "What is the capital of France?",
-              "answers": [{"text": "Paris", "answer_start": 0}, {"text": "Paris", "answer_start": 0}]},
-             {"id": "q2", "question": "Capital of?", "answers": [{"text": "France", "answer_start": 3}]}]}]}]}
+SQUAD = {
+    "version": "1.1",
+    "data": [
+        {
+            "title": "T",
+            "paragraphs": [
+                {
+                    "context": "Paris is the capital of France. It was founded long ago.",
+                    "qas": [
+                        {
+                            "id": "q1",
+                            "question": "What is the capital of France?",
+                            "answers": [{"text": "Paris", "answer_start": 0}, {"text": "Paris", "answer_start": 0}],
+                        },
+                        {"id": "q2", "question": "Capital of?", "answers": [{"text": "France", "answer_start": 3}]},
+                    ],
+                }
+            ],
+        }
+    ],
+}
 
 
 def test_squad_json(tmp_path):
@@ -157,8 +182,11 @@ def test_squad_json(tmp_path):
 def test_a_format_whose_records_the_family_cannot_use_is_refused(tmp_path):
     f = write(tmp_path / "train-v1.1.json", json.dumps(SQUAD))
     fam = family("ner", data={"source": "local", "format": "squad", "train": str(f), "test": str(f)})
-    with pytest.raises(ConfigError, match=r"format='squad' holds records of id, context, question, answers; "
-                                          r"the tagging family needs tokens, tags"):
+    with pytest.raises(
+        ConfigError,
+        match=r"format='squad' holds records of id, context, question, answers; "
+        r"the tagging family needs tokens, tags",
+    ):
         load_splits(fam, 0, None, tmp_path, tmp_path)
 
 
@@ -184,11 +212,21 @@ def test_hub_rows_through_datasets_with_local_files(tmp_path):
     """The Hub code path (datasets.load_dataset + column mapping + label map), offline."""
     rows_ = [{"words": ["Anna", "sings"], "ner": [1, 0]}, {"words": ["Bob"], "ner": [1]}]
     f = write(tmp_path / "train.jsonl", "".join(json.dumps(r) + "\n" for r in rows_))
-    fam = family("ner", data={"source": "hub", "hub_name": "json", "train": str(f),
-                              "columns": {"tokens": "words", "tags": "ner"}, "label_map": {"0": "O", "1": "B-PER"}})
+    fam = family(
+        "ner",
+        data={
+            "source": "hub",
+            "hub_name": "json",
+            "train": str(f),
+            "columns": {"tokens": "words", "tags": "ner"},
+            "label_map": {"0": "O", "1": "B-PER"},
+        },
+    )
     out = formats.hub_rows(fam.config.data, {"train": "train"}, fam.record, files={"train": str(f)})
-    assert out["train"].records == [{"tokens": ["Anna", "sings"], "tags": ["B-PER", "O"]},
-                                    {"tokens": ["Bob"], "tags": ["B-PER"]}]
+    assert out["train"].records == [
+        {"tokens": ["Anna", "sings"], "tags": ["B-PER", "O"]},
+        {"tokens": ["Bob"], "tags": ["B-PER"]},
+    ]
     assert out["train"].skipped == 0
     # a Hub translation row holds both languages in one dict ({"de": ..., "en": ...})
     wmt = family("translation", data={"source": "hub", "hub_name": "wmt16", "source_lang": "de", "target_lang": "en"})
@@ -205,13 +243,24 @@ def test_load_splits_local_carves_validation(tmp_path):
 
     train = write(tmp_path / "train.tsv", "sentence\tlabel\n" + "".join(f"s{i}\t{i % 2}\n" for i in range(40)))
     dev = write(tmp_path / "dev.tsv", "sentence\tlabel\n" + "".join(f"d{i}\t{i % 2}\n" for i in range(6)))
-    c = compose(["task=sst2_local", "task.sst2_local.data.train=train.tsv", f"task.sst2_local.data.test={dev}",
-                 "task.sst2_local.data.validation_fraction=0.25", "task.sst2_local.data.max_train=20"], root=tmp_path)
+    c = compose(
+        [
+            "task=sst2_local",
+            "task.sst2_local.data.train=train.tsv",
+            f"task.sst2_local.data.test={dev}",
+            "task.sst2_local.data.validation_fraction=0.25",
+            "task.sst2_local.data.max_train=20",
+        ],
+        root=tmp_path,
+    )
     fam = configure("sst2_local", c.task.sst2_local)
     splits = load_splits(fam, 1, None, tmp_path / "no-index", tmp_path)  # a relative file is under the root
     assert len(splits["validation"]) == 10 and len(splits["train"]) == 20 and len(splits["test"]) == 6
     assert not {r["text"] for r in splits["validation"]} & {r["text"] for r in splits["train"]}
-    assert {r["label"] for r in splits["test"]} == {"negative", "positive"} and splits.skipped == {"train": 0, "test": 0}
+    assert {r["label"] for r in splits["test"]} == {"negative", "positive"} and splits.skipped == {
+        "train": 0,
+        "test": 0,
+    }
     assert splits.where["train"] == str(train) and splits.where["test"] == str(dev)
     again = load_splits(fam, 1, None, tmp_path / "no-index", tmp_path)
     assert again == splits  # seeded
@@ -219,11 +268,11 @@ def test_load_splits_local_carves_validation(tmp_path):
 
 
 def test_an_empty_split_is_refused_naming_the_file(tmp_path):
-    train = write(tmp_path / "train.jsonl", "".join(json.dumps({"text": f"t{i}", "label": str(i % 2)}) + "\n"
-                                                    for i in range(10)))
+    train = write(
+        tmp_path / "train.jsonl", "".join(json.dumps({"text": f"t{i}", "label": str(i % 2)}) + "\n" for i in range(10))
+    )
     empty = write(tmp_path / "test.jsonl", "\n")
-    fam = family("classification", data={"source": "local", "format": "jsonl", "train": str(train),
-                                         "test": str(empty)})
+    fam = family("classification", data={"source": "local", "format": "jsonl", "train": str(train), "test": str(empty)})
     with pytest.raises(DataError, match=r"test\.jsonl: no records .*task\.classification\.data\.test"):
         load_splits(fam, 0, None, tmp_path, tmp_path)
 
@@ -235,11 +284,23 @@ def test_every_task_config_composes_and_checks():
     from lmforge.tasks import configure
 
     names = sorted(p.stem for p in (ROOT / "conf/task").glob("*.yaml"))
-    assert {"topic", "sentiment", "ner", "qa", "summarization", "translation", "sst2_local",
-            "conll2003_local", "multi30k_local", "squad", "wmt16_de_en"} <= set(names)
+    assert {
+        "topic",
+        "sentiment",
+        "ner",
+        "qa",
+        "summarization",
+        "translation",
+        "sst2_local",
+        "conll2003_local",
+        "multi30k_local",
+        "squad",
+        "wmt16_de_en",
+    } <= set(names)
     # every task fits the default model; the smoke experiment keeps the built-in tasks inside its tiny one
-    runs = [(name, "default") for name in names] + [(name, "smoke") for name in
-                                                     ("topic", "sentiment", "ner", "qa", "summarization", "translation")]
+    runs = [(name, "default") for name in names] + [
+        (name, "smoke") for name in ("topic", "sentiment", "ner", "qa", "summarization", "translation")
+    ]
     for name, experiment in runs:
         c = compose([f"task={name}", f"experiment={experiment}"])
         assert list(c.task) == [name]

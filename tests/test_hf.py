@@ -9,10 +9,10 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 import torch
+from conftest import compose
 from omegaconf import OmegaConf
 from safetensors.torch import load_file
 
-from conftest import compose
 from lmforge.config import HYPERPARAMETERS
 from lmforge.data.packing import TokenFile, pack_texts, read_meta, token_dtype, write_meta
 from lmforge.data.retokenize import documents, retokenized
@@ -47,8 +47,17 @@ def minilm_tokenizer_dir():
 
 def from_config(model_type: str, vocab_size: int = 90, max_len: int = 16) -> HFBackbone:
     torch.manual_seed(0)
-    spec = {"arch": "hf", "hf_model_type": model_type, "vocab_size": vocab_size, "d_model": 32, "n_layers": 2,
-            "n_heads": 4, "d_ff": 64, "max_len": max_len, "pad_id": 0}
+    spec = {
+        "arch": "hf",
+        "hf_model_type": model_type,
+        "vocab_size": vocab_size,
+        "d_model": 32,
+        "n_layers": 2,
+        "n_heads": 4,
+        "d_ff": 64,
+        "max_len": max_len,
+        "pad_id": 0,
+    }
     return build_backbone(spec).eval()
 
 
@@ -77,7 +86,8 @@ def test_from_config_decoder_and_encoder(tmp_path):
     # spec, which carries the whole transformers config
     assert bert.spec()["hf_config"]["model_type"] == "bert"
     SavedModel(kind="language_model", backbone=bert.spec(), objective="mlm").save(
-        tmp_path / "m", MaskedLM(bert).state_dict(), tmp_path)
+        tmp_path / "m", MaskedLM(bert).state_dict(), tmp_path
+    )
     loaded, saved = load_backbone(tmp_path / "m")
     assert saved.objective == "mlm" and torch.equal(loaded.eval()(a), bert(a))
 
@@ -103,9 +113,16 @@ def test_minilm_load_finetune_save_reload(minilm_dir, tmp_path):
     assert torch.equal(backbone.base.embeddings.word_embeddings.weight, ckpt[key])  # real weights loaded
 
     tok = load_tokenizer(minilm_tokenizer_dir())
-    texts = ["a wonderful, moving film", "dull and far too long", "great acting and a clever plot",
-             "a boring mess", "i loved every minute", "the worst movie this year", "charming and funny",
-             "painfully bad"]
+    texts = [
+        "a wonderful, moving film",
+        "dull and far too long",
+        "great acting and a clever plot",
+        "a boring mess",
+        "i loved every minute",
+        "the worst movie this year",
+        "charming and funny",
+        "painfully bad",
+    ]
     labels = torch.tensor([1, 0, 1, 0, 1, 0, 1, 0])
     encs = tok.encode_batch(texts)
     width = max(len(e.ids) for e in encs)
@@ -133,9 +150,16 @@ def test_minilm_load_finetune_save_reload(minilm_dir, tmp_path):
     after = clf.eval()(ids, mask).detach()
     assert not torch.allclose(before, after, atol=1e-4)  # fine-tuning changed the model
 
-    SavedModel(kind="task_model", backbone=backbone.spec(), objective="mlm", task="sentiment",
-               family="classification", task_config=asdict(family.config), head=head, init="pretrained").save(
-        tmp_path / "ft", clf.state_dict(), minilm_tokenizer_dir())
+    SavedModel(
+        kind="task_model",
+        backbone=backbone.spec(),
+        objective="mlm",
+        task="sentiment",
+        family="classification",
+        task_config=asdict(family.config),
+        head=head,
+        init="pretrained",
+    ).save(tmp_path / "ft", clf.state_dict(), minilm_tokenizer_dir())
     reloaded, _, saved = load_task_model(tmp_path / "ft")
     assert saved.backbone["pretrained"] == MINILM and saved.backbone["hf_config"]["model_type"] == "bert"
     again = reloaded(ids, mask).detach()
@@ -161,7 +185,9 @@ def test_corpus_retokenizes_for_a_checkpoint(minilm_dir, tmp_path):
     # exactly what encoding the original documents with the checkpoint's tokenizer gives
     assert got == [bert.encode(d, add_special_tokens=False).ids for d in docs[:20]]
     assert bert.decode(got[3]).startswith("story 3 : the heron")
-    assert retokenized(tmp_path / "tokens", tmp_path / "tok", minilm_tokenizer_dir(), tmp_path / "cache") == out  # cached
+    assert (
+        retokenized(tmp_path / "tokens", tmp_path / "tok", minilm_tokenizer_dir(), tmp_path / "cache") == out
+    )  # cached
     # documents() splits on eos even across read chunks
     tf = TokenFile(tmp_path / "tokens" / "train.bin", "uint16")
     assert [d.tolist() for d in documents(tf, eos, chunk=7)] == [d.tolist() for d in documents(tf, eos)]
@@ -180,13 +206,27 @@ def test_a_checkpoint_that_asks_to_run_its_own_code_is_refused(tmp_path):
         ckpt = tmp_path / model_type
         ckpt.mkdir()
         (ckpt / "configuration_evil.py").write_text(
-            code + "from transformers import GPT2Config\nclass EvilConfig(GPT2Config):\n    model_type = 'evil_gpt'\n")
+            code + "from transformers import GPT2Config\nclass EvilConfig(GPT2Config):\n    model_type = 'evil_gpt'\n"
+        )
         (ckpt / "modeling_evil.py").write_text(
-            code + "from transformers import GPT2LMHeadModel\nclass EvilModel(GPT2LMHeadModel):\n    pass\n")
-        (ckpt / "config.json").write_text(json.dumps({
-            "model_type": model_type, "vocab_size": 50, "n_embd": 16, "n_layer": 1, "n_head": 2, "n_positions": 32,
-            "auto_map": {"AutoConfig": "configuration_evil.EvilConfig",
-                         "AutoModelForCausalLM": "modeling_evil.EvilModel"}}))
+            code + "from transformers import GPT2LMHeadModel\nclass EvilModel(GPT2LMHeadModel):\n    pass\n"
+        )
+        (ckpt / "config.json").write_text(
+            json.dumps(
+                {
+                    "model_type": model_type,
+                    "vocab_size": 50,
+                    "n_embd": 16,
+                    "n_layer": 1,
+                    "n_head": 2,
+                    "n_positions": 32,
+                    "auto_map": {
+                        "AutoConfig": "configuration_evil.EvilConfig",
+                        "AutoModelForCausalLM": "modeling_evil.EvilModel",
+                    },
+                }
+            )
+        )
         checkpoints[model_type] = ckpt
 
     ckpt = checkpoints["gpt2"]
@@ -195,17 +235,29 @@ def test_a_checkpoint_that_asks_to_run_its_own_code_is_refused(tmp_path):
         HFBackbone.create(HFConfig(pretrained=str(ckpt)))
     with pytest.raises(ConfigError, match=named):  # what the config check and the stages ask first
         HFBackbone.capabilities(HFConfig(pretrained=str(ckpt)))
-    cfg = compose(["experiment=smoke", "tracking=none", "model=hf", f"model.pretrained={ckpt}", "task=topic"],
-                  root=tmp_path / "project")
+    cfg = compose(
+        ["experiment=smoke", "tracking=none", "model=hf", f"model.pretrained={ckpt}", "task=topic"],
+        root=tmp_path / "project",
+    )
     with pytest.raises(ConfigError, match=named):  # composing params.yaml
         check(OmegaConf.masked_copy(cfg, list(HYPERPARAMETERS)))
     with pytest.raises(ConfigError, match=named):  # the pretrain stage, before it reads any data
         pretrain.run(cfg)
     # a saved spec whose transformers config carries auto_map is refused too
     with pytest.raises(ConfigError, match=r"auto_map \['AutoModelForCausalLM'\]"):
-        build_backbone({"arch": "hf", "hf_config": {
-            "model_type": "gpt2", "vocab_size": 50, "n_embd": 16, "n_layer": 1, "n_head": 2,
-            "auto_map": {"AutoModelForCausalLM": "modeling_evil.EvilModel"}}})
+        build_backbone(
+            {
+                "arch": "hf",
+                "hf_config": {
+                    "model_type": "gpt2",
+                    "vocab_size": 50,
+                    "n_embd": 16,
+                    "n_layer": 1,
+                    "n_head": 2,
+                    "auto_map": {"AutoModelForCausalLM": "modeling_evil.EvilModel"},
+                },
+            }
+        )
     # a model type only its own code defines: transformers cannot even read the config without it
     with pytest.raises(ConfigError, match=rf"model\.pretrained='{checkpoints['evil_gpt']}'.*custom code"):
         HFBackbone.create(HFConfig(pretrained=str(checkpoints["evil_gpt"])))
@@ -232,8 +284,9 @@ def next_logp(backbone, seq: list[int]) -> torch.Tensor:
     return torch.log_softmax(backbone.lm_logits(backbone(ids, torch.ones_like(ids)))[0, -1], -1)
 
 
-def recomputed(backbone, prompt: list[int], max_new: int, eos: int, beam_size: int = 1,
-               length_penalty: float = 1.0) -> list[int]:
+def recomputed(
+    backbone, prompt: list[int], max_new: int, eos: int, beam_size: int = 1, length_penalty: float = 1.0
+) -> list[int]:
     """The reference: beam search (greedy for 1) one token at a time, every step from scratch. A
     finished beam keeps its score; at the end scores are divided by length**length_penalty."""
     beams = [([], 0.0, False)]  # (tokens, sum of log-probabilities, ended with eos)
@@ -263,8 +316,9 @@ def test_generate_equals_step_by_step_recomputation(arch, beam_size):
     if arch == "hf":
         backbone = from_config("gpt2", vocab_size=vocab, max_len=40)
     elif arch == "transformer":
-        backbone = Transformer(TransformerConfig(vocab_size=vocab, d_model=32, n_layers=2, n_heads=4, d_ff=64,
-                                                 max_len=40))
+        backbone = Transformer(
+            TransformerConfig(vocab_size=vocab, d_model=32, n_layers=2, n_heads=4, d_ff=64, max_len=40)
+        )
     else:
         backbone = LSTM(LSTMConfig(vocab_size=vocab, d_model=32, n_layers=1, max_len=40))
     backbone = peaked(backbone)

@@ -14,15 +14,18 @@ from lmforge.host import CoreMeter, choose_threads, threads_for, usable_cores
 from lmforge.train.trainer import pin_threads
 
 
-@pytest.mark.parametrize("others, cores, default, threads", [
-    (0.0, 2, 2, 2),
-    (0.2, 2, 2, 2),  # background noise keeps both cores
-    (0.5, 2, 2, 1),  # half a core taken by another process: leave it that core
-    (1.0, 2, 2, 1),
-    (2.7, 2, 2, 1),  # never fewer than one
-    (1.0, 16, 8, 8),  # never more than torch's default
-    (3.0, 8, 8, 5),
-])
+@pytest.mark.parametrize(
+    "others, cores, default, threads",
+    [
+        (0.0, 2, 2, 2),
+        (0.2, 2, 2, 2),  # background noise keeps both cores
+        (0.5, 2, 2, 1),  # half a core taken by another process: leave it that core
+        (1.0, 2, 2, 1),
+        (2.7, 2, 2, 1),  # never fewer than one
+        (1.0, 16, 8, 8),  # never more than torch's default
+        (3.0, 8, 8, 5),
+    ],
+)
 def test_threads_for_the_cores_left(others, cores, default, threads):
     assert threads_for(others, cores, default) == threads
 

@@ -28,7 +28,7 @@ def test_shapes_tied_head_and_spec():
     assert lm(ids).shape == (3, 10, 100)
     assert lm.backbone.wte.weight.shape == (128, 24)  # padded to 64, and the only vocab-sized matrix
     assert not any("head" in n for n, _ in lm.named_parameters())
-    assert lm.backbone.wte.weight.std().item() == pytest.approx(24 ** -0.5, rel=0.1)
+    assert lm.backbone.wte.weight.std().item() == pytest.approx(24**-0.5, rel=0.1)
     # 2 layers × 4 gates × (input + recurrent weights + 2 biases) + the embedding
     assert lm.backbone.num_params() == 2 * 4 * (24 * 24 * 2 + 2 * 24) + 128 * 24
     assert lm.backbone.flops_per_token(10) == 6 * lm.backbone.num_params()
@@ -38,8 +38,16 @@ def test_shapes_tied_head_and_spec():
     cls, cfg = settings({"name": "lstm", "arch": "lstm", "d_model": 24, "n_layers": 2, "max_len": 32})
     assert cls is LSTM and cfg == tiny(vocab_size=0)
     spec = LSTM(replace(cfg, vocab_size=100, pad_id=0, causal=True)).spec()
-    assert spec == {"arch": "lstm", "d_model": 24, "n_layers": 2, "max_len": 32, "dropout": 0.0, "vocab_size": 100,
-                    "pad_id": 0, "causal": True}
+    assert spec == {
+        "arch": "lstm",
+        "d_model": 24,
+        "n_layers": 2,
+        "max_len": 32,
+        "dropout": 0.0,
+        "vocab_size": 100,
+        "pad_id": 0,
+        "causal": True,
+    }
     rebuilt = build_backbone(spec)
     assert isinstance(rebuilt, LSTM) and rebuilt.cfg == tiny()
     # a Transformer-only key is not silently dropped: it names the key
@@ -48,8 +56,9 @@ def test_shapes_tied_head_and_spec():
 
 
 def test_reads_left_to_right_only():
-    assert LSTM.capabilities(tiny()) == Capabilities(causal=True, bidirectional=False, generation="recompute",
-                                                     exports_as=None)
+    assert LSTM.capabilities(tiny()) == Capabilities(
+        causal=True, bidirectional=False, generation="recompute", exports_as=None
+    )
     with pytest.raises(ConfigError, match="left to right.*objective=mlm"):
         LSTM(tiny(causal=False))
     torch.manual_seed(0)
@@ -70,10 +79,19 @@ def test_classifier_ignores_right_padding_and_round_trips(tmp_path):
     head = {"labels": ["a", "b", "c"], "pooling": "mean"}
     clf = family.build(LSTM(tiny()), head).eval()
     mask = torch.tensor([[1, 1, 1, 0, 0]])
-    assert torch.allclose(clf(torch.tensor([[5, 6, 7, 0, 0]]), mask), clf(torch.tensor([[5, 6, 7, 9, 9]]), mask), atol=1e-6)
-    SavedModel(kind="task_model", backbone=clf.backbone.spec(), objective="clm", task="topic", family="classification",
-               task_config=asdict(family.config), head=head, init="scratch").save(
-        tmp_path / "m", clf.state_dict(), tmp_path)
+    assert torch.allclose(
+        clf(torch.tensor([[5, 6, 7, 0, 0]]), mask), clf(torch.tensor([[5, 6, 7, 9, 9]]), mask), atol=1e-6
+    )
+    SavedModel(
+        kind="task_model",
+        backbone=clf.backbone.spec(),
+        objective="clm",
+        task="topic",
+        family="classification",
+        task_config=asdict(family.config),
+        head=head,
+        init="scratch",
+    ).save(tmp_path / "m", clf.state_dict(), tmp_path)
     loaded, _, saved = load_task_model(tmp_path / "m")
     assert saved.backbone["arch"] == "lstm" and saved.init == "scratch"
     ids = torch.randint(0, 100, (2, 9))

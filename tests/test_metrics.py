@@ -22,8 +22,14 @@ def test_accuracy_and_macro_f1_by_hand():
 
 def test_iob1_to_iob2():
     # CoNLL-2003 style: I- opens an entity; B- only separates two adjacent entities of one type
-    assert iob1_to_iob2(["I-PER", "I-PER", "O", "I-LOC", "B-LOC", "I-ORG"]) == \
-        ["B-PER", "I-PER", "O", "B-LOC", "B-LOC", "B-ORG"]
+    assert iob1_to_iob2(["I-PER", "I-PER", "O", "I-LOC", "B-LOC", "I-ORG"]) == [
+        "B-PER",
+        "I-PER",
+        "O",
+        "B-LOC",
+        "B-LOC",
+        "B-ORG",
+    ]
     assert iob1_to_iob2(["B-PER", "I-PER", "O"]) == ["B-PER", "I-PER", "O"]  # IOB2 stays as it is
 
 

@@ -4,9 +4,9 @@ backbone) and the config-time rejection of combinations that cannot work."""
 import numpy as np
 import pytest
 import torch
+from conftest import compose
 from omegaconf import OmegaConf
 
-from conftest import compose
 from lmforge.config import HYPERPARAMETERS
 from lmforge.errors import ConfigError
 from lmforge.models.heads import IGNORE_INDEX as IGNORE
@@ -63,8 +63,11 @@ def test_at_least_one_token_is_masked():
 
 
 def encoder(causal: bool) -> Transformer:
-    return Transformer(TransformerConfig(vocab_size=60, pad_id=0, causal=causal, d_model=32, n_layers=2, n_heads=4,
-                                         d_ff=64, max_len=16))
+    return Transformer(
+        TransformerConfig(
+            vocab_size=60, pad_id=0, causal=causal, d_model=32, n_layers=2, n_heads=4, d_ff=64, max_len=16
+        )
+    )
 
 
 def test_mlm_trains_a_bidirectional_encoder_and_refuses_a_causal_one():
@@ -105,8 +108,13 @@ def test_incompatible_combinations_fail_at_config_time(tmp_path):
     def validate(*overrides):
         check(OmegaConf.masked_copy(cfg(*overrides), list(HYPERPARAMETERS)))
 
-    for ok in (["model=lstm"], ["objective=mlm"], ["model=hf"], ["model=minilm", "objective=mlm"],
-               ["model=hf", "model.hf_model_type=bert", "objective=mlm"]):
+    for ok in (
+        ["model=lstm"],
+        ["objective=mlm"],
+        ["model=hf"],
+        ["model=minilm", "objective=mlm"],
+        ["model=hf", "model.hf_model_type=bert", "objective=mlm"],
+    ):
         validate(*ok, "task=[topic,ner,qa]")
 
     with pytest.raises(ConfigError, match=r"objective=mlm with model=lstm cannot work.*both ways.*objective=clm"):
@@ -124,11 +132,17 @@ def test_incompatible_combinations_fail_at_config_time(tmp_path):
         pretrain.run(cfg("model=minilm"))
 
     # generation tasks need a decoder: the family says so, naming the task and the model
-    for enc, name in ((["objective=mlm"], "gpt_tiny"), (["model=minilm", "objective=mlm"], "minilm"),
-                      (["model=hf", "model.hf_model_type=bert", "objective=mlm"], "hf")):
+    for enc, name in (
+        (["objective=mlm"], "gpt_tiny"),
+        (["model=minilm", "objective=mlm"], "minilm"),
+        (["model=hf", "model.hf_model_type=bert", "objective=mlm"], "hf"),
+    ):
         for task in ("translation", "summarization"):
-            with pytest.raises(ConfigError, match=rf"task '{task}' \({task}\) generates text.*model={name} "
-                                                  r"objective=mlm is bidirectional.*objective=clm"):
+            with pytest.raises(
+                ConfigError,
+                match=rf"task '{task}' \({task}\) generates text.*model={name} "
+                r"objective=mlm is bidirectional.*objective=clm",
+            ):
                 validate(*enc, f"task={task}")
     for dec in (["model=lstm"], ["model=hf"], []):
         validate(*dec, "task=[translation,summarization]")

@@ -19,7 +19,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(**kw) -> TransformerConfig:
-    return TransformerConfig(**{"vocab_size": 100, "d_model": 32, "n_layers": 2, "n_heads": 4, "d_ff": 64, "max_len": 16, **kw})
+    return TransformerConfig(
+        **{"vocab_size": 100, "d_model": 32, "n_layers": 2, "n_heads": 4, "d_ff": 64, "max_len": 16, **kw}
+    )
 
 
 def test_shapes_and_padded_vocab():
@@ -74,17 +76,38 @@ def test_init_is_small_and_tied():
 def test_settings_capabilities_and_spec():
     """The model section becomes checked settings; what the backbone can do follows from how it is
     trained; its spec (derived fields included) rebuilds the same architecture."""
-    cls, cfg = settings({"name": "gpt_tiny", "arch": "transformer", "d_model": 32, "n_layers": 2, "n_heads": 4,
-                         "d_ff": 64, "max_len": 16})
+    cls, cfg = settings(
+        {
+            "name": "gpt_tiny",
+            "arch": "transformer",
+            "d_model": 32,
+            "n_layers": 2,
+            "n_heads": 4,
+            "d_ff": 64,
+            "max_len": 16,
+        }
+    )
     assert cls is Transformer is backbone_class("transformer") and cfg == tiny(vocab_size=0)
-    assert cls.capabilities(cfg) == Capabilities(causal=True, bidirectional=True, generation="kv_cache",
-                                                 exports_as="gpt2")
+    assert cls.capabilities(cfg) == Capabilities(
+        causal=True, bidirectional=True, generation="kv_cache", exports_as="gpt2"
+    )
     encoder = cls.capabilities(replace(cfg, causal=False))
     assert encoder.bidirectional and encoder.generation is None and encoder.exports_as is None
 
     spec = Transformer(tiny(pad_id=3, causal=False)).spec()
-    assert spec == {"arch": "transformer", "max_len": 16, "dropout": 0.0, "vocab_size": 100, "pad_id": 3,
-                    "causal": False, "d_model": 32, "n_layers": 2, "n_heads": 4, "d_ff": 64, "layer_norm_eps": 1e-5}
+    assert spec == {
+        "arch": "transformer",
+        "max_len": 16,
+        "dropout": 0.0,
+        "vocab_size": 100,
+        "pad_id": 3,
+        "causal": False,
+        "d_model": 32,
+        "n_layers": 2,
+        "n_heads": 4,
+        "d_ff": 64,
+        "layer_norm_eps": 1e-5,
+    }
     rebuilt = build_backbone(spec)
     assert isinstance(rebuilt, Transformer) and rebuilt.cfg == tiny(pad_id=3, causal=False)
 
@@ -114,9 +137,16 @@ def test_model_dir_round_trip_and_shape_error(tmp_path):
     backbone = Transformer(tiny())
     head = {"labels": ["a", "b"], "pooling": "mean"}
     clf = family.build(backbone, head).eval()
-    saved = SavedModel(kind="task_model", backbone=backbone.spec(), objective="clm", task="topic",
-                       family="classification", task_config=asdict(family.config),
-                       head=head, init="pretrained").save(tmp_path / "m", clf.state_dict(), tmp_path)
+    saved = SavedModel(
+        kind="task_model",
+        backbone=backbone.spec(),
+        objective="clm",
+        task="topic",
+        family="classification",
+        task_config=asdict(family.config),
+        head=head,
+        init="pretrained",
+    ).save(tmp_path / "m", clf.state_dict(), tmp_path)
     assert (tmp_path / "m" / "model.safetensors").is_file() and len(saved.weights_digest) == 16
     assert SavedModel.load(tmp_path / "m") == saved
 

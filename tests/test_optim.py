@@ -22,8 +22,12 @@ class Unfused(LMModule):
 
     def configure_optimizers(self):
         o = self.optim
-        return scheduled(adamw(self.model, o.lr, o.weight_decay, (o.beta1, o.beta2), fused=False),
-                         o.warmup_steps, self.max_steps, o.min_lr_ratio)
+        return scheduled(
+            adamw(self.model, o.lr, o.weight_decay, (o.beta1, o.beta2), fused=False),
+            o.warmup_steps,
+            self.max_steps,
+            o.min_lr_ratio,
+        )
 
 
 def train(module_class, clip: float | None, algorithm: str = "norm", steps: int = 6):
@@ -33,9 +37,17 @@ def train(module_class, clip: float | None, algorithm: str = "norm", steps: int 
     gen = torch.Generator().manual_seed(1)
     windows = torch.randint(6, VOCAB, (steps * 4, 17), generator=gen)
     data = torch.utils.data.DataLoader([(w[:-1], w[1:]) for w in windows], batch_size=4)
-    trainer = L.Trainer(max_steps=steps, accelerator="cpu", precision="bf16-mixed", gradient_clip_val=clip,
-                        gradient_clip_algorithm=algorithm, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False)
+    trainer = L.Trainer(
+        max_steps=steps,
+        accelerator="cpu",
+        precision="bf16-mixed",
+        gradient_clip_val=clip,
+        gradient_clip_algorithm=algorithm,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.fit(module, data)
     return trainer.optimizers[0], torch.cat([p.detach().flatten() for p in module.parameters()])
 

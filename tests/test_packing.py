@@ -15,8 +15,10 @@ from lmforge.data.packing import (
 from lmforge.data.tokenizer import special_ids, train_tokenizer
 from lmforge.errors import DataError
 
-DOCS = [f"Document {i}: the {w} walks to market {i % 7} times." for i, w in
-        enumerate(["cat", "dog", "heron", "otter", "fox"] * 8)]
+DOCS = [
+    f"Document {i}: the {w} walks to market {i % 7} times."
+    for i, w in enumerate(["cat", "dog", "heron", "otter", "fox"] * 8)
+]
 
 
 @pytest.fixture(scope="module")
@@ -100,11 +102,24 @@ def test_pack_memory_stays_flat(tmp_path, tok):
 
 
 def test_meta_round_trip(tmp_path):
-    write_meta(tmp_path, vocab_size=300, dtype=np.dtype("uint16"), n_tokens={"train": 10, "val": np.int64(3)},
-               eos_id=1, pad_id=0, tokenizer="bpe")
+    write_meta(
+        tmp_path,
+        vocab_size=300,
+        dtype=np.dtype("uint16"),
+        n_tokens={"train": 10, "val": np.int64(3)},
+        eos_id=1,
+        pad_id=0,
+        tokenizer="bpe",
+    )
     meta = read_meta(tmp_path)
-    assert meta == {"vocab_size": 300, "dtype": "uint16", "n_tokens": {"train": 10, "val": 3},
-                    "eos_id": 1, "pad_id": 0, "tokenizer": "bpe"}
+    assert meta == {
+        "vocab_size": 300,
+        "dtype": "uint16",
+        "n_tokens": {"train": 10, "val": 3},
+        "eos_id": 1,
+        "pad_id": 0,
+        "tokenizer": "bpe",
+    }
     assert json.loads((tmp_path / "meta.json").read_text()) == meta
 
 

@@ -11,14 +11,19 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import copy_repo, ran_stages, run_in
 
 pytestmark = pytest.mark.slow
 
 TASKS = ("topic", "sentiment", "ner", "qa", "summarization", "translation")
-PRIMARY = {"topic": ("accuracy", 1), "sentiment": ("accuracy", 1), "ner": ("f1", 1), "qa": ("f1", 100),
-           "summarization": ("rougeL", 100), "translation": ("bleu", 100)}
+PRIMARY = {
+    "topic": ("accuracy", 1),
+    "sentiment": ("accuracy", 1),
+    "ner": ("f1", 1),
+    "qa": ("f1", 100),
+    "summarization": ("rougeL", 100),
+    "translation": ("bleu", 100),
+}
 
 
 def mlflow_runs(repo: Path):
@@ -35,8 +40,13 @@ def lock(repo: Path) -> dict:
 
 def test_repro_runs_every_stage_and_tracks_it(smoke_pipeline):
     repo, log = smoke_pipeline
-    assert ran_stages(log) == {"prepare", "pretrain", "report", *(f"finetune@{t}" for t in TASKS),
-                               *(f"evaluate@{t}" for t in TASKS)}
+    assert ran_stages(log) == {
+        "prepare",
+        "pretrain",
+        "report",
+        *(f"finetune@{t}" for t in TASKS),
+        *(f"evaluate@{t}" for t in TASKS),
+    }
     metrics = json.loads((repo / "reports/metrics.json").read_text())
     p = metrics["pretrain"]
     assert 0 < p["val_loss"] < math.log(400) + 0.5 and p["val_ppl"] == pytest.approx(math.exp(p["val_loss"]), rel=1e-6)
@@ -67,8 +77,14 @@ def test_repro_runs_every_stage_and_tracks_it(smoke_pipeline):
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
     assert sorted(r.info.run_name for r in children) == sorted(
-        ["prepare", "pretrain", "report", *(f"finetune/{t}/{i}" for t in TASKS for i in ("pretrained", "scratch")),
-         *(f"evaluate/{t}" for t in TASKS)])
+        [
+            "prepare",
+            "pretrain",
+            "report",
+            *(f"finetune/{t}/{i}" for t in TASKS for i in ("pretrained", "scratch")),
+            *(f"evaluate/{t}" for t in TASKS),
+        ]
+    )
     assert all(r.info.status == "FINISHED" for r in children)
     # params: the sections each stage reads, from params.yaml — the same values dvc.lock records
     params = yaml.safe_load((repo / "params.yaml").read_text())
@@ -104,8 +120,14 @@ def test_a_set_param_reaches_exactly_the_stages_that_read_it(smoke_pipeline, tmp
     repo = copy_repo(smoke_pipeline[0], tmp_path / "repo")
     before = lock(repo)
     out = run_in(["dvc", "exp", "run", "-S", "optim.lr=0.004", "-S", "task=[topic,ner]"], repo)
-    assert ran_stages(out.stdout) == {"pretrain", "finetune@topic", "finetune@ner", "evaluate@topic",
-                                      "evaluate@ner", "report"}
+    assert ran_stages(out.stdout) == {
+        "pretrain",
+        "finetune@topic",
+        "finetune@ner",
+        "evaluate@topic",
+        "evaluate@ner",
+        "report",
+    }
     after = lock(repo)
     assert after["pretrain"]["params"]["params.yaml"]["optim"]["lr"] == 0.004
     assert after["pretrain"]["outs"] != before["pretrain"]["outs"]
@@ -115,19 +137,26 @@ def test_a_set_param_reaches_exactly_the_stages_that_read_it(smoke_pipeline, tmp
     assert "optim.lr" in diff and "0.002" in diff and "0.004" in diff
 
     # a fine-tuning key re-runs that task's stages only: pretraining is left alone
-    out = run_in(["dvc", "exp", "run", "-S", "optim.lr=0.004", "-S", "task=[topic,ner]",
-                  "-S", "task.topic.lr=0.005"], repo)
+    out = run_in(
+        ["dvc", "exp", "run", "-S", "optim.lr=0.004", "-S", "task=[topic,ner]", "-S", "task.topic.lr=0.005"], repo
+    )
     assert ran_stages(out.stdout) == {"finetune@topic", "evaluate@topic", "report"}
-    ft = max((r for r in mlflow_runs(repo) if r.info.run_name == "finetune/topic/pretrained"),
-             key=lambda r: r.info.start_time)
+    ft = max(
+        (r for r in mlflow_runs(repo) if r.info.run_name == "finetune/topic/pretrained"),
+        key=lambda r: r.info.start_time,
+    )
     assert ft.data.params["task.topic.lr"] == "0.005"
 
 
 def test_a_key_no_stage_reads_fails_before_any_stage(smoke_pipeline, tmp_path):
     repo = copy_repo(smoke_pipeline[0], tmp_path / "repo")
     params = (repo / "params.yaml").read_text()
-    for args, named in ((["-S", "+optim.lrr=0.1"], "optim.lrr"), (["-S", "optim.beta1=1.5"], "optim.beta1"),
-                        (["-S", "+task.topic.foo=1"], "task.topic.foo"), (["-S", "model=nope"], "nope")):
+    for args, named in (
+        (["-S", "+optim.lrr=0.1"], "optim.lrr"),
+        (["-S", "optim.beta1=1.5"], "optim.beta1"),
+        (["-S", "+task.topic.foo=1"], "task.topic.foo"),
+        (["-S", "model=nope"], "nope"),
+    ):
         out = run_in(["dvc", "exp", "run", *args], repo, check=False)
         assert out.returncode != 0 and named in out.stdout + out.stderr, (args, out.stderr[-2000:])
         assert ran_stages(out.stdout) == set()
@@ -139,8 +168,9 @@ def test_an_unchanged_rerun_leaves_the_metrics_diff_empty(smoke_pipeline, tmp_pa
     run_in(["git", "add", "reports/metrics.json", "dvc.lock"], repo)
     run_in(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "results"], repo)
     before = (repo / "reports/metrics.json").read_text()
-    out = run_in(["dvc", "repro", "-f", "-s", "finetune@topic", "evaluate@topic", "evaluate@summarization",
-                  "report"], repo)
+    out = run_in(
+        ["dvc", "repro", "-f", "-s", "finetune@topic", "evaluate@topic", "evaluate@summarization", "report"], repo
+    )
     assert ran_stages(out.stdout) == {"finetune@topic", "evaluate@topic", "evaluate@summarization", "report"}
     assert run_in(["dvc", "metrics", "diff"], repo).stdout.strip() == ""
     assert (repo / "reports/metrics.json").read_text() == before

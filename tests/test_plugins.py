@@ -14,15 +14,16 @@ from dataclasses import dataclass
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import compose
 from torch import nn
 
-from conftest import compose
 from lmforge.data.world import Made, WorldTask
-from lmforge.errors import ConfigError
 from lmforge.data.world.entities import TOPICS
 from lmforge.data.world.stories import story
 from lmforge.data.world.text import render_sentences
-from lmforge.models import Backbone, BackboneConfig, Capabilities, register as register_backbone
+from lmforge.errors import ConfigError
+from lmforge.models import Backbone, BackboneConfig, Capabilities
+from lmforge.models import register as register_backbone
 from lmforge.models.heads import linear_head, masked_mean
 from lmforge.saved_model import SavedModel
 from lmforge.schema import setting
@@ -61,8 +62,11 @@ class SameTopic(Family):
     metrics = ("accuracy",)
     scale = 1
     world_tasks = {"same_topic": WorldTask(_pair, classes=("different", "same"), labels=("different", "same"))}
-    description = {"model": "first <sep> second, mean-pooled → linear", "metric": "accuracy",
-                   "baseline": "always 'different'"}
+    description = {
+        "model": "first <sep> second, mean-pooled → linear",
+        "metric": "accuracy",
+        "baseline": "always 'different'",
+    }
 
     def head_config(self, splits, labels, backbone):
         return {"labels": list(labels)}
@@ -77,8 +81,13 @@ class SameTopic(Family):
         out = []
         for r in records:
             ids = tok.encode(r["first"]).ids[:n] + [sep] + tok.encode(r["second"]).ids[:n]
-            out.append({"input_ids": ids, "attention_mask": [1] * len(ids),
-                        "label": head["labels"].index(r.get("label", head["labels"][0]))})
+            out.append(
+                {
+                    "input_ids": ids,
+                    "attention_mask": [1] * len(ids),
+                    "label": head["labels"].index(r.get("label", head["labels"][0])),
+                }
+            )
         return out
 
     def loss(self, model, batch):
@@ -96,7 +105,9 @@ class SameTopic(Family):
         model.eval()
         feats = self.features(records, tok, head, train=False)
         batches = loader(feats, 16, special_ids(tok)["pad"], shuffle=False)
-        return [head["labels"][i] for b in batches for i in model(b["input_ids"], b["attention_mask"]).argmax(-1).tolist()]
+        return [
+            head["labels"][i] for b in batches for i in model(b["input_ids"], b["attention_mask"]).argmax(-1).tolist()
+        ]
 
     def scores(self, predictions, records, head):
         return {"accuracy": sum(p == r["label"] for p, r in zip(predictions, records)) / len(records)}
@@ -168,8 +179,15 @@ MODEL_YAML = "name: toy\narch: toy\nd_model: 32\nn_layers: 1\nmax_len: 192\ndrop
 
 
 def overrides(root) -> list[str]:
-    return [f"hydra.searchpath=[file://{root / 'extra_conf'}]", "experiment=smoke", "model=toy",
-            "task=[same_topic,topic]", "tracking=none", "progress=false", "trainer.precision=32-true"]
+    return [
+        f"hydra.searchpath=[file://{root / 'extra_conf'}]",
+        "experiment=smoke",
+        "model=toy",
+        "task=[same_topic,topic]",
+        "tracking=none",
+        "progress=false",
+        "trainer.precision=32-true",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -185,9 +203,16 @@ def run(tmp_path_factory):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny models: one thread is faster
     try:
-        out = {name: stage.run(compose(overrides(root), root=root))
-               for name, stage in (("prepare", prepare), ("pretrain", pretrain), ("finetune", finetune),
-                                   ("evaluate", evaluate), ("report", report))}
+        out = {
+            name: stage.run(compose(overrides(root), root=root))
+            for name, stage in (
+                ("prepare", prepare),
+                ("pretrain", pretrain),
+                ("finetune", finetune),
+                ("evaluate", evaluate),
+                ("report", report),
+            )
+        }
     finally:
         torch.set_num_threads(threads)  # what later tests' in-process runs expect
     return root, out
@@ -198,15 +223,20 @@ def test_the_new_family_and_backbone_run_through_every_stage(run):
     assert out["pretrain"]["arch"] == "toy" and out["pretrain"]["steps"] == 20
     saved = SavedModel.load(root / "artifacts/finetune/same_topic/pretrained/model")
     assert (saved.family, saved.backbone["arch"], saved.head["labels"]) == ("same_topic", "toy", ["different", "same"])
-    assert set(out["finetune"]) == {"same_topic", "topic"} and set(out["finetune"]["same_topic"]) == {"pretrained", "scratch"}
+    assert set(out["finetune"]) == {"same_topic", "topic"} and set(out["finetune"]["same_topic"]) == {
+        "pretrained",
+        "scratch",
+    }
     metrics = json.loads((root / "reports/metrics/same_topic.json").read_text())
     assert metrics["metric"] == "accuracy" and metrics["inits"] == ["pretrained", "scratch"]
     assert metrics["baseline"]["accuracy"] == pytest.approx(0.5)  # always 'different', on a balanced test split
     assert 0 <= metrics["pretrained"]["accuracy"] <= 1 and metrics["n_test"] == 32
     summary = json.loads((root / "reports/metrics.json").read_text())
     assert set(summary["tasks"]) == {"same_topic", "topic"}
-    assert "| same_topic | same_topic | first <sep> second, mean-pooled → linear | accuracy | always 'different' |" \
+    assert (
+        "| same_topic | same_topic | first <sep> second, mean-pooled → linear | accuracy | always 'different' |"
         in (root / "reports/report.md").read_text()
+    )
 
 
 def test_freezing_the_embeddings_of_a_backbone_that_names_none_is_refused(run):
@@ -224,10 +254,12 @@ def test_the_family_s_world_task_is_balanced_and_leak_free(run):
 
     root, _ = run
     index = CorpusIndex(root / "artifacts/prepare/index")
-    splits = make_splits("same_topic", SameTopic.world_tasks["same_topic"], 1234,
-                         {"train": 64, "validation": 32, "test": 32}, index)
+    splits = make_splits(
+        "same_topic", SameTopic.world_tasks["same_topic"], 1234, {"train": 64, "validation": 32, "test": 32}, index
+    )
     assert Counter(r["label"] for r in splits["test"]) == {"same": 16, "different": 16}
-    assert not any(index.has_document(r["first"]) or index.has_document(r["second"])
-                   for s in splits.values() for r in s)
+    assert not any(
+        index.has_document(r["first"]) or index.has_document(r["second"]) for s in splits.values() for r in s
+    )
     keys = [r["first"] + "\n" + r["second"] for s in splits.values() for r in s]
     assert len(keys) == len(set(keys))

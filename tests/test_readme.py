@@ -19,13 +19,15 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, copy_repo, run_in
 from servers import env
 
 README = (ROOT / "README.md").read_text()
-BLOCK = re.compile(r"(?:<!-- test: (?P<how>[a-z]+)(?::\s*(?P<why>.*?))? -->\n)?```bash\n(?P<body>.*?)```\n"
-                   r"(?:<!-- expect: (?P<expect>.*?) -->\n)?", re.S)
+BLOCK = re.compile(
+    r"(?:<!-- test: (?P<how>[a-z]+)(?::\s*(?P<why>.*?))? -->\n)?```bash\n(?P<body>.*?)```\n"
+    r"(?:<!-- expect: (?P<expect>.*?) -->\n)?",
+    re.S,
+)
 
 
 def blocks() -> list[dict]:
@@ -64,11 +66,19 @@ def compose_stage(args: list[str]) -> None:
     overrides = OverridesParser.create().parse_overrides(parsed.overrides)
     jobs = [[o.input_line for o in overrides]]
     if parsed.multirun:  # the sweep's jobs, as Hydra's basic sweeper expands them (Optuna's spaces stay whole)
-        sweeps = [o for o in overrides if o.is_sweep_override() and not o.is_interval_sweep()
-                  and "tag(" not in o.input_line]
+        sweeps = [
+            o for o in overrides if o.is_sweep_override() and not o.is_interval_sweep() and "tag(" not in o.input_line
+        ]
         plain = [o for o in overrides if o not in sweeps and not o.is_sweep_override()]
-        jobs = [[o.input_line for o in plain] + job for batch in BasicSweeper.split_arguments(sweeps, None)
-                for job in batch] if sweeps else [[o.input_line for o in plain]]
+        jobs = (
+            [
+                [o.input_line for o in plain] + job
+                for batch in BasicSweeper.split_arguments(sweeps, None)
+                for job in batch
+            ]
+            if sweeps
+            else [[o.input_line for o in plain]]
+        )
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         for job in jobs:
             compose(config_name=parsed.config_name or "config", overrides=job, return_hydra_config=True)

@@ -7,14 +7,20 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from conftest import ROOT, compose
 from omegaconf import OmegaConf
 
-from conftest import ROOT, compose
 from lmforge.config import load_params, narrow
 from lmforge.errors import ConfigError, DataError
 
-TINY = ["experiment=smoke", "task=topic", "tracking=none", "progress=false", "trainer.precision=32-true",
-        "task.topic.max_epochs=1"]
+TINY = [
+    "experiment=smoke",
+    "task=topic",
+    "tracking=none",
+    "progress=false",
+    "trainer.precision=32-true",
+    "task.topic.max_epochs=1",
+]
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +69,11 @@ def test_evaluate_refuses_what_does_not_belong_to_this_run(run, tmp_path):
 def test_finetune_refuses_a_pretrained_model_its_config_does_not_describe(run, tmp_path):
     from lmforge.stages import finetune
 
-    with pytest.raises(ConfigError, match=r"model=lstm objective=clm is not what .*artifacts/pretrain/model holds "
-                                          r"\(model=gpt_tiny objective=clm.*pretrain it first"):
+    with pytest.raises(
+        ConfigError,
+        match=r"model=lstm objective=clm is not what .*artifacts/pretrain/model holds "
+        r"\(model=gpt_tiny objective=clm.*pretrain it first",
+    ):
         finetune.run(compose(TINY + ["model=lstm"], root=run))
     with pytest.raises(ConfigError, match="model.d_model"):
         finetune.run(compose(TINY + ["model.d_model=64"], root=run))

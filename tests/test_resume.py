@@ -12,18 +12,24 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import ROOT, compose
 from mlflow.tracking import MlflowClient
 from safetensors.torch import load_file
+from servers import env
 
-from conftest import ROOT, compose
 from lmforge.errors import ConfigError
 from lmforge.stages import prepare, pretrain
 from lmforge.stages.common import stage
 from lmforge.train.trainer import latest_checkpoint
-from servers import env
 
-ARGS = ["experiment=smoke", "trainer.precision=32-true", "trainer.max_steps=100", "trainer.checkpoint_every_n_steps=10",
-        "trainer.val_check_interval=20", "progress=false"]
+ARGS = [
+    "experiment=smoke",
+    "trainer.precision=32-true",
+    "trainer.max_steps=100",
+    "trainer.checkpoint_every_n_steps=10",
+    "trainer.val_check_interval=20",
+    "progress=false",
+]
 CHECKPOINTS = Path(".lmforge/checkpoints/pretrain")
 
 
@@ -64,8 +70,12 @@ def test_killed_run_resumes_to_the_same_weights_curves_and_history(prepared, tmp
     # that its sums are added in the same order
     log = tmp_path / "killed.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, str(ROOT / "pipelines/pretrain.py"), *ARGS],
-                                env=env(LMFORGE_ROOT=str(b), OMP_NUM_THREADS=str(torch.get_num_threads())), stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "pipelines/pretrain.py"), *ARGS],
+            env=env(LMFORGE_ROOT=str(b), OMP_NUM_THREADS=str(torch.get_num_threads())),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     deadline = time.time() + 180
     while time.time() < deadline and proc.poll() is None and not list((b / CHECKPOINTS).glob("*/last.ckpt")):
         time.sleep(0.02)
@@ -98,7 +108,9 @@ def test_killed_run_resumes_to_the_same_weights_curves_and_history(prepared, tmp
     csvs = sorted(p.name for p in (a / "artifacts/pretrain/curves").glob("*.csv"))
     assert csvs == ["train.csv", "val.csv"]
     for name in csvs:
-        assert (b / "artifacts/pretrain/curves" / name).read_text() == (a / "artifacts/pretrain/curves" / name).read_text()
+        assert (b / "artifacts/pretrain/curves" / name).read_text() == (
+            a / "artifacts/pretrain/curves" / name
+        ).read_text()
     assert not (b / CHECKPOINTS).exists() or not any((b / CHECKPOINTS).rglob("*.ckpt"))
 
 

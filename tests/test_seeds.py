@@ -9,11 +9,20 @@ from lmforge.report.seeds import aggregate, markdown
 
 
 def row(seed: int, pretrained: float, scratch: float, lr: str = "0.002") -> dict:
-    return {"name": f"exp-{seed}", "params": {"seed": str(seed), "optim.lr": lr, "conf_digest": f"d{seed}"},
-            "metrics": {"tasks.topic.metric": "accuracy", "tasks.topic.pretrained.accuracy": pretrained,
-                        "tasks.topic.scratch.accuracy": scratch, "tasks.topic.baseline.accuracy": 0.2,
-                        "tasks.qa.metric": "f1", "tasks.qa.pretrained.f1": 40.0 + seed,
-                        "tasks.qa.scratch.f1": 39.0 + seed, "pretrain.val_loss": 2.0}}
+    return {
+        "name": f"exp-{seed}",
+        "params": {"seed": str(seed), "optim.lr": lr, "conf_digest": f"d{seed}"},
+        "metrics": {
+            "tasks.topic.metric": "accuracy",
+            "tasks.topic.pretrained.accuracy": pretrained,
+            "tasks.topic.scratch.accuracy": scratch,
+            "tasks.topic.baseline.accuracy": 0.2,
+            "tasks.qa.metric": "f1",
+            "tasks.qa.pretrained.f1": 40.0 + seed,
+            "tasks.qa.scratch.f1": 39.0 + seed,
+            "pretrain.val_loss": 2.0,
+        },
+    }
 
 
 def test_mean_std_and_which_differences_are_clear():

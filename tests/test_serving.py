@@ -7,11 +7,11 @@ from random import Random
 
 import pytest
 import requests
-from mlflow.tracking import MlflowClient
-
 from conftest import compose
-from lmforge.data.world import TOPICS, Ctx, render_sentences, story
+from mlflow.tracking import MlflowClient
 from servers import BIN, free_port, serving
+
+from lmforge.data.world import TOPICS, Ctx, render_sentences, story
 
 pytestmark = pytest.mark.slow
 
@@ -85,10 +85,22 @@ def test_registered_models_are_served_over_http(project):
     assert all(1.0 < p < 1e6 for p in ppl)
 
     port = free_port()
-    cmd = [str(BIN / "mlflow"), "models", "serve", "-m", "models:/lmforge-topic@current",
-           "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]
-    with serving(cmd, f"http://127.0.0.1:{port}/ping", project / "serve.log", timeout=120,
-                 MLFLOW_TRACKING_URI=uri) as proc:
+    cmd = [
+        str(BIN / "mlflow"),
+        "models",
+        "serve",
+        "-m",
+        "models:/lmforge-topic@current",
+        "--env-manager",
+        "local",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+    ]
+    with serving(
+        cmd, f"http://127.0.0.1:{port}/ping", project / "serve.log", timeout=120, MLFLOW_TRACKING_URI=uri
+    ) as proc:
         url = f"http://127.0.0.1:{port}/invocations"
         r = requests.post(url, json={"dataframe_records": [{"text": t} for t in texts]}, timeout=60)
         assert r.status_code == 200, r.text

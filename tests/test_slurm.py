@@ -8,9 +8,8 @@ import re
 
 import pytest
 import submitit
-from omegaconf import OmegaConf
-
 from conftest import ROOT
+from omegaconf import OmegaConf
 
 
 @pytest.fixture(autouse=True)
@@ -28,14 +27,22 @@ def sbatch(overrides: list[str], tmp_path) -> str:
     import lmforge.config  # noqa: F401  (resolvers)
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=["hydra/launcher=slurm", f"paths.root={tmp_path}", *overrides],
-                      return_hydra_config=True)
+        cfg = compose(
+            config_name="config",
+            overrides=["hydra/launcher=slurm", f"paths.root={tmp_path}", *overrides],
+            return_hydra_config=True,
+        )
     params = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
     params.pop("_target_")
     executor = submitit.AutoExecutor(folder=str(tmp_path / ".submitit"), cluster="slurm")
     base = set(OmegaConf.structured(BaseQueueConf).keys())
-    executor.update_parameters(**{k if k in base else f"slurm_{k}": v for k, v in params.items()
-                                  if k not in ("submitit_folder", "max_num_timeout")})
+    executor.update_parameters(
+        **{
+            k if k in base else f"slurm_{k}": v
+            for k, v in params.items()
+            if k not in ("submitit_folder", "max_num_timeout")
+        }
+    )
     return executor._executor._make_submission_file_text("python pipelines/pretrain.py", "test-uid")
 
 
@@ -46,9 +53,18 @@ def directive(script: str, name: str) -> str:
 
 
 def test_multi_node_ddp_job(tmp_path):
-    script = sbatch(["trainer.num_nodes=2", "trainer.devices=4", "trainer.strategy=ddp", "trainer.accelerator=gpu",
-                     "hydra.launcher.partition=gpu", "hydra.launcher.account=lm-team",
-                     "hydra.launcher.timeout_min=90"], tmp_path)
+    script = sbatch(
+        [
+            "trainer.num_nodes=2",
+            "trainer.devices=4",
+            "trainer.strategy=ddp",
+            "trainer.accelerator=gpu",
+            "hydra.launcher.partition=gpu",
+            "hydra.launcher.account=lm-team",
+            "hydra.launcher.timeout_min=90",
+        ],
+        tmp_path,
+    )
     assert directive(script, "nodes") == "2"
     assert directive(script, "ntasks-per-node") == "4"  # one process per GPU: Lightning's DDP over SLURM
     assert directive(script, "gpus-per-node") == "4"
@@ -61,8 +77,11 @@ def test_multi_node_ddp_job(tmp_path):
 def test_defaults_are_one_node_one_device(tmp_path, monkeypatch):
     monkeypatch.setenv("SLURM_PARTITION", "short")
     script = sbatch([], tmp_path)
-    assert (directive(script, "nodes"), directive(script, "ntasks-per-node"), directive(script, "gpus-per-node")) \
-        == ("1", "1", "1")
+    assert (directive(script, "nodes"), directive(script, "ntasks-per-node"), directive(script, "gpus-per-node")) == (
+        "1",
+        "1",
+        "1",
+    )
     assert directive(script, "partition") == "short"
     with pytest.raises(AssertionError):
         directive(script, "account")  # unset: no account line

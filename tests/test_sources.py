@@ -41,9 +41,7 @@ def test_lines_end_at_newline_only(tmp_path):
     # "\r\n" ends a line (the "\r" is dropped); U+2028, U+2029, U+0085, \f, \v, \x1c and a lone
     # "\r" stay inside their line (str.splitlines would break at each); a whitespace-only line
     # separates paragraphs
-    text = ("one\u2028two\u2029three\r\nfour\ffive\vsix\x1cseven\rend\r\n"
-            "   \t \r\n"
-            "next\u0085doc\n")
+    text = "one\u2028two\u2029three\r\nfour\ffive\vsix\x1cseven\rend\r\n   \t \r\nnext\u0085doc\n"
     path = write(tmp_path / "u.txt", text)
     train, _ = docs(load_corpus("text_files", paths=[path], val_fraction=0.0))
     assert train == ["one\u2028two\u2029three\nfour\ffive\vsix\x1cseven\rend", "next\u0085doc"]
@@ -94,7 +92,8 @@ def test_seeded_hash_split_is_deterministic_and_streaming(tmp_path, cache):
     # both splits keep the corpus order, and the rule is the documented hash of the text
     assert train == [d for d in paragraphs if d in train] and val == [d for d in paragraphs if d in val]
     assert val == [d for d in paragraphs[:-1] if is_validation(d, 0.1, 3)] + (
-        [paragraphs[-1]] if is_validation(paragraphs[-1], 0.1, 3) else [])
+        [paragraphs[-1]] if is_validation(paragraphs[-1], 0.1, 3) else []
+    )
     again = load_corpus("text_files", paths=[path], val_fraction=0.1, seed=3, cache_dir=cache)
     assert docs(again) == (train, val)
     other = load_corpus("text_files", paths=[path], val_fraction=0.1, seed=4, cache_dir=cache)
@@ -145,12 +144,19 @@ def test_structured_files_and_min_chars(tmp_path, cache):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    jsonl = write(tmp_path / "a.jsonl", "\n".join(json.dumps(r) for r in [
-        {"text": "from jsonl one", "id": 1},
-        {"text": "  ", "id": 2},
-        {"text": None, "id": 3},
-        {"text": "from jsonl two", "id": 4},
-    ]) + "\n")
+    jsonl = write(
+        tmp_path / "a.jsonl",
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                {"text": "from jsonl one", "id": 1},
+                {"text": "  ", "id": 2},
+                {"text": None, "id": 3},
+                {"text": "from jsonl two", "id": 4},
+            ]
+        )
+        + "\n",
+    )
     js = write(tmp_path / "b.json", json.dumps([{"text": "from a json array"}]))
     csv = write(tmp_path / "c.csv", 'text,label\n"from csv, quoted",1\nok,0\n')
     tsv = write(tmp_path / "d.tsv", "label\ttext\n1\tfrom tsv\n")
@@ -158,10 +164,18 @@ def test_structured_files_and_min_chars(tmp_path, cache):
     pq.write_table(pa.table({"text": ["from parquet"], "n": [1]}), parquet)
     txt = write(tmp_path / "f.txt", "from text\n")
 
-    corpus = load_corpus("text_files", paths=[jsonl, js, csv, tsv, parquet, txt], val_fraction=0.0,
-                         min_chars=3, cache_dir=cache)
-    expected = ["from jsonl one", "from jsonl two", "from a json array", "from csv, quoted",
-                "from tsv", "from parquet", "from text"]  # "ok" is under min_chars
+    corpus = load_corpus(
+        "text_files", paths=[jsonl, js, csv, tsv, parquet, txt], val_fraction=0.0, min_chars=3, cache_dir=cache
+    )
+    expected = [
+        "from jsonl one",
+        "from jsonl two",
+        "from a json array",
+        "from csv, quoted",
+        "from tsv",
+        "from parquet",
+        "from text",
+    ]  # "ok" is under min_chars
     assert docs(corpus) == (expected, [])
     assert docs(corpus) == (expected, [])  # streamed datasets are read again by each pass
 
@@ -220,7 +234,9 @@ def test_undecodable_and_binary_files_name_file_line_and_byte(tmp_path):
     with pytest.raises(DataError, match="utf16.txt"):
         docs(load_corpus("text_files", paths=[str(utf16)]))
     assert docs(load_corpus("text_files", paths=[str(utf16)], encoding="utf-16", val_fraction=0))[0] == [
-        "hello", "world"]
+        "hello",
+        "world",
+    ]
 
 
 def test_byte_order_mark_is_dropped(tmp_path):

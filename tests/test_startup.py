@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
 
 HEAVY = ("torch", "lightning", "transformers", "mlflow", "datasets")
@@ -30,16 +29,19 @@ def check(argv: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
 
 
-@pytest.mark.parametrize("argv, error", [
-    ([], None),
-    (["optim.lr=3e-4", "model=lstm", "task=[ner,qa]"], None),
-    (["--config-name=stage"], None),
-    (["optim.lr=abc"], "optim.lr=abc"),
-    (["optim.lr=-1"], "optim.lr=-1.0 must be positive"),
-    (["trainer.max_steps=0"], "trainer.max_steps=0 must be positive"),
-    (["+trainer.max_stepz=3"], "max_stepz"),
-    (["tokenizer=bytes"], "Available options"),
-])
+@pytest.mark.parametrize(
+    "argv, error",
+    [
+        ([], None),
+        (["optim.lr=3e-4", "model=lstm", "task=[ner,qa]"], None),
+        (["--config-name=stage"], None),
+        (["optim.lr=abc"], "optim.lr=abc"),
+        (["optim.lr=-1"], "optim.lr=-1.0 must be positive"),
+        (["trainer.max_steps=0"], "trainer.max_steps=0 must be positive"),
+        (["+trainer.max_stepz=3"], "max_stepz"),
+        (["tokenizer=bytes"], "Available options"),
+    ],
+)
 def test_checking_a_command_line_imports_no_heavy_library(argv, error):
     out = check(argv)
     assert out.returncode == 0, out.stderr
@@ -53,9 +55,11 @@ def test_checking_a_command_line_imports_no_heavy_library(argv, error):
 
 def test_a_stage_app_answers_a_typo_with_one_line_and_no_stage_import():
     """The whole process, as a user runs it: exit status 2, one line, nothing heavy imported."""
-    code = ("import runpy, sys; sys.argv = ['pipelines/pretrain.py', 'optim.lr=-1']; sys.path.insert(0, 'pipelines')\n"
-            "try:\n    runpy.run_path('pipelines/pretrain.py', run_name='__main__')\n"
-            "finally:\n    print(sorted(m for m in %r if m in sys.modules))" % (HEAVY,))
+    code = (
+        "import runpy, sys; sys.argv = ['pipelines/pretrain.py', 'optim.lr=-1']; sys.path.insert(0, 'pipelines')\n"
+        "try:\n    runpy.run_path('pipelines/pretrain.py', run_name='__main__')\n"
+        "finally:\n    print(sorted(m for m in %r if m in sys.modules))" % (HEAVY,)
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.returncode == 2
     assert out.stderr == "error: optim.lr=-1.0 must be positive\n"

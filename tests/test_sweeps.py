@@ -10,19 +10,24 @@ from pathlib import Path
 
 import pytest
 import yaml
-from mlflow.tracking import MlflowClient
-
 from conftest import ROOT, compose
-from lmforge.errors import ConfigError
-from lmforge.track.run import metric_value
-from lmforge.track.store import read_params
+from mlflow.tracking import MlflowClient
 from servers import env
 from test_tracking import corpus, section_params, text_args
 
+from lmforge.errors import ConfigError
+from lmforge.track.run import metric_value
+from lmforge.track.store import read_params
+
 
 def sweep(stage: str, args: list[str], root: Path, timeout: float = 600) -> str:
-    out = subprocess.run([sys.executable, str(ROOT / f"pipelines/{stage}.py"), "-m", *args],
-                         env=env(LMFORGE_ROOT=str(root)), capture_output=True, text=True, timeout=timeout)
+    out = subprocess.run(
+        [sys.executable, str(ROOT / f"pipelines/{stage}.py"), "-m", *args],
+        env=env(LMFORGE_ROOT=str(root)),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
     return out.stdout + out.stderr
 
@@ -42,8 +47,11 @@ def test_metric_value_reads_a_nested_summary_key():
     assert metric_value(summary, "val_loss") == 2.5
     assert metric_value(summary, "tokens.train") == metric_value(summary, "tokens/train") == 10.0
     assert metric_value({"topic": summary["topic"]}, "*.pretrained.best_val_score") == 0.75
-    with pytest.raises(ConfigError, match=r"optimized_metric='\*\.pretrained\.best_val_score' is not in the "
-                                          r"stage's summary \(at '\*'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"optimized_metric='\*\.pretrained\.best_val_score' is not in the "
+        r"stage's summary \(at '\*'",
+    ):
         metric_value(summary, "*.pretrained.best_val_score")  # `*` needs exactly one key there
     with pytest.raises(ConfigError, match=r"at 'val_los'.*'val_loss'"):
         metric_value(summary, "val_los")
@@ -53,25 +61,40 @@ def test_sweep_is_one_parent_run_and_failed_jobs_do_not_stop_it(tmp_path):
     text = corpus(tmp_path / "corpus.txt")
     missing = tmp_path / "missing.txt"
     # 4 jobs: vocab 100 is an invalid config (fails before its stage), a missing file fails inside it
-    sweep("prepare", ["experiment=smoke", "data=text_files", "progress=false", "tokenizer.vocab_size=100,400",
-                      f"data.text_files.paths=[{text}],[{missing}]"], tmp_path)
+    sweep(
+        "prepare",
+        [
+            "experiment=smoke",
+            "data=text_files",
+            "progress=false",
+            "tokenizer.vocab_size=100,400",
+            f"data.text_files.paths=[{text}],[{missing}]",
+        ],
+        tmp_path,
+    )
     client, parent, children = sweep_runs(tmp_path)
 
     assert parent.info.status == "FINISHED"
-    assert parent.info.run_name == f"sweep prepare tokenizer.vocab_size=100,400 data.text_files.paths=[{text}],[{missing}]"
+    assert (
+        parent.info.run_name == f"sweep prepare tokenizer.vocab_size=100,400 data.text_files.paths=[{text}],[{missing}]"
+    )
     assert parent.data.tags["lmforge.sweep.overrides"] == (
         f"experiment=smoke data=text_files progress=false tokenizer.vocab_size=100,400 "
-        f"data.text_files.paths=[{text}],[{missing}]")
+        f"data.text_files.paths=[{text}],[{missing}]"
+    )
     assert parent.data.metrics == {"jobs": 4.0, "jobs_failed": 3.0}
     by_name = {r.info.run_name: r for r in children}
     assert sorted(by_name) == sorted(
         f"prepare #{i} tokenizer.vocab_size={v} data.text_files.paths=[{p}]"
-        for i, (v, p) in enumerate((v, p) for v in (100, 400) for p in (text, missing)))
+        for i, (v, p) in enumerate((v, p) for v in (100, 400) for p in (text, missing))
+    )
     ok = by_name[f"prepare #2 tokenizer.vocab_size=400 data.text_files.paths=[{text}]"]
     assert ok.info.status == "FINISHED" and ok.data.metrics["tokens_train"] > 0
     # its params: the prepare stage's sections (seed, data, tokenizer), checked; nothing else
-    ok_cfg = compose(["experiment=smoke", "data=text_files", "tokenizer.vocab_size=400",
-                      f"data.text_files.paths=[{text}]"], root=tmp_path)
+    ok_cfg = compose(
+        ["experiment=smoke", "data=text_files", "tokenizer.vocab_size=400", f"data.text_files.paths=[{text}]"],
+        root=tmp_path,
+    )
     assert read_params(ok) == section_params(ok_cfg, ("seed", "data", "tokenizer"))
     failed = [r for r in children if r is not ok]
     assert all(r.info.status == "FAILED" for r in failed)
@@ -90,9 +113,17 @@ def test_optuna_sweep_optimises_the_returned_metric_and_logs_the_best_trial(tmp_
     text = corpus(tmp_path / "corpus.txt")
     # larger vocabularies need fewer tokens: minimising tokens.train picks the largest one tried;
     # 100 is invalid: its trials fail and the study goes on
-    sweep("prepare", text_args(text) + ["hparams_search=optuna", "optimized_metric=tokens.train",
-                                        "tokenizer.vocab_size=choice(100,300,400,500)", "hydra.sweeper.n_trials=6"],
-          tmp_path)
+    sweep(
+        "prepare",
+        text_args(text)
+        + [
+            "hparams_search=optuna",
+            "optimized_metric=tokens.train",
+            "tokenizer.vocab_size=choice(100,300,400,500)",
+            "hydra.sweeper.n_trials=6",
+        ],
+        tmp_path,
+    )
     client, parent, children = sweep_runs(tmp_path)
     assert len(children) == 6
     finished = [r for r in children if r.info.status == "FINISHED"]
@@ -114,8 +145,12 @@ def test_optuna_sweep_optimises_the_returned_metric_and_logs_the_best_trial(tmp_
 def test_sweeps_started_in_the_same_second_never_share_a_folder(tmp_path):
     text = corpus(tmp_path / "corpus.txt")
     cmd = [sys.executable, str(ROOT / "pipelines/prepare.py"), "-m", *text_args(text), "tracking=none", "seed=1,2"]
-    procs = [subprocess.Popen(cmd, env=env(LMFORGE_ROOT=str(tmp_path)), stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            cmd, env=env(LMFORGE_ROOT=str(tmp_path)), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
     for p in procs:
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0, err[-3000:]
@@ -133,8 +168,11 @@ def test_joblib_sweep_of_four_jobs_loses_no_run_param_or_metric(tmp_path):
     args = text_args(text)
     prepare.run(compose(args + ["tracking=none"], root=tmp_path))
     seeds = (1, 2, 3, 4)
-    sweep("pretrain", args + ["hydra/launcher=parallel", "hydra.launcher.n_jobs=4",
-                              "seed=" + ",".join(map(str, seeds))], tmp_path)
+    sweep(
+        "pretrain",
+        args + ["hydra/launcher=parallel", "hydra.launcher.n_jobs=4", "seed=" + ",".join(map(str, seeds))],
+        tmp_path,
+    )
     client, parent, children = sweep_runs(tmp_path)
     assert parent.data.tags["lmforge.sweep.launcher"] == "JoblibLauncher"
     assert parent.info.status == "FINISHED" and parent.data.metrics["jobs"] == 4
@@ -144,8 +182,9 @@ def test_joblib_sweep_of_four_jobs_loses_no_run_param_or_metric(tmp_path):
         assert r.info.status == "FINISHED"
         seed = int(r.data.params["seed"])
         params = read_params(r)
-        expected = section_params(compose(args + [f"seed={seed}"], root=tmp_path),
-                                  tuple(s for s in pretrain.PARAMS if s != "model"))
+        expected = section_params(
+            compose(args + [f"seed={seed}"], root=tmp_path), tuple(s for s in pretrain.PARAMS if s != "model")
+        )
         assert {k: v for k, v in params.items() if not k.startswith("model.")} == expected  # every param, exactly
         keys = {k for k in params if k.startswith("model.")}  # the backbone's settings, as it was built
         assert model_keys in (None, keys) and "model.d_model" in keys
@@ -180,11 +219,22 @@ def test_finetune_lr_preset_tunes_one_task(tmp_path):
     args = ["experiment=smoke", "trainer.precision=32-true", "progress=false"]
     prepare.run(compose(args + ["tracking=none"], root=tmp_path))
     pretrain.run(compose(args + ["tracking=none"], root=tmp_path))
-    sweep("finetune", args + ["hparams_search=finetune_lr", "task=topic", "task.topic.lr=tag(log, interval(1e-4, 3e-3))",
-                              "task.topic.dropout=interval(0.0, 0.3)", "hydra.sweeper.n_trials=2"], tmp_path)
+    sweep(
+        "finetune",
+        args
+        + [
+            "hparams_search=finetune_lr",
+            "task=topic",
+            "task.topic.lr=tag(log, interval(1e-4, 3e-3))",
+            "task.topic.dropout=interval(0.0, 0.3)",
+            "hydra.sweeper.n_trials=2",
+        ],
+        tmp_path,
+    )
     _, parent, children = sweep_runs(tmp_path)
-    assert len(children) == 2 and all(r.info.status == "FINISHED" for r in children), \
-        [r.data.tags.get("lmforge.error") for r in children]
+    assert len(children) == 2 and all(r.info.status == "FINISHED" for r in children), [
+        r.data.tags.get("lmforge.error") for r in children
+    ]
     assert len({r.data.params["task.topic.lr"] for r in children}) == 2  # the trials' own values reached them
     assert all(r.data.tags["lmforge.init"] == "pretrained" for r in children)
     assert all(r.data.metrics["objective"] == r.data.metrics["final/best_val_score"] for r in children)

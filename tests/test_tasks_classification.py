@@ -18,9 +18,16 @@ FAMILIES = ("classification", "tagging", "qa", "summarization", "translation")
 
 def save_task_model(directory, fam, model, head, tok, tmp_path):
     save_tokenizer(tok, tmp_path / "tok")
-    SavedModel(kind="task_model", backbone=model.backbone.spec(), objective="clm", task=fam.task, family=fam.name,
-               task_config=asdict(fam.config), head=head, init="pretrained").save(directory, model.state_dict(),
-                                                                                  tmp_path / "tok")
+    SavedModel(
+        kind="task_model",
+        backbone=model.backbone.spec(),
+        objective="clm",
+        task=fam.task,
+        family=fam.name,
+        task_config=asdict(fam.config),
+        head=head,
+        init="pretrained",
+    ).save(directory, model.state_dict(), tmp_path / "tok")
 
 
 def test_tiny_model_overfits_and_reloads(tmp_path, one_thread):
@@ -34,7 +41,9 @@ def test_tiny_model_overfits_and_reloads(tmp_path, one_thread):
     preds = fam.predict(model, train, tok, head)
     assert fam.scores(preds, train, head)["accuracy"] == 1.0
     counts = [r["label"] for r in train]
-    assert fam.baseline(train, train, head, 0) == [min(set(counts), key=lambda l: (-counts.count(l), l))] * 10
+    assert (
+        fam.baseline(train, train, head, 0) == [min(set(counts), key=lambda label: (-counts.count(label), label))] * 10
+    )
 
     save_task_model(tmp_path / "m", fam, model, head, tok, tmp_path)
     loaded, fam2, saved = load_task_model(tmp_path / "m")
@@ -48,7 +57,9 @@ def test_last_token_pooling_is_kept_in_the_model_directory(tmp_path):
     fam = family("sentiment", max_length=96, pooling="last")
     train = splits("sentiment")["train"][:4]
     head = fam.head_config({"train": train}, labels("sentiment"), None)
-    assert head["pooling"] == "last" and family("sentiment").head_config({"train": train}, None, None)["pooling"] == "mean"
+    assert (
+        head["pooling"] == "last" and family("sentiment").head_config({"train": train}, None, None)["pooling"] == "mean"
+    )
     model = fam.build(backbone(tok), head).eval()
     assert model.pooling == "last"
     save_task_model(tmp_path / "m", fam, model, head, tok, tmp_path)

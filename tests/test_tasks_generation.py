@@ -94,5 +94,6 @@ def test_generation_needs_a_causal_backbone_that_fits_source_and_target():
     with pytest.raises(ConfigError, match=r"max_source_length=96 \+ max_target_length=32 \+ 2 .* = 130 exceeds"):
         fam.check_backbone(small.cfg, type(small).capabilities(small.cfg), "the test model")
     with pytest.raises(ConfigError, match=r"task\.translation\.baseline=lexicon needs the built-in world"):
-        family("translation", baseline="lexicon", data={"source": "local", "format": "parallel", "train": "t",
-                                                        "test": "t"})
+        family(
+            "translation", baseline="lexicon", data={"source": "local", "format": "parallel", "train": "t", "test": "t"}
+        )

@@ -30,7 +30,7 @@ def test_features_label_the_answer_only_in_windows_that_hold_it():
     assert found, "some window holds the answer"
     assert len(found) < len(feats), "some window does not"
     for f in found:  # the labelled tokens decode to the answer
-        assert tok.decode(f["input_ids"][f["start"]: f["end"] + 1]).strip() == answer
+        assert tok.decode(f["input_ids"][f["start"] : f["end"] + 1]).strip() == answer
 
 
 def test_tiny_model_overfits_a_handful_of_questions(one_thread):

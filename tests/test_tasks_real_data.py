@@ -12,9 +12,11 @@ from lmforge.tasks.tagging import entity_scores
 
 pytestmark = pytest.mark.shared_data
 
-FILES = {"sst2_local": ("sst2/train.tsv", "sst2/dev.tsv"),
-         "conll2003_local": ("conll2003/eng.train", "conll2003/eng.testa"),
-         "multi30k_local": ("multi30k/train", "multi30k/val")}
+FILES = {
+    "sst2_local": ("sst2/train.tsv", "sst2/dev.tsv"),
+    "conll2003_local": ("conll2003/eng.train", "conll2003/eng.testa"),
+    "multi30k_local": ("multi30k/train", "multi30k/val"),
+}
 
 
 def data_overrides(shared_data, task: str) -> list[str]:
@@ -60,8 +62,14 @@ def test_multi30k_local(shared_data, tmp_path):
     assert copy[0] == r["source"] and 0 < family.scores(copy, splits["test"], {})["bleu"] < 10
 
 
-SMOKE = ["experiment=smoke", "tracking=none", "inits=[pretrained]", "progress=false", "trainer.accelerator=cpu",
-         "trainer.precision=32-true"]
+SMOKE = [
+    "experiment=smoke",
+    "tracking=none",
+    "inits=[pretrained]",
+    "progress=false",
+    "trainer.accelerator=cpu",
+    "trainer.precision=32-true",
+]
 
 
 @pytest.fixture(scope="module")
@@ -81,20 +89,26 @@ def tiny_root(tmp_path_factory):
     tok = tokenizer(vocab_size=500)
     save_tokenizer(tok, root / "tok")
     cls, model = settings(cfg.model)
-    backbone = cls.create(replace(model, vocab_size=tok.get_vocab_size(with_added_tokens=True),
-                                  pad_id=special_ids(tok)["pad"], causal=True))
-    SavedModel(kind="language_model", backbone=backbone.spec(), objective=cfg.objective.name,
-               model=to_container(cfg)["model"]).save(root / "artifacts/pretrain/model", CausalLM(backbone).state_dict(),
-                                                      root / "tok", backbone.cfg.max_len)
+    backbone = cls.create(
+        replace(
+            model, vocab_size=tok.get_vocab_size(with_added_tokens=True), pad_id=special_ids(tok)["pad"], causal=True
+        )
+    )
+    SavedModel(
+        kind="language_model", backbone=backbone.spec(), objective=cfg.objective.name, model=to_container(cfg)["model"]
+    ).save(root / "artifacts/pretrain/model", CausalLM(backbone).state_dict(), root / "tok", backbone.cfg.max_len)
     write_index(root / "artifacts/prepare/index")
     return root
 
 
-@pytest.mark.parametrize("task,settings", [
-    ("sst2_local", []),
-    ("conll2003_local", []),
-    ("multi30k_local", ["max_source_length=24", "max_target_length=16"]),
-])
+@pytest.mark.parametrize(
+    "task,settings",
+    [
+        ("sst2_local", []),
+        ("conll2003_local", []),
+        ("multi30k_local", ["max_source_length=24", "max_target_length=16"]),
+    ],
+)
 def test_finetune_and_evaluate_stages_on_real_files(shared_data, tiny_root, one_thread, task, settings):
     """The README's commands, in process and tiny: a config change is all real data needs."""
     import json
@@ -103,13 +117,24 @@ def test_finetune_and_evaluate_stages_on_real_files(shared_data, tiny_root, one_
     from lmforge.stages import evaluate, finetune
 
     root = tiny_root
-    cfg = compose([f"task={task}", *SMOKE, *data_overrides(shared_data, task),
-                   *(f"task.{task}.{s}" for s in ["data.max_train=48", "data.max_eval=16", "max_epochs=1", *settings])],
-                  root=root)
+    cfg = compose(
+        [
+            f"task={task}",
+            *SMOKE,
+            *data_overrides(shared_data, task),
+            *(f"task.{task}.{s}" for s in ["data.max_train=48", "data.max_eval=16", "max_epochs=1", *settings]),
+        ],
+        root=root,
+    )
     summary = finetune.run(cfg)[task]["pretrained"]
     assert summary["n_train"] == 48 and summary["family"] == cfg.task[task].family and summary["task"] == task
     saved = SavedModel.load(root / f"artifacts/finetune/{task}/pretrained/model")
-    assert (saved.kind, saved.task, saved.family, saved.init) == ("task_model", task, cfg.task[task].family, "pretrained")
+    assert (saved.kind, saved.task, saved.family, saved.init) == (
+        "task_model",
+        task,
+        cfg.task[task].family,
+        "pretrained",
+    )
     results = evaluate.run(cfg)[task]
     assert results["n_test"] == 16 and results["inits"] == ["pretrained"]
     written = json.loads((root / f"reports/metrics/{task}.json").read_text())

@@ -83,9 +83,7 @@ def test_progress_bar_option_runs():
     assert tok.get_vocab_size() > len(SPECIAL_TOKENS)
 
 
-@pytest.mark.parametrize(
-    "kind,size", [("bpe", 261), ("bpe", 100), ("wordpiece", 6), ("char", 3)]
-)
+@pytest.mark.parametrize("kind,size", [("bpe", 261), ("bpe", 100), ("wordpiece", 6), ("char", 3)])
 def test_too_small_vocab_is_a_config_error(kind, size):
     with pytest.raises(ConfigError, match=r"tokenizer\.vocab_size"):
         train_tokenizer(CORPUS, kind=kind, vocab_size=size, progress=False)
@@ -128,8 +126,14 @@ def test_save_load_and_autotokenizer(tmp_path, tokenizers_by_kind, kind):
     hf = AutoTokenizer.from_pretrained(tmp_path / "tok")
     assert isinstance(hf, PreTrainedTokenizerFast)
     assert hf.model_max_length == 64
-    assert [hf.pad_token_id, hf.eos_token_id, hf.unk_token_id, hf.mask_token_id,
-            hf.sep_token_id, hf.cls_token_id] == [0, 1, 2, 3, 4, 5]
+    assert [hf.pad_token_id, hf.eos_token_id, hf.unk_token_id, hf.mask_token_id, hf.sep_token_id, hf.cls_token_id] == [
+        0,
+        1,
+        2,
+        3,
+        4,
+        5,
+    ]
     assert len(hf) == tok.get_vocab_size()
     for text in (CORPUS[3], "The sleepy otter lands.", ODD_TEXT):
         ids = hf(text)["input_ids"]

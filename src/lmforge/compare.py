@@ -40,14 +40,18 @@ def sweep_runs(tracking_uri: str, experiment: str, sweep: str | None):
     if sweep:
         parent = client.get_run(sweep)
     else:
-        found = client.search_runs([exp.experiment_id], filter_string="tags.`lmforge.kind` = 'sweep'",
-                                   order_by=["attributes.start_time DESC"], max_results=1)
+        found = client.search_runs(
+            [exp.experiment_id],
+            filter_string="tags.`lmforge.kind` = 'sweep'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
         if not found:
             raise SystemExit(f"no sweep in {tracking_uri}: run one with `python pipelines/<stage>.py -m ...`")
         parent = found[0]
-    children = client.search_runs([exp.experiment_id],
-                                  filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'",
-                                  max_results=10000)
+    children = client.search_runs(
+        [exp.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'", max_results=10000
+    )
     return client, parent, children
 
 
@@ -64,8 +68,9 @@ def _data(entry: dict, kind: str) -> dict:
 
 def exp_rows(root: Path, names: list[str] | None = None) -> list[dict]:
     """Rows of `dvc exp show --json` (the workspace, the baseline and every experiment)."""
-    out = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json"], cwd=root,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "dvc", "exp", "show", "--json"], cwd=root, capture_output=True, text=True
+    )
     if out.returncode != 0:
         raise SystemExit(f"dvc exp show failed: {out.stderr.strip()}")
     rows = []
@@ -87,8 +92,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m lmforge.compare", description=__doc__.split("\n\n")[0])
     ap.add_argument("--sweep", nargs="?", const="", default=None, help="a sweep's parent run id (default: latest)")
     ap.add_argument("--exps", nargs="*", default=None, help="DVC experiments to compare (default: all)")
-    ap.add_argument("--seeds", nargs="*", default=None,
-                    help="DVC experiments that differ by seed (default: all): mean ± std per task and system")
+    ap.add_argument(
+        "--seeds",
+        nargs="*",
+        default=None,
+        help="DVC experiments that differ by seed (default: all): mean ± std per task and system",
+    )
     ap.add_argument("--metric", default=None, help="metric to rank by")
     ap.add_argument("--tracking-uri", default=None, help="default: sqlite:///<root>/mlflow.db")
     ap.add_argument("--experiment", default="lmforge")
@@ -101,8 +110,10 @@ def main(argv: list[str] | None = None) -> int:
 
         groups = aggregate([r for r in exp_rows(root, args.seeds or None) if not r["name"].endswith("(baseline)")])
         if not groups:
-            raise SystemExit("no DVC experiments with task metrics and a seed: run some first, e.g. "
-                             "dvc exp run --queue -S 'seed=1,2,3' && dvc exp run --run-all")
+            raise SystemExit(
+                "no DVC experiments with task metrics and a seed: run some first, e.g. "
+                "dvc exp run --queue -S 'seed=1,2,3' && dvc exp run --run-all"
+            )
         out.mkdir(parents=True, exist_ok=True)
         md = markdown(groups)
         (out / "seeds.md").write_text(md)

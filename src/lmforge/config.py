@@ -94,7 +94,8 @@ class TokenizerConfig:
         if self.vocab_size < floor:
             raise ConfigError(
                 f"{key}.vocab_size={self.vocab_size} is smaller than the {SPECIAL_TOKENS} special tokens "
-                f"plus the base alphabet of a {self.kind!r} tokenizer (needs at least {floor})")
+                f"plus the base alphabet of a {self.kind!r} tokenizer (needs at least {floor})"
+            )
 
 
 @dataclass
@@ -147,7 +148,9 @@ class TrackingConfig:
     register_models: bool = True  # model registry: <model_prefix>-lm, <model_prefix>-<task>
     model_prefix: str = "lmforge"
     connect_timeout_s: float = setting(5.0, gt=0)  # an http(s) tracking server must answer /health within this
-    http_retries: int = setting(2, ge=0)  # MLflow's HTTP retries after the start (its default, 7, backs off for minutes)
+    http_retries: int = setting(
+        2, ge=0
+    )  # MLflow's HTTP retries after the start (its default, 7, backs off for minutes)
 
 
 INITS = ("pretrained", "scratch")  # a fine-tune starts from the pretrained backbone or from scratch
@@ -190,11 +193,26 @@ class Config(PipelineConfig):
 
 HYPERPARAMETERS = ("seed", "data", "tokenizer", "model", "objective", "optim", "trainer", "task", "max_task_records")
 SCALARS = ("seed", "max_task_records")
-SECTIONS = {"data": DataConfig, "tokenizer": TokenizerConfig, "objective": ObjectiveConfig,
-            "optim": OptimConfig, "trainer": TrainerConfig}
+SECTIONS = {
+    "data": DataConfig,
+    "tokenizer": TokenizerConfig,
+    "objective": ObjectiveConfig,
+    "optim": OptimConfig,
+    "trainer": TrainerConfig,
+}
 # the conf/ entries that compose params.yaml (their digest is params.yaml's conf_digest)
-PIPELINE_CONF = ("params.yaml", "pipeline.yaml", "data", "tokenizer", "model", "objective", "trainer", "task", "finetune",
-                 "experiment")
+PIPELINE_CONF = (
+    "params.yaml",
+    "pipeline.yaml",
+    "data",
+    "tokenizer",
+    "model",
+    "objective",
+    "trainer",
+    "task",
+    "finetune",
+    "experiment",
+)
 
 
 def project_root() -> Path:
@@ -292,14 +310,17 @@ def load_params(cfg: DictConfig, sections: tuple[str, ...]) -> DictConfig:
         raise ConfigError(f"{path}: not a mapping of parameters; {recompose}")
     unknown = sorted(set(params) - set(HYPERPARAMETERS) - {"conf_digest"})
     if unknown:
-        raise ConfigError(f"{path}: {unknown[0]!r} is not a parameter lmforge knows (parameters: "
-                          f"{', '.join(HYPERPARAMETERS)}); recompose it with `python -m lmforge.params`")
+        raise ConfigError(
+            f"{path}: {unknown[0]!r} is not a parameter lmforge knows (parameters: "
+            f"{', '.join(HYPERPARAMETERS)}); recompose it with `python -m lmforge.params`"
+        )
     current = conf_digest(Path(cfg.paths.root) / "conf")
     if params.get("conf_digest") != current:
         raise ConfigError(
             f"{path} was composed from another conf/ (conf_digest {params.get('conf_digest')}, conf/ is now "
             f"{current}): `dvc repro` runs params.yaml as it is, so edits to conf/ would be ignored. "
-            "Recompose it: `dvc exp run` does (and runs), or `python -m lmforge.params` (then `dvc repro`)")
+            "Recompose it: `dvc exp run` does (and runs), or `python -m lmforge.params` (then `dvc repro`)"
+        )
     out = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
     OmegaConf.set_struct(out, False)
     for name in sections:
@@ -326,8 +347,10 @@ def narrow(cfg: DictConfig, sections: tuple[str, ...]) -> DictConfig:
         tasks = OmegaConf.select(out, "task") or {}
         if cfg.only_task is not None:
             if cfg.only_task not in tasks:
-                raise ConfigError(f"only_task={cfg.only_task!r} is not one of the configured tasks "
-                                  f"{sorted(tasks)} (choose tasks with task=[...])")
+                raise ConfigError(
+                    f"only_task={cfg.only_task!r} is not one of the configured tasks "
+                    f"{sorted(tasks)} (choose tasks with task=[...])"
+                )
             out.task = {cfg.only_task: tasks[cfg.only_task]}
         elif not tasks:
             raise ConfigError("no task is configured: choose one or more, e.g. task=topic or 'task=[topic,ner]'")

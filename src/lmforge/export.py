@@ -47,11 +47,22 @@ def gpt2_config(cfg, eos_id: int | None, pad_id: int | None, **extra):
     from transformers import GPT2Config
 
     return GPT2Config(
-        vocab_size=cfg.vocab_size, n_positions=cfg.max_len, n_embd=cfg.d_model, n_layer=cfg.n_layers,
-        n_head=cfg.n_heads, n_inner=cfg.d_ff, activation_function="gelu_new",
-        resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout, attn_pdrop=cfg.dropout,
-        layer_norm_epsilon=cfg.layer_norm_eps, tie_word_embeddings=True,
-        bos_token_id=eos_id, eos_token_id=eos_id, pad_token_id=pad_id, **extra,
+        vocab_size=cfg.vocab_size,
+        n_positions=cfg.max_len,
+        n_embd=cfg.d_model,
+        n_layer=cfg.n_layers,
+        n_head=cfg.n_heads,
+        n_inner=cfg.d_ff,
+        activation_function="gelu_new",
+        resid_pdrop=cfg.dropout,
+        embd_pdrop=cfg.dropout,
+        attn_pdrop=cfg.dropout,
+        layer_norm_epsilon=cfg.layer_norm_eps,
+        tie_word_embeddings=True,
+        bos_token_id=eos_id,
+        eos_token_id=eos_id,
+        pad_token_id=pad_id,
+        **extra,
     )
 
 
@@ -107,22 +118,33 @@ def export_classifier(model_dir: Path, out: Path) -> None:
 
     model, family, saved = load_task_model(model_dir)
     if not hasattr(model, "pooling"):  # not a sequence classifier: no pooling setting would help
-        raise ConfigError(f"{model_dir}: a {family.name} model has no standard transformers class that computes "
-                          "the same (only a last-token classifier does: GPT2ForSequenceClassification); export the "
-                          "pretrained LM")
+        raise ConfigError(
+            f"{model_dir}: a {family.name} model has no standard transformers class that computes "
+            "the same (only a last-token classifier does: GPT2ForSequenceClassification); export the "
+            "pretrained LM"
+        )
     if model.pooling != "last":
         raise ConfigError(
             f"{model_dir}: this {family.name} model has no standard class: GPT2ForSequenceClassification pools the "
             "last token, and only a classifier fine-tuned with `pooling: last` does the same (fine-tune with "
-            f"task.{saved.task}.pooling=last to export it, or export the pretrained LM)")
+            f"task.{saved.task}.pooling=last to export it, or export the pretrained LM)"
+        )
     ids = _special(model_dir)
     labels = saved.head["labels"]
-    hf = GPT2ForSequenceClassification(gpt2_config(
-        model.backbone.cfg, ids["eos"], ids["pad"], num_labels=len(labels),
-        id2label=dict(enumerate(labels)), label2id={y: i for i, y in enumerate(labels)}))
+    hf = GPT2ForSequenceClassification(
+        gpt2_config(
+            model.backbone.cfg,
+            ids["eos"],
+            ids["pad"],
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            label2id={y: i for i, y in enumerate(labels)},
+        )
+    )
     state = dict(gpt2_state(model.backbone))
-    state["transformer.ln_f.bias"] = fold_bias(model.head.weight.detach(), model.head.bias.detach(),
-                                               state["transformer.ln_f.bias"])
+    state["transformer.ln_f.bias"] = fold_bias(
+        model.head.weight.detach(), model.head.bias.detach(), state["transformer.ln_f.bias"]
+    )
     state["score.weight"] = model.head.weight.detach().clone()
     hf.load_state_dict(state, strict=True)
     hf.save_pretrained(str(out))
@@ -132,9 +154,11 @@ def export_classifier(model_dir: Path, out: Path) -> None:
 def export_transformers(model_dir: Path, out: Path) -> None:
     saved = SavedModel.load(model_dir)
     if saved.kind != "language_model":
-        raise ConfigError(f"{model_dir}: a fine-tuned model over a Hugging Face backbone has no standard class "
-                          "that computes the same (its head differs from …ForSequenceClassification's); export "
-                          "its pretrained LM")
+        raise ConfigError(
+            f"{model_dir}: a fine-tuned model over a Hugging Face backbone has no standard class "
+            "that computes the same (its head differs from …ForSequenceClassification's); export "
+            "its pretrained LM"
+        )
     backbone, _ = load_backbone(model_dir)
     backbone.save_pretrained(out)
     copy_tokenizer(model_dir, out, backbone.cfg.max_len)
@@ -147,8 +171,10 @@ def export(model_dir: str | Path, out_dir: str | Path) -> Path:
     cls, config = from_spec(saved.backbone, Path(model_dir) / MANIFEST)
     exports_as = cls.capabilities(config).exports_as
     if exports_as is None:
-        raise ConfigError(f"{model_dir}: its backbone ({saved.backbone['arch']}, trained with objective="
-                          f"{saved.objective}) has no standard transformers class to export to")
+        raise ConfigError(
+            f"{model_dir}: its backbone ({saved.backbone['arch']}, trained with objective="
+            f"{saved.objective}) has no standard transformers class to export to"
+        )
     with atomic_dir(out_dir) as tmp:
         if exports_as == "transformers":
             export_transformers(model_dir, tmp)

@@ -66,7 +66,7 @@ def remove_stale_temps(parent: Path, name: str) -> list[Path]:
     if not parent.is_dir():
         return removed
     for p in parent.glob(f".{name}.*-*"):
-        kind, _, rest = p.name[len(name) + 2:].partition("-")
+        kind, _, rest = p.name[len(name) + 2 :].partition("-")
         if kind not in ("tmp", "old"):
             continue
         pid = rest.split("-", 1)[0]
@@ -142,7 +142,7 @@ def read_text(path: str | Path, what: str = "file") -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text (byte {e.start}: {data[e.start:e.start + 1]!r})") from None
+        raise DataError(f"{path}: not UTF-8 text (byte {e.start}: {data[e.start : e.start + 1]!r})") from None
 
 
 def read_json(path: str | Path) -> Any:

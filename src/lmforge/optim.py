@@ -15,8 +15,9 @@ from lightning.pytorch.strategies import FSDPStrategy
 from torch import nn
 
 
-def adamw(model: nn.Module, lr: float, weight_decay: float, betas=(0.9, 0.95),
-          fused: bool = False) -> torch.optim.AdamW:
+def adamw(
+    model: nn.Module, lr: float, weight_decay: float, betas=(0.9, 0.95), fused: bool = False
+) -> torch.optim.AdamW:
     """Decay only ≥2-D weights (matmuls, embeddings); biases and LayerNorms are left alone.
     `fused`: torch's single-kernel step (see `fused_ok` for when a Trainer allows it)."""
     params = [p for p in model.parameters() if p.requires_grad]

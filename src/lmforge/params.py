@@ -39,13 +39,16 @@ def check(cfg: DictConfig) -> None:
     objective = cfg.objective.name
     models.check_objective(cls, model, objective, f"model={cfg.model.get('name') or cls.arch}")
     if cfg.trainer.block_size > model.max_len:
-        raise ConfigError(f"trainer.block_size={cfg.trainer.block_size} exceeds model.max_len={model.max_len}: "
-                          "lower the block size or raise the model's max_len")
+        raise ConfigError(
+            f"trainer.block_size={cfg.trainer.block_size} exceeds model.max_len={model.max_len}: "
+            "lower the block size or raise the model's max_len"
+        )
     trained = replace(model, causal=objective == "clm")
     can = cls.capabilities(trained)
     for name, node in (cfg.task or {}).items():
-        tasks.configure(str(name), node).check_backbone(trained, can, f"model={cfg.model.get('name') or cls.arch} "
-                                                                      f"objective={objective}")
+        tasks.configure(str(name), node).check_backbone(
+            trained, can, f"model={cfg.model.get('name') or cls.arch} objective={objective}"
+        )
 
 
 def composed(*, _root_: DictConfig) -> str:
@@ -74,9 +77,14 @@ def main(argv: list[str] | None = None) -> int:
     root = project_root()
     hydra_cfg = Repo(str(root)).config.get("hydra", {})
     try:
-        compose_and_dump(root / "params.yaml", str(root / hydra_cfg.get("config_dir", "conf")), None,
-                         hydra_cfg.get("config_name", "config"), str(root / hydra_cfg.get("plugins_path", "")),
-                         list(args.overrides))
+        compose_and_dump(
+            root / "params.yaml",
+            str(root / hydra_cfg.get("config_dir", "conf")),
+            None,
+            hydra_cfg.get("config_name", "config"),
+            str(root / hydra_cfg.get("plugins_path", "")),
+            list(args.overrides),
+        )
     except LmforgeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

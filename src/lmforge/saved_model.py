@@ -48,8 +48,13 @@ class SavedModel:
     lmforge_version: str = ""
     version: int = VERSION
 
-    def save(self, directory: str | Path, state: dict[str, torch.Tensor], tokenizer_dir: str | Path,
-             max_len: int | None = None) -> "SavedModel":
+    def save(
+        self,
+        directory: str | Path,
+        state: dict[str, torch.Tensor],
+        tokenizer_dir: str | Path,
+        max_len: int | None = None,
+    ) -> "SavedModel":
         """Write weights, manifest and tokenizer into `directory` (callers make it atomic); returns
         the manifest as written (with its weights digest)."""
         from safetensors.torch import save_file
@@ -81,8 +86,11 @@ class SavedModel:
         if not directory.is_dir():
             raise DataError(f"{directory}: no model directory there; run the stage that makes it")
         if not path.is_file():
-            hint = ("a Hugging Face directory: fine-tune it as model=hf model.pretrained=<it>"
-                    if (directory / "config.json").is_file() else REMAKE)
+            hint = (
+                "a Hugging Face directory: fine-tune it as model=hf model.pretrained=<it>"
+                if (directory / "config.json").is_file()
+                else REMAKE
+            )
             raise DataError(f"{directory}: not an lmforge model directory (no {MANIFEST}); {hint}")
         try:
             data = read_json(path)
@@ -92,13 +100,16 @@ class SavedModel:
             raise DataError(f"{path}: not a model manifest (a JSON object); {REMAKE}")
         version = data.get("version")
         if not isinstance(version, int) or version > VERSION:
-            raise DataError(f"{path}: manifest version {version!r}; this lmforge reads version {VERSION} "
-                            "(written by a newer lmforge? upgrade it)")
+            raise DataError(
+                f"{path}: manifest version {version!r}; this lmforge reads version {VERSION} "
+                "(written by a newer lmforge? upgrade it)"
+            )
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown or data.get("kind") not in KINDS or not isinstance(data.get("backbone"), dict):
-            raise DataError(f"{path}: not a valid model manifest (kind {data.get('kind')!r}, unknown keys {unknown}); "
-                            f"{REMAKE}")
+            raise DataError(
+                f"{path}: not a valid model manifest (kind {data.get('kind')!r}, unknown keys {unknown}); {REMAKE}"
+            )
         if not (directory / WEIGHTS).is_file():
             raise DataError(f"{directory / WEIGHTS} is missing: the model directory is incomplete; {REMAKE}")
         return cls(**data)
@@ -113,8 +124,9 @@ class SavedModel:
         try:
             return load_file(str(path))
         except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-            raise DataError(f"{path}: not a readable safetensors file ({first_line(e)}); the file is damaged or "
-                            f"truncated: {REMAKE}") from None
+            raise DataError(
+                f"{path}: not a readable safetensors file ({first_line(e)}); the file is damaged or truncated: {REMAKE}"
+            ) from None
 
 
 def file_digest(path: str | Path) -> str:

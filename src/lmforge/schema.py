@@ -27,9 +27,18 @@ from lmforge.errors import ConfigError
 T = TypeVar("T")
 
 
-def setting(default: Any = MISSING, *, default_factory: Any = MISSING, ge: float | None = None,
-            gt: float | None = None, le: float | None = None, lt: float | None = None,
-            choices: tuple | None = None, derived: bool = False, eval_only: bool = False) -> Any:
+def setting(
+    default: Any = MISSING,
+    *,
+    default_factory: Any = MISSING,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    choices: tuple | None = None,
+    derived: bool = False,
+    eval_only: bool = False,
+) -> Any:
     """A dataclass field with its range (`ge`/`gt`/`le`/`lt`), its allowed values (`choices`), and
     two flags: `derived` (set by lmforge from the data, refused in a config file) and `eval_only`
     (read only at evaluation: a model trained with another value is still the same model)."""
@@ -53,12 +62,21 @@ def _check_value(key: str, value: Any, m: dict) -> None:
         return
     if isinstance(value, float) and math.isnan(value):
         raise ConfigError(f"{key}=nan is not a number")
-    bad = (("ge" in m and not value >= m["ge"]) or ("gt" in m and not value > m["gt"])
-           or ("le" in m and not value <= m["le"]) or ("lt" in m and not value < m["lt"]))
+    bad = (
+        ("ge" in m and not value >= m["ge"])
+        or ("gt" in m and not value > m["gt"])
+        or ("le" in m and not value <= m["le"])
+        or ("lt" in m and not value < m["lt"])
+    )
     if bad:
         if set(m) & {"ge", "gt"} and not set(m) & {"le", "lt"}:
-            what = "must be positive" if m.get("gt") == 0 else "must be ≥ 0" if m.get("ge") == 0 else \
-                f"must be {'≥' if 'ge' in m else '>'} {m.get('ge', m.get('gt'))}"
+            what = (
+                "must be positive"
+                if m.get("gt") == 0
+                else "must be ≥ 0"
+                if m.get("ge") == 0
+                else f"must be {'≥' if 'ge' in m else '>'} {m.get('ge', m.get('gt'))}"
+            )
         else:
             what = f"must be in {_interval(m)}"
         raise ConfigError(f"{key}={value} {what}")
@@ -102,8 +120,7 @@ def _refuse_unknown(cls: type, data: dict, key: str) -> None:
             raise unknown_key(key, str(name), list(known))
         f = known[name]
         if f.metadata.get("derived"):
-            raise ConfigError(f"{key}.{name} is derived by lmforge (from the data or the tokenizer) and "
-                              f"cannot be set")
+            raise ConfigError(f"{key}.{name} is derived by lmforge (from the data or the tokenizer) and cannot be set")
         sub_cls = f.type if isinstance(f.type, type) else None
         if sub_cls is None and isinstance(f.type, str):  # postponed annotations: resolve nested dataclasses
             default = f.default_factory() if f.default_factory is not MISSING else f.default  # type: ignore[misc]

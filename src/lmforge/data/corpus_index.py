@@ -233,8 +233,9 @@ class CorpusIndex:
 
         Raises DataError when the corpus was indexed without sentences (no answer is known)."""
         if not self.meta["docs_with_sentences"]:
-            raise DataError(f"the corpus index {self.directory} records no sentences (its source gives "
-                            f"no sentence boundaries)")
+            raise DataError(
+                f"the corpus index {self.directory} records no sentences (its source gives no sentence boundaries)"
+            )
         return bool(self._contains("sentences", np.array([text_hash(text)], dtype=np.uint64))[0])
 
     def overlap(self, docs: Iterable[str]) -> dict:

@@ -38,8 +38,11 @@ from lmforge.errors import ConfigError, DataError, first_line
 
 FORMATS = ("glue_tsv", "csv", "jsonl", "conll", "squad", "parallel")
 # the columns a format's rows always have (the others: whatever the file's columns are)
-PROVIDES = {"conll": ("tokens", "tags"), "squad": ("id", "context", "question", "answers"),
-            "parallel": ("source", "target")}
+PROVIDES = {
+    "conll": ("tokens", "tags"),
+    "squad": ("id", "context", "question", "answers"),
+    "parallel": ("source", "target"),
+}
 
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # a long field is data, not an error
 
@@ -80,8 +83,9 @@ def read_text(path: Path, encoding: str = "utf-8", key: str = "task.data", file_
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise DataError(f"{path}: no such file; {file_key} must name an existing data file "
-                        "(relative to the project root)") from None
+        raise DataError(
+            f"{path}: no such file; {file_key} must name an existing data file (relative to the project root)"
+        ) from None
     except OSError as e:
         raise DataError(f"{path}: cannot read it ({e.strerror})") from None
     try:
@@ -90,14 +94,18 @@ def read_text(path: Path, encoding: str = "utf-8", key: str = "task.data", file_
         text = data[: e.start].decode(encoding, errors="replace")
         if "\0" not in text:
             line = text.count("\n") + 1
-            raise DataError(f"{path}:{line}: not {encoding} text (byte offset {e.start}: "
-                            f"{data[e.start:e.start + 1]!r}); set {key}.encoding to the file's encoding "
-                            "(e.g. latin-1)") from None
+            raise DataError(
+                f"{path}:{line}: not {encoding} text (byte offset {e.start}: "
+                f"{data[e.start : e.start + 1]!r}); set {key}.encoding to the file's encoding "
+                "(e.g. latin-1)"
+            ) from None
     except LookupError:
         raise ConfigError(f"{key}.encoding={encoding!r} is not an encoding Python knows") from None
     if (nul := text.find("\0")) != -1:
-        raise DataError(f"{path}:{text.count(chr(10), 0, nul) + 1}: a NUL character: a binary file, not {encoding} "
-                        f"text; {file_key} must name a text file in the task's format")
+        raise DataError(
+            f"{path}:{text.count(chr(10), 0, nul) + 1}: a NUL character: a binary file, not {encoding} "
+            f"text; {file_key} must name a text file in the task's format"
+        )
     return text
 
 
@@ -119,8 +127,12 @@ def read_delimited(path: Path, text: str, data: Any, c: Collector, delimiter: st
     header: list[str] | None = None
     start = 0  # the index of the line the reader starts at
     while start < len(physical):
-        reader = csv.reader((line + "\n" for line in itertools.islice(physical, start, None)), delimiter=delimiter,
-                            quoting=quoting, strict=True)
+        reader = csv.reader(
+            (line + "\n" for line in itertools.islice(physical, start, None)),
+            delimiter=delimiter,
+            quoting=quoting,
+            strict=True,
+        )
         base, start = start, len(physical)
         while True:
             first = base + reader.line_num + 1  # the line (1-based) the next record starts at
@@ -129,8 +141,11 @@ def read_delimited(path: Path, text: str, data: Any, c: Collector, delimiter: st
             except StopIteration:
                 break
             except csv.Error as e:  # quoting CSV cannot read: a quote never closed, or text after a closing one
-                why = ("a quote opened here is not closed" if "end of data" in str(e) else
-                       "a quoted field must end with its quote right before a comma or the line's end")
+                why = (
+                    "a quote opened here is not closed"
+                    if "end of data" in str(e)
+                    else "a quoted field must end with its quote right before a comma or the line's end"
+                )
                 c.bad(f"{path}:{first}", f"malformed CSV ({e}): {why}")
                 start = first  # go on at the next line
                 break
@@ -207,12 +222,15 @@ def read_squad(path: Path, text: str, data: Any, c: Collector) -> None:
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as e:
-        raise DataError(f"{path}:{e.lineno}: not valid JSON ({e.msg} at column {e.colno}); the file is damaged or "
-                        "truncated") from None
+        raise DataError(
+            f"{path}:{e.lineno}: not valid JSON ({e.msg} at column {e.colno}); the file is damaged or truncated"
+        ) from None
     articles = doc.get("data") if isinstance(doc, dict) else None
     if not isinstance(articles, list):
-        raise DataError(f"{path}: not SQuAD v1.1 JSON (no top-level 'data' list of articles); {c.key}.format "
-                        f"names the files' format ({', '.join(FORMATS)})")
+        raise DataError(
+            f"{path}: not SQuAD v1.1 JSON (no top-level 'data' list of articles); {c.key}.format "
+            f"names the files' format ({', '.join(FORMATS)})"
+        )
     for i, art in enumerate(articles):
         for j, para in enumerate(art.get("paragraphs", []) if isinstance(art, dict) else []):
             where_p = f"{path}: data[{i}].paragraphs[{j}]"
@@ -224,21 +242,32 @@ def read_squad(path: Path, text: str, data: Any, c: Collector) -> None:
                 if not isinstance(qa, dict):
                     c.bad(where, "not an object")
                     continue
-                c.row({"id": str(qa.get("id", where)), "context": para["context"], "question": qa.get("question"),
-                       "answers": qa.get("answers")}, where)
+                c.row(
+                    {
+                        "id": str(qa.get("id", where)),
+                        "context": para["context"],
+                        "question": qa.get("question"),
+                        "answers": qa.get("answers"),
+                    },
+                    where,
+                )
 
 
 def read_parallel(path: str, data: Any, c: Collector, file_key: str) -> None:
     """`<path>.<source_lang>` and `<path>.<target_lang>`, one sentence per line, aligned."""
     src_path, tgt_path = Path(f"{path}.{data.source_lang}"), Path(f"{path}.{data.target_lang}")
-    src, tgt = (lines(read_text(p, data.encoding, c.key, f"{file_key} (+ .{lang})"))
-                for p, lang in ((src_path, data.source_lang), (tgt_path, data.target_lang)))
+    src, tgt = (
+        lines(read_text(p, data.encoding, c.key, f"{file_key} (+ .{lang})"))
+        for p, lang in ((src_path, data.source_lang), (tgt_path, data.target_lang))
+    )
     while src and tgt and not src[-1].strip() and not tgt[-1].strip():
         src.pop()
         tgt.pop()
     if len(src) != len(tgt):
-        raise DataError(f"{src_path} has {len(src)} lines but {tgt_path} has {len(tgt)}: not aligned (line i of one "
-                        "must be the translation of line i of the other)")
+        raise DataError(
+            f"{src_path} has {len(src)} lines but {tgt_path} has {len(tgt)}: not aligned (line i of one "
+            "must be the translation of line i of the other)"
+        )
     for lineno, (s, t) in enumerate(zip(src, tgt), 1):
         if not s.strip() or not t.strip():
             c.bad(f"{src_path if not s.strip() else tgt_path}:{lineno}", "empty line (its pair is not empty)")
@@ -246,8 +275,9 @@ def read_parallel(path: str, data: Any, c: Collector, file_key: str) -> None:
         c.row({"source": s.strip(), "target": t.strip()}, f"{src_path}:{lineno}")
 
 
-def read_file(fmt: str, path: str, data: Any, convert: Callable[[dict, str], dict], key: str = "task.data",
-              split: str = "train") -> Split:
+def read_file(
+    fmt: str, path: str, data: Any, convert: Callable[[dict, str], dict], key: str = "task.data", split: str = "train"
+) -> Split:
     """Read one split file of format `fmt`; `convert(row, where)` makes a record of each row. `key`
     names the data settings and `split` the one of them that names the file (for the hints)."""
     if fmt not in FORMATS:
@@ -258,17 +288,21 @@ def read_file(fmt: str, path: str, data: Any, convert: Callable[[dict, str], dic
         read_parallel(path, data, c, file_key)
     else:
         text = read_text(Path(path), data.encoding, key, file_key)
-        read = {"glue_tsv": lambda: read_delimited(Path(path), text, data, c, "\t"),
-                "csv": lambda: read_delimited(Path(path), text, data, c, ","),
-                "jsonl": lambda: read_jsonl(Path(path), text, data, c),
-                "conll": lambda: read_conll(Path(path), text, data, c),
-                "squad": lambda: read_squad(Path(path), text, data, c)}
+        read = {
+            "glue_tsv": lambda: read_delimited(Path(path), text, data, c, "\t"),
+            "csv": lambda: read_delimited(Path(path), text, data, c, ","),
+            "jsonl": lambda: read_jsonl(Path(path), text, data, c),
+            "conll": lambda: read_conll(Path(path), text, data, c),
+            "squad": lambda: read_squad(Path(path), text, data, c),
+        }
         read[fmt]()
     if not c.out.records and not c.out.skipped:  # no row at all, good or bad
         what = f"{path}.{data.source_lang}" if fmt == "parallel" else path
         header = fmt in ("glue_tsv", "csv") and data.header
-        raise DataError(f"{what}: no records ({'empty, or a header only' if header else 'an empty file'}); "
-                        f"{file_key} must name a file with records")
+        raise DataError(
+            f"{what}: no records ({'empty, or a header only' if header else 'an empty file'}); "
+            f"{file_key} must name a file with records"
+        )
     return c.out
 
 
@@ -284,8 +318,13 @@ def _named(value: Any, feature: Any) -> Any:
     return value
 
 
-def hub_rows(data: Any, split_names: dict[str, str], convert: Callable[[dict, str], dict],
-             files: dict[str, str] | None = None, key: str = "task.data") -> dict[str, Split]:
+def hub_rows(
+    data: Any,
+    split_names: dict[str, str],
+    convert: Callable[[dict, str], dict],
+    files: dict[str, str] | None = None,
+    key: str = "task.data",
+) -> dict[str, Split]:
     """`datasets.load_dataset(hub_name, hub_config)` splits → records. For the builders
     json/csv/parquet, `files` are the local files of each split."""
     from datasets import load_dataset
@@ -298,8 +337,10 @@ def hub_rows(data: Any, split_names: dict[str, str], convert: Callable[[dict, st
         try:
             ds = load_dataset(data.hub_name, data.hub_config, split=hub_split, **kwargs)
         except Exception as exc:  # offline, unknown name or split: say which
-            raise DataError(f"{key}.hub_name={data.hub_name!r} (config {data.hub_config!r}, split {hub_split!r}) "
-                            f"could not be loaded: {first_line(exc)}") from None
+            raise DataError(
+                f"{key}.hub_name={data.hub_name!r} (config {data.hub_config!r}, split {hub_split!r}) "
+                f"could not be loaded: {first_line(exc)}"
+            ) from None
         features = dict(ds.features)
         c = Collector(convert, data.skip_malformed, key)
         for i, row in enumerate(iter(ds)):

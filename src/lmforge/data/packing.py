@@ -181,9 +181,7 @@ class TokenFile:
             )
         self._len = n_bytes // self.dtype.itemsize
         # numpy cannot map an empty file; an empty array reads the same.
-        self._data = (
-            np.memmap(self.path, dtype=self.dtype, mode="r") if self._len else np.empty(0, self.dtype)
-        )
+        self._data = np.memmap(self.path, dtype=self.dtype, mode="r") if self._len else np.empty(0, self.dtype)
         if block_size is not None:
             self._check(block_size)
 
@@ -198,9 +196,7 @@ class TokenFile:
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        self._data = (
-            np.memmap(self.path, dtype=self.dtype, mode="r") if self._len else np.empty(0, self.dtype)
-        )
+        self._data = np.memmap(self.path, dtype=self.dtype, mode="r") if self._len else np.empty(0, self.dtype)
 
     def __getitem__(self, index):
         return self._data[index]

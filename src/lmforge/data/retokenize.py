@@ -58,8 +58,18 @@ def retokenized(tokens_dir: Path, source_tok: Path, target_tok: Path, cache: Pat
             yield from src.decode_batch(batch)
 
     with atomic_dir(out) as tmp:
-        n_tokens = {split: pack_texts(texts(split), dst, tmp / f"{split}.bin", ids["eos"], progress=False)
-                    for split in ("train", "val")}
-        write_meta(tmp, vocab_size=vocab, dtype=token_dtype(vocab), n_tokens=n_tokens, eos_id=ids["eos"],
-                   pad_id=ids["pad"], tokenizer=str(target_tok), source=str(tokens_dir))
+        n_tokens = {
+            split: pack_texts(texts(split), dst, tmp / f"{split}.bin", ids["eos"], progress=False)
+            for split in ("train", "val")
+        }
+        write_meta(
+            tmp,
+            vocab_size=vocab,
+            dtype=token_dtype(vocab),
+            n_tokens=n_tokens,
+            eos_id=ids["eos"],
+            pad_id=ids["pad"],
+            tokenizer=str(target_tok),
+            source=str(tokens_dir),
+        )
     return out

@@ -69,8 +69,7 @@ class Corpus:
     documents in source order. ``where`` names the source in messages.
     """
 
-    def __init__(self, train: Callable[[], Iterable[str]], validation: Callable[[], Iterable[str]],
-                 where: str):
+    def __init__(self, train: Callable[[], Iterable[str]], validation: Callable[[], Iterable[str]], where: str):
         self._train, self._validation, self.where = train, validation, where
 
     def train(self) -> Iterator[str]:
@@ -83,15 +82,15 @@ class Corpus:
         return f"Corpus({self.where})"
 
     @classmethod
-    def from_documents(cls, docs: Sequence[str], val_fraction: float, seed: int,
-                       where: str = "the given documents") -> Corpus:
+    def from_documents(
+        cls, docs: Sequence[str], val_fraction: float, seed: int, where: str = "the given documents"
+    ) -> Corpus:
         """A corpus over documents already in memory, split by `train_val_split`."""
         train, val = train_val_split(list(docs), val_fraction, seed)
         return cls(lambda: train, lambda: val, where)
 
     @classmethod
-    def split_stream(cls, documents: Callable[[], Iterable[str]], val_fraction: float, seed: int,
-                     where: str) -> Corpus:
+    def split_stream(cls, documents: Callable[[], Iterable[str]], val_fraction: float, seed: int, where: str) -> Corpus:
         """A corpus over ``documents()`` (a new pass per call), split by the hash rule of the
         module doc. A pass that finds no document raises DataError."""
         if not 0.0 <= val_fraction < 1.0:
@@ -165,8 +164,11 @@ def load_corpus(
         key = "data.hub.text_column"
 
         def train_docs() -> Iterator[str]:
-            yield from _nonempty(_clean(_column(train_ds, text_column, f"{where} split {split!r}", key),
-                                        min_chars), f"split {split!r} of {where}", min_chars)
+            yield from _nonempty(
+                _clean(_column(train_ds, text_column, f"{where} split {split!r}", key), min_chars),
+                f"split {split!r} of {where}",
+                min_chars,
+            )
 
         if val_ds is None:
             return Corpus.split_stream(train_docs, val_fraction, seed, where)
@@ -302,8 +304,9 @@ def _file_reader(path: Path, text_column: str, encoding: str, max_doc_chars: int
     import datasets
 
     try:
-        dataset = datasets.load_dataset(builder, data_files=[str(path.resolve())], split="train",
-                                        streaming=True, **kwargs)
+        dataset = datasets.load_dataset(
+            builder, data_files=[str(path.resolve())], split="train", streaming=True, **kwargs
+        )
     except Exception as exc:
         raise DataError(f"{path}: cannot read it as {builder} ({_first_line(exc)})") from None
     where = f"file {path}"
@@ -368,12 +371,16 @@ def _check_text(path: Path, encoding: str, fix: str) -> None:
                 good = (held + chunk)[: exc.start].decode(python_encoding, errors="replace")
                 if "\x00" not in good:
                     line = newlines + good.count("\n") + 1
-                    raise DataError(f"{path}, line {line} (byte {offset - len(held) + exc.start}): not valid {encoding} "
-                                    f"text ({exc.reason}); {fix}") from None
+                    raise DataError(
+                        f"{path}, line {line} (byte {offset - len(held) + exc.start}): not valid {encoding} "
+                        f"text ({exc.reason}); {fix}"
+                    ) from None
                 text = good
             if (nul := text.find("\x00")) != -1:
-                raise DataError(f"{path}, line {newlines + text.count(chr(10), 0, nul) + 1}: NUL character: a binary "
-                                f"file, or text in another encoding than {encoding}; {fix}")
+                raise DataError(
+                    f"{path}, line {newlines + text.count(chr(10), 0, nul) + 1}: NUL character: a binary "
+                    f"file, or text in another encoding than {encoding}; {fix}"
+                )
             if not chunk:
                 return
             newlines += text.count("\n")
@@ -385,8 +392,11 @@ def _check_text(path: Path, encoding: str, fix: str) -> None:
 
 
 # what a structured file must be, by `datasets` builder (the hint of a read error)
-_SHAPES = {"json": "one JSON object per line (.jsonl) or a JSON list of objects (.json)",
-           "csv": "comma- (.csv) or tab-separated (.tsv) rows under a header row", "parquet": "a Parquet table"}
+_SHAPES = {
+    "json": "one JSON object per line (.jsonl) or a JSON list of objects (.json)",
+    "csv": "comma- (.csv) or tab-separated (.tsv) rows under a header row",
+    "parquet": "a Parquet table",
+}
 
 
 def _column(dataset, text_column: str, where: str, key: str, builder: str = "datasets") -> Iterator:
@@ -417,8 +427,9 @@ def _column(dataset, text_column: str, where: str, key: str, builder: str = "dat
             yield value
 
 
-def _open_hub(name: str, config: str | None, split: str, streaming: bool, num_proc: int | None,
-              cache_dir: str | None, where: str):
+def _open_hub(
+    name: str, config: str | None, split: str, streaming: bool, num_proc: int | None, cache_dir: str | None, where: str
+):
     """(train split, validation split or None, its name) of a Hub dataset, opened, not read."""
     import datasets
 
@@ -428,9 +439,7 @@ def _open_hub(name: str, config: str | None, split: str, streaming: bool, num_pr
             "nothing is prepared: leave num_proc null"
         )
     if streaming and "[" in split:
-        raise ConfigError(
-            f"data.hub.split={split!r}: a sliced split cannot be streamed; set data.hub.streaming=false"
-        )
+        raise ConfigError(f"data.hub.split={split!r}: a sliced split cannot be streamed; set data.hub.streaming=false")
     extra = {"streaming": True} if streaming else {"num_proc": num_proc}
     try:
         splits = datasets.load_dataset(name, config, cache_dir=cache_dir, **extra)

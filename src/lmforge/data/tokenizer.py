@@ -64,8 +64,9 @@ def _counting(texts: Iterable[str], counter: list[int], max_chars: int | None) -
         counter[0] += len(text)
         yield text
         if max_chars is not None and counter[0] >= max_chars:
-            log.info("tokenizer trained on the first %d characters of the corpus (tokenizer.max_train_chars)",
-                     counter[0])
+            log.info(
+                "tokenizer trained on the first %d characters of the corpus (tokenizer.max_train_chars)", counter[0]
+            )
             return
 
 
@@ -101,8 +102,7 @@ def train_tokenizer(
         what = f"{len(SPECIAL_TOKENS)} special tokens"
         what += f" + {BYTE_ALPHABET_SIZE} byte tokens" if kind == "bpe" else " + at least 1 token"
         raise ConfigError(
-            f"tokenizer.vocab_size={vocab_size!r} is too small for kind={kind!r}: "
-            f"need at least {need} ({what})"
+            f"tokenizer.vocab_size={vocab_size!r} is too small for kind={kind!r}: need at least {need} ({what})"
         )
     if not isinstance(min_frequency, int) or min_frequency < 0:
         raise ConfigError(f"tokenizer.min_frequency={min_frequency!r} must be an integer >= 0")
@@ -155,7 +155,10 @@ def train_tokenizer(
     if tok.get_vocab_size() > vocab_size:  # WordPiece keeps its whole alphabet (+ "##" forms)
         log.warning(
             "tokenizer.vocab_size=%d is smaller than the %s alphabet of the corpus: the trained "
-            "vocabulary has %d tokens", vocab_size, kind, tok.get_vocab_size(),
+            "vocabulary has %d tokens",
+            vocab_size,
+            kind,
+            tok.get_vocab_size(),
         )
     ids = [tok.token_to_id(t) for t in SPECIAL_TOKENS]
     if ids != list(range(len(SPECIAL_TOKENS))):  # guaranteed by the trainers; checked anyway
@@ -273,7 +276,9 @@ def load_tokenizer(directory: str | os.PathLike) -> Tokenizer:
     try:
         tok = Tokenizer.from_file(str(path))
     except Exception as exc:  # tokenizers raises a plain Exception on malformed files
-        raise DataError(f"{path}: not a tokenizer file `tokenizers` can load ({first_line(exc)}); it is damaged: {remake}") from None
+        raise DataError(
+            f"{path}: not a tokenizer file `tokenizers` can load ({first_line(exc)}); it is damaged: {remake}"
+        ) from None
     # Hugging Face checkpoints may save fixed padding/truncation (MiniLM: pad to 128): callers
     # truncate and pad themselves, and packing a corpus must never truncate a document.
     tok.no_padding()

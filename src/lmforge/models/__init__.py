@@ -126,10 +126,16 @@ def backbone_class(arch: str) -> type[Backbone]:
             importlib.import_module(module)
         except ModuleNotFoundError as e:
             if e.name and module.startswith(e.name):
-                known = sorted({*_REGISTRY, *(p.stem for p in Path(__file__).parent.glob("*.py")
-                                               if p.stem not in ("__init__", "heads"))})
-                raise ConfigError(f"model.arch={arch!r} is not a backbone lmforge knows ({', '.join(known)}; "
-                                  f"or a module path that registers one)") from None
+                known = sorted(
+                    {
+                        *_REGISTRY,
+                        *(p.stem for p in Path(__file__).parent.glob("*.py") if p.stem not in ("__init__", "heads")),
+                    }
+                )
+                raise ConfigError(
+                    f"model.arch={arch!r} is not a backbone lmforge knows ({', '.join(known)}; "
+                    f"or a module path that registers one)"
+                ) from None
             raise
         if arch not in _REGISTRY:
             raise ConfigError(f"model.arch={arch!r}: module {module} registers no backbone of that name")
@@ -155,14 +161,18 @@ def check_objective(cls: type[Backbone], config: Any, objective: str, what: str 
     can = cls.capabilities(config)
     what = what or f"model.arch={cls.arch!r}"
     if objective == "clm" and not can.causal:
-        raise ConfigError(f"objective=clm with {what} cannot work: that backbone does not read left to right (an "
-                          "encoder); pretrain it with objective=mlm, or choose a decoder (model=gpt_tiny, gpt_small, "
-                          "lstm, or model=hf model.hf_model_type=gpt2)")
+        raise ConfigError(
+            f"objective=clm with {what} cannot work: that backbone does not read left to right (an "
+            "encoder); pretrain it with objective=mlm, or choose a decoder (model=gpt_tiny, gpt_small, "
+            "lstm, or model=hf model.hf_model_type=gpt2)"
+        )
     if objective == "mlm" and not can.bidirectional:
-        raise ConfigError(f"objective=mlm with {what} cannot work: masked-LM pretraining needs a backbone that reads "
-                          "both ways, and this one reads left to right. Use objective=clm, or objective=mlm with a "
-                          "Transformer (model=gpt_tiny/gpt_small) or an encoder (model=minilm, model=hf "
-                          "model.hf_model_type=bert)")
+        raise ConfigError(
+            f"objective=mlm with {what} cannot work: masked-LM pretraining needs a backbone that reads "
+            "both ways, and this one reads left to right. Use objective=clm, or objective=mlm with a "
+            "Transformer (model=gpt_tiny/gpt_small) or an encoder (model=minilm, model=hf "
+            "model.hf_model_type=bert)"
+        )
 
 
 def from_spec(spec: dict[str, Any], source: str | Path = "the saved model") -> tuple[type[Backbone], Any]:
@@ -185,20 +195,25 @@ def build_backbone(spec: dict[str, Any], source: str | Path = "the saved model")
     return cls(config)
 
 
-def check_state(own: dict[str, torch.Tensor], state: dict[str, torch.Tensor], source: str | Path,
-                remedy: str = REMAKE) -> None:
+def check_state(
+    own: dict[str, torch.Tensor], state: dict[str, torch.Tensor], source: str | Path, remedy: str = REMAKE
+) -> None:
     """Fail, naming the file and the first tensor, when weights do not fit a model (missing or extra
     tensors, another shape) and saying what would mend it (`remedy`): the one check for model
     directories and training checkpoints alike."""
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     if missing or unexpected:
-        raise ConfigError(f"{source}: weights do not fit the configured model (missing {missing[:3]}, "
-                          f"unexpected {unexpected[:3]}): it is from another model; {remedy}")
+        raise ConfigError(
+            f"{source}: weights do not fit the configured model (missing {missing[:3]}, "
+            f"unexpected {unexpected[:3]}): it is from another model; {remedy}"
+        )
     for k, v in state.items():
         if own[k].shape != v.shape:
-            raise ConfigError(f"{source}: tensor {k!r} has shape {tuple(v.shape)} but the configured model "
-                              f"expects {tuple(own[k].shape)}: it is from a different model shape; {remedy}")
+            raise ConfigError(
+                f"{source}: tensor {k!r} has shape {tuple(v.shape)} but the configured model "
+                f"expects {tuple(own[k].shape)}: it is from a different model shape; {remedy}"
+            )
 
 
 def load_weights(module: nn.Module, state: dict[str, torch.Tensor], source: str | Path) -> None:
@@ -211,12 +226,24 @@ def load_backbone(directory: str | Path):
     saved = SavedModel.load(directory)
     backbone = build_backbone(saved.backbone, Path(directory) / MANIFEST)
     prefix = "backbone."
-    state = {k[len(prefix):]: v for k, v in saved.weights(directory).items() if k.startswith(prefix)}
+    state = {k[len(prefix) :]: v for k, v in saved.weights(directory).items() if k.startswith(prefix)}
     if not state:
         raise DataError(f"{Path(directory) / 'model.safetensors'}: holds no backbone weights; {REMAKE}")
     load_weights(backbone, state, Path(directory) / "model.safetensors")
     return backbone, saved
 
 
-__all__ = ["Backbone", "BackboneConfig", "Capabilities", "register", "backbone_class", "settings", "check_objective", "from_spec",
-           "build_backbone", "check_state", "load_weights", "load_backbone"]
+__all__ = [
+    "Backbone",
+    "BackboneConfig",
+    "Capabilities",
+    "register",
+    "backbone_class",
+    "settings",
+    "check_objective",
+    "from_spec",
+    "build_backbone",
+    "check_state",
+    "load_weights",
+    "load_backbone",
+]

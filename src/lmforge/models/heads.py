@@ -17,7 +17,7 @@ def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def last_token(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """hidden [B, T, D] at each row's last position where mask [B, T] is 1 (right padding)."""
-    last = (mask.long().cumsum(1).argmax(1))  # index of the last 1
+    last = mask.long().cumsum(1).argmax(1)  # index of the last 1
     return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
 
 

@@ -83,9 +83,11 @@ def _transformers():
 
 def _refuse_remote_code(hf_cfg: Any, what: str) -> None:
     if getattr(hf_cfg, "auto_map", None):
-        raise ConfigError(f"{what}: the checkpoint's config asks to run its own Python code (auto_map "
-                          f"{sorted(hf_cfg.auto_map)}); lmforge never runs checkpoint code "
-                          "(trust_remote_code=False). Use a checkpoint of a class transformers ships")
+        raise ConfigError(
+            f"{what}: the checkpoint's config asks to run its own Python code (auto_map "
+            f"{sorted(hf_cfg.auto_map)}); lmforge never runs checkpoint code "
+            "(trust_remote_code=False). Use a checkpoint of a class transformers ships"
+        )
 
 
 def read_config(name: str):
@@ -94,8 +96,9 @@ def read_config(name: str):
     try:
         hf_cfg = t.AutoConfig.from_pretrained(resolve_pretrained(name), trust_remote_code=False)
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"model.pretrained={name!r}: cannot read its transformers config: "
-                          f"{str(exc).splitlines()[0]}") from None
+        raise ConfigError(
+            f"model.pretrained={name!r}: cannot read its transformers config: {str(exc).splitlines()[0]}"
+        ) from None
     _refuse_remote_code(hf_cfg, f"model.pretrained={name!r}")
     return hf_cfg
 
@@ -111,7 +114,9 @@ def model_kind(hf_config: Any) -> str:
     mt = hf_config.model_type
     if getattr(hf_config, "is_encoder_decoder", False):
         return "base"
-    if mt in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and (mt not in MODEL_FOR_MASKED_LM_MAPPING_NAMES or hf_config.is_decoder):
+    if mt in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and (
+        mt not in MODEL_FOR_MASKED_LM_MAPPING_NAMES or hf_config.is_decoder
+    ):
         return "causal"
     if mt in MODEL_FOR_MASKED_LM_MAPPING_NAMES:
         return "masked"
@@ -127,15 +132,26 @@ def _config_from_fields(cfg: HFConfig):
     """A transformers config of `hf_model_type` shaped by the lmforge `model` fields."""
     t = _transformers()
     shape = dict(
-        vocab_size=cfg.vocab_size, hidden_size=cfg.d_model, num_hidden_layers=cfg.n_layers,
-        num_attention_heads=cfg.n_heads, max_position_embeddings=cfg.max_len, pad_token_id=cfg.pad_id,
+        vocab_size=cfg.vocab_size,
+        hidden_size=cfg.d_model,
+        num_hidden_layers=cfg.n_layers,
+        num_attention_heads=cfg.n_heads,
+        max_position_embeddings=cfg.max_len,
+        pad_token_id=cfg.pad_id,
     )
     if cfg.hf_model_type == "gpt2":  # GPT-2 names these its own way (no attribute_map for them)
-        shape.update(n_inner=cfg.d_ff, resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout, attn_pdrop=cfg.dropout,
-                     bos_token_id=None, eos_token_id=None)
+        shape.update(
+            n_inner=cfg.d_ff,
+            resid_pdrop=cfg.dropout,
+            embd_pdrop=cfg.dropout,
+            attn_pdrop=cfg.dropout,
+            bos_token_id=None,
+            eos_token_id=None,
+        )
     else:
-        shape.update(intermediate_size=cfg.d_ff, hidden_dropout_prob=cfg.dropout,
-                     attention_probs_dropout_prob=cfg.dropout)
+        shape.update(
+            intermediate_size=cfg.d_ff, hidden_dropout_prob=cfg.dropout, attention_probs_dropout_prob=cfg.dropout
+        )
     try:
         return t.AutoConfig.for_model(cfg.hf_model_type, **shape)
     except ValueError as exc:
@@ -161,9 +177,13 @@ class HFBackbone(Backbone):
     @classmethod
     def capabilities(cls, config: HFConfig) -> Capabilities:
         kind = model_kind(_hf_config(config))
-        return Capabilities(causal=kind == "causal", bidirectional=kind == "masked",
-                            generation="transformers" if kind == "causal" else None, exports_as="transformers",
-                            brings_tokenizer=bool(config.pretrained) and not config.hf_config)
+        return Capabilities(
+            causal=kind == "causal",
+            bidirectional=kind == "masked",
+            generation="transformers" if kind == "causal" else None,
+            exports_as="transformers",
+            brings_tokenizer=bool(config.pretrained) and not config.hf_config,
+        )
 
     @classmethod
     def create(cls, config: HFConfig) -> "HFBackbone":
@@ -191,7 +211,8 @@ class HFBackbone(Backbone):
         if not (path / "tokenizer.json").is_file():
             raise ConfigError(
                 f"model.pretrained={config.pretrained!r}: {path} has no tokenizer.json (lmforge reads fast "
-                "tokenizers only; save it with AutoTokenizer.from_pretrained(...).save_pretrained(dir))")
+                "tokenizers only; save it with AutoTokenizer.from_pretrained(...).save_pretrained(dir))"
+            )
         return path
 
     def __init__(self, cfg: HFConfig, model: nn.Module | None = None):
@@ -205,14 +226,21 @@ class HFBackbone(Backbone):
         kind = model_kind(hf_cfg)
         # the fields every lmforge head and check reads, from the real architecture
         self.cfg = HFConfig(
-            vocab_size=hf_cfg.vocab_size, d_model=hf_cfg.hidden_size, n_layers=hf_cfg.num_hidden_layers,
+            vocab_size=hf_cfg.vocab_size,
+            d_model=hf_cfg.hidden_size,
+            n_layers=hf_cfg.num_hidden_layers,
             n_heads=hf_cfg.num_attention_heads,
-            d_ff=getattr(hf_cfg, "intermediate_size", None) or getattr(hf_cfg, "n_inner", None) or 4 * hf_cfg.hidden_size,
+            d_ff=getattr(hf_cfg, "intermediate_size", None)
+            or getattr(hf_cfg, "n_inner", None)
+            or 4 * hf_cfg.hidden_size,
             max_len=getattr(hf_cfg, "max_position_embeddings", cfg.max_len),
-            dropout=cfg.dropout, causal=kind == "causal",
+            dropout=cfg.dropout,
+            causal=kind == "causal",
             pad_id=cfg.pad_id if hf_cfg.pad_token_id is None else int(hf_cfg.pad_token_id),
-            hf_model_type=hf_cfg.model_type, pretrained=cfg.pretrained,
-            continue_pretraining=cfg.continue_pretraining, hf_config=hf_cfg.to_dict(),
+            hf_model_type=hf_cfg.model_type,
+            pretrained=cfg.pretrained,
+            continue_pretraining=cfg.continue_pretraining,
+            hf_config=hf_cfg.to_dict(),
         )
         self.kind = kind
         self.train()  # from_pretrained returns eval mode; an nn.Module starts in training mode
@@ -242,19 +270,33 @@ class HFBackbone(Backbone):
         )
 
     @torch.no_grad()
-    def generate(self, prompts: list[list[int]], max_new: int, eos: int, pad: int, beam_size: int = 1,
-                 length_penalty: float = 1.0) -> list[list[int]]:
+    def generate(
+        self,
+        prompts: list[list[int]],
+        max_new: int,
+        eos: int,
+        pad: int,
+        beam_size: int = 1,
+        length_penalty: float = 1.0,
+    ) -> list[list[int]]:
         """Continuations of token-id prompts by transformers' `generate` (KV cache; greedy or beam
         search), without the prompt and without <eos>. Prompts are left-padded, as decoders need."""
         width = max(len(p) for p in prompts)
         ids = torch.full((len(prompts), width), pad, dtype=torch.long)
         mask = torch.zeros_like(ids)
         for i, p in enumerate(prompts):
-            ids[i, width - len(p):] = torch.tensor(p)
-            mask[i, width - len(p):] = 1
+            ids[i, width - len(p) :] = torch.tensor(p)
+            mask[i, width - len(p) :] = 1
         out = self.model.generate(
-            input_ids=ids, attention_mask=mask, max_new_tokens=max_new, num_beams=beam_size, do_sample=False,
-            length_penalty=length_penalty, eos_token_id=eos, pad_token_id=pad, early_stopping=beam_size > 1,
+            input_ids=ids,
+            attention_mask=mask,
+            max_new_tokens=max_new,
+            num_beams=beam_size,
+            do_sample=False,
+            length_penalty=length_penalty,
+            eos_token_id=eos,
+            pad_token_id=pad,
+            early_stopping=beam_size > 1,
         )
         result = []
         for row in out[:, width:].tolist():

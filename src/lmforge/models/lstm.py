@@ -50,11 +50,16 @@ class LSTM(Backbone):
         self.cfg = cfg
         self.wte = nn.Embedding(cfg.padded_vocab_size, cfg.d_model)
         self.drop = nn.Dropout(cfg.dropout)
-        self.rnn = nn.LSTM(cfg.d_model, cfg.d_model, num_layers=cfg.n_layers, batch_first=True,
-                           dropout=cfg.dropout if cfg.n_layers > 1 else 0.0)
+        self.rnn = nn.LSTM(
+            cfg.d_model,
+            cfg.d_model,
+            num_layers=cfg.n_layers,
+            batch_first=True,
+            dropout=cfg.dropout if cfg.n_layers > 1 else 0.0,
+        )
         # std 1 (the default) explodes when tied; the Transformer's 0.02 starves the LSTM's gates
         # (measured: 5x slower start). d^-1/2 keeps the tied logits h·E (|h| ≤ 1) at std ≤ 1.
-        nn.init.normal_(self.wte.weight, std=cfg.d_model ** -0.5)
+        nn.init.normal_(self.wte.weight, std=cfg.d_model**-0.5)
         for name, p in self.rnn.named_parameters():
             if name.startswith("bias"):
                 nn.init.zeros_(p)

@@ -48,8 +48,13 @@ class SelfAttention(nn.Module):
         self.c_proj = nn.Linear(cfg.d_model, cfg.d_model)
         self.resid_drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None,
-                past: tuple[torch.Tensor, torch.Tensor] | None = None, use_cache: bool = False):
+    def forward(
+        self,
+        x: torch.Tensor,
+        key_padding_mask: torch.Tensor | None = None,
+        past: tuple[torch.Tensor, torch.Tensor] | None = None,
+        use_cache: bool = False,
+    ):
         """With `use_cache` (incremental decoding) it returns (output, (keys, values)): `past` holds
         the earlier positions' keys/values [B, H, T_past, d_head] and `key_padding_mask` then covers
         past + new positions (left padding is masked; causality is kept)."""
@@ -62,7 +67,11 @@ class SelfAttention(nn.Module):
         if not self.causal and key_padding_mask is not None:
             mask = key_padding_mask[:, None, None, :]  # True = attend
         y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, is_causal=self.causal,
+            q,
+            k,
+            v,
+            attn_mask=mask,
+            is_causal=self.causal,
             dropout_p=self.dropout if self.training else 0.0,
         )
         return self.resid_drop(self.c_proj(y.transpose(1, 2).reshape(b, t, d)))
@@ -80,8 +89,10 @@ class SelfAttention(nn.Module):
             keys = key_padding_mask.bool()[:, None, None, :]
             mask = keys if mask is None else mask[None, None] & keys
             # a padding query that may see nothing attends to itself (its output is never used)
-            mask = mask | (torch.arange(t_all - t, t_all, device=q.device)[:, None]
-                           == torch.arange(t_all, device=q.device)[None, :])
+            mask = mask | (
+                torch.arange(t_all - t, t_all, device=q.device)[:, None]
+                == torch.arange(t_all, device=q.device)[None, :]
+            )
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.resid_drop(self.c_proj(y.transpose(1, 2).reshape(b, t, hd * self.n_heads))), (k, v)
 
@@ -105,8 +116,13 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps)
         self.mlp = MLP(cfg)
 
-    def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None,
-                past: tuple[torch.Tensor, torch.Tensor] | None = None, use_cache: bool = False):
+    def forward(
+        self,
+        x: torch.Tensor,
+        key_padding_mask: torch.Tensor | None = None,
+        past: tuple[torch.Tensor, torch.Tensor] | None = None,
+        use_cache: bool = False,
+    ):
         if use_cache:
             a, present = self.attn(self.ln_1(x), key_padding_mask, past, use_cache=True)
             x = x + a
@@ -125,8 +141,12 @@ class Transformer(Backbone):
 
     @classmethod
     def capabilities(cls, config: TransformerConfig) -> Capabilities:
-        return Capabilities(causal=True, bidirectional=True, generation="kv_cache" if config.causal else None,
-                            exports_as="gpt2" if config.causal else None)
+        return Capabilities(
+            causal=True,
+            bidirectional=True,
+            generation="kv_cache" if config.causal else None,
+            exports_as="gpt2" if config.causal else None,
+        )
 
     def __init__(self, cfg: TransformerConfig):
         super().__init__()
@@ -150,9 +170,14 @@ class Transformer(Backbone):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def forward(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                past_key_values: list | None = None, use_cache: bool = False,
-                position_ids: torch.Tensor | None = None):
+    def forward(
+        self,
+        ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        past_key_values: list | None = None,
+        use_cache: bool = False,
+        position_ids: torch.Tensor | None = None,
+    ):
         """Hidden states [B, T, d_model]. With `use_cache=True` (incremental decoding) it returns
         (hidden, past_key_values): a list of per-layer (keys, values) to pass back with the next
         tokens; `attention_mask` [B, T_past + T] then masks (left) padding among all positions,

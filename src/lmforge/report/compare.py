@@ -27,11 +27,21 @@ def table(rows: list[dict], metric: str | None, title: str) -> str:
     if metric:
         rows = sorted(rows, key=lambda r: (r["metrics"].get(metric) is None, r["metrics"].get(metric, 0.0)))
     head = ["run", "status", *keys, *metric_keys]
-    lines = [f"# {title}", "", f"{len(rows)} runs; params that differ: {', '.join(keys) or 'none'}", "",
-             "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    lines = [
+        f"# {title}",
+        "",
+        f"{len(rows)} runs; params that differ: {', '.join(keys) or 'none'}",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + " --- |" * len(head),
+    ]
     for r in rows:
-        cells = [r["name"], r.get("status", ""), *(r["params"].get(k) for k in keys),
-                 *(r["metrics"].get(k) for k in metric_keys)]
+        cells = [
+            r["name"],
+            r.get("status", ""),
+            *(r["params"].get(k) for k in keys),
+            *(r["metrics"].get(k) for k in metric_keys),
+        ]
         lines.append("| " + " | ".join(_fmt(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -21,20 +21,29 @@ def summary_metrics(pretrain: dict, tasks: dict[str, dict]) -> dict:
     return {
         "pretrain": {k: pretrain[k] for k in keep if k in pretrain},
         "tasks": {
-            name: {"metric": m["metric"], "scale": m.get("scale", 1),
-                   **{who: m[who] for who in INIT_ORDER if who in m}}
+            name: {"metric": m["metric"], "scale": m.get("scale", 1), **{who: m[who] for who in INIT_ORDER if who in m}}
             for name, m in sorted(tasks.items())
         },
     }
 
 
-def timings(prepare: dict, pretrain: dict, finetune: dict[tuple[str, str], dict], evaluate: dict[str, dict]) -> list[dict]:
+def timings(
+    prepare: dict, pretrain: dict, finetune: dict[tuple[str, str], dict], evaluate: dict[str, dict]
+) -> list[dict]:
     """Each stage's wall time (and pretraining's throughput): machine-dependent, kept apart from
     the results (`reports/plots/timings.csv`, a `dvc plots` bar chart)."""
-    rows = [{"stage": "prepare", "seconds": prepare["wall_s"]},
-            {"stage": "pretrain", "seconds": pretrain["wall_s"], "tokens_per_s": pretrain.get("tokens_per_s"),
-             "mfu": pretrain.get("mfu")}]
-    rows += [{"stage": f"finetune@{task} ({init})", "seconds": s["wall_s"]} for (task, init), s in sorted(finetune.items())]
+    rows = [
+        {"stage": "prepare", "seconds": prepare["wall_s"]},
+        {
+            "stage": "pretrain",
+            "seconds": pretrain["wall_s"],
+            "tokens_per_s": pretrain.get("tokens_per_s"),
+            "mfu": pretrain.get("mfu"),
+        },
+    ]
+    rows += [
+        {"stage": f"finetune@{task} ({init})", "seconds": s["wall_s"]} for (task, init), s in sorted(finetune.items())
+    ]
     rows += [{"stage": f"evaluate@{task}", "seconds": e["wall_s"]} for task, e in sorted(evaluate.items())]
     return rows
 
@@ -55,8 +64,9 @@ def _backbone(pretrain: dict) -> str:
     return text
 
 
-def markdown(metrics: dict, prepare: dict, pretrain: dict, finetune: dict[tuple[str, str], dict],
-             evaluate: dict[str, dict]) -> str:
+def markdown(
+    metrics: dict, prepare: dict, pretrain: dict, finetune: dict[tuple[str, str], dict], evaluate: dict[str, dict]
+) -> str:
     lm = metrics["pretrain"]
     lines = [
         "# lmforge report",
@@ -85,8 +95,10 @@ def markdown(metrics: dict, prepare: dict, pretrain: dict, finetune: dict[tuple[
     lines += ["", "| task | family | model | metric | baseline |", "| --- | --- | --- | --- | --- |"]
     for name, result in sorted(evaluate.items()):
         said = result.get("description", {})
-        lines.append(f"| {name} | {result.get('family', '')} | {said.get('model', '')} | {said.get('metric', '')} "
-                     f"| {said.get('baseline', '')} |")
+        lines.append(
+            f"| {name} | {result.get('family', '')} | {said.get('model', '')} | {said.get('metric', '')} "
+            f"| {said.get('baseline', '')} |"
+        )
     lines += ["", "Secondary metrics:", ""]
     for name, scores in metrics["tasks"].items():
         for who in INIT_ORDER:
@@ -106,8 +118,10 @@ def markdown(metrics: dict, prepare: dict, pretrain: dict, finetune: dict[tuple[
     ]
     for task, e in sorted(evaluate.items()):
         for split, c in e.get("contamination", {}).items():
-            lines.append(f"| {task}/{split} | {c['docs']} | {c['docs_with_overlap']} | {c['fraction_docs']:.4f} "
-                         f"| {c['fraction_ngrams']:.4f} |")
+            lines.append(
+                f"| {task}/{split} | {c['docs']} | {c['docs_with_overlap']} | {c['fraction_docs']:.4f} "
+                f"| {c['fraction_ngrams']:.4f} |"
+            )
     lines += ["", "## Wall time", "", "| stage | seconds | tokens/s |", "| --- | --- | --- |"]
     for row in timings(prepare, pretrain, finetune, evaluate):
         tps = f"{row['tokens_per_s']:,.0f}" if row.get("tokens_per_s") else ""
@@ -142,8 +156,10 @@ def figures(out: Path, pretrain_dir: Path, metrics: dict) -> None:
     for i, who in enumerate(INIT_ORDER):  # every metric as a fraction of its maximum
         values = [t[who][t["metric"]] / t.get("scale", 1) if who in t else 0.0 for t in tasks.values()]
         ax.bar([j + i * width for j in range(len(tasks))], values, width, label=who)
-    ax.set_xticks([j + width for j in range(len(tasks))],
-                  [f"{n}\n({t['metric']}{' /100' if t.get('scale', 1) == 100 else ''})" for n, t in tasks.items()])
+    ax.set_xticks(
+        [j + width for j in range(len(tasks))],
+        [f"{n}\n({t['metric']}{' /100' if t.get('scale', 1) == 100 else ''})" for n, t in tasks.items()],
+    )
     ax.set(ylabel="test score (fraction of the maximum)", title="Pretrained vs scratch vs baseline", ylim=(0, 1.05))
     ax.legend()
     fig.tight_layout()

@@ -42,8 +42,11 @@ def aggregate(rows: list[dict]) -> list[dict]:
                 continue
             entry: dict = {"metric": metric}
             for who in SYSTEMS:
-                values = [r["metrics"][f"tasks.{task}.{who}.{metric}"] for r in members
-                          if f"tasks.{task}.{who}.{metric}" in r["metrics"]]
+                values = [
+                    r["metrics"][f"tasks.{task}.{who}.{metric}"]
+                    for r in members
+                    if f"tasks.{task}.{who}.{metric}" in r["metrics"]
+                ]
                 if values:
                     entry[who] = (*_stats(values), len(values))
             if "pretrained" in entry and "scratch" in entry:
@@ -60,19 +63,30 @@ def _metric_name(rows: list[dict], task: str) -> str | None:
 
 
 def markdown(groups: list[dict]) -> str:
-    lines = ["# Scores over seeds", "",
-             "Mean ± standard deviation of each task's primary test score over the seeds of each configuration; "
-             "**clear** marks a pretrained-vs-scratch difference larger than the two standard deviations added.", ""]
+    lines = [
+        "# Scores over seeds",
+        "",
+        "Mean ± standard deviation of each task's primary test score over the seeds of each configuration; "
+        "**clear** marks a pretrained-vs-scratch difference larger than the two standard deviations added.",
+        "",
+    ]
     for g in groups:
-        differing = ", ".join(f"{k}={v}" for k, v in sorted(g["config"].items()) if k.startswith(("model.name", "objective")))
-        lines += [f"## seeds {', '.join(map(str, g['seeds']))}" + (f" ({differing})" if differing else ""), "",
-                  "| task | metric | pretrained | scratch | baseline | pretrained − scratch |",
-                  "| --- | --- | --- | --- | --- | --- |"]
+        differing = ", ".join(
+            f"{k}={v}" for k, v in sorted(g["config"].items()) if k.startswith(("model.name", "objective"))
+        )
+        lines += [
+            f"## seeds {', '.join(map(str, g['seeds']))}" + (f" ({differing})" if differing else ""),
+            "",
+            "| task | metric | pretrained | scratch | baseline | pretrained − scratch |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
         for task, t in sorted(g["tasks"].items()):
             cells = [f"{t[w][0]:.3f} ± {t[w][1]:.3f}" if w in t else "–" for w in SYSTEMS]
             diff = ""
             if "pretrained" in t and "scratch" in t:
-                diff = f"{t['pretrained'][0] - t['scratch'][0]:+.3f}" + (" **clear**" if t.get("clear") else " within the spread")
+                diff = f"{t['pretrained'][0] - t['scratch'][0]:+.3f}" + (
+                    " **clear**" if t.get("clear") else " within the spread"
+                )
             lines.append(f"| {task} | {t['metric']} | " + " | ".join(cells) + f" | {diff} |")
         lines.append("")
     return "\n".join(lines)

@@ -52,8 +52,10 @@ def seed_everything(seed: int) -> None:
 def is_main_process() -> bool:
     """Global rank 0 of a multi-process run (Lightning's DDP children, SLURM tasks, other nodes
     carry a non-zero rank in their environment); a single process is always the main one."""
-    return all(os.environ.get(var, "0") == "0"
-               for var in ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"))
+    return all(
+        os.environ.get(var, "0") == "0"
+        for var in ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
+    )
 
 
 def task_names(cfg: DictConfig) -> list[str]:
@@ -134,5 +136,9 @@ def stage(cfg: DictConfig, name: str, sections: tuple[str, ...], tags: dict | No
         yield ctx
         run.log_metrics({"wall_s": ctx.elapsed()})
         if main:
-            log.info("%s done in %.1f s%s", name, ctx.elapsed(),
-                     f" (after {startup:.1f} s of process start-up)" if startup is not None else "")
+            log.info(
+                "%s done in %.1f s%s",
+                name,
+                ctx.elapsed(),
+                f" (after {startup:.1f} s of process start-up)" if startup is not None else "",
+            )

@@ -45,8 +45,10 @@ def models(ctx: StageContext, family) -> dict:
         if saved.task != task or saved.init != init:
             why = f"it is the {saved.init} model of task {saved.task!r}"
         elif saved.pretrained_digest != pretrained.weights_digest:
-            why = (f"it was fine-tuned from another pretrained model (digest {saved.pretrained_digest}, the current "
-                   f"{paths.pretrained_model} is {pretrained.weights_digest})")
+            why = (
+                f"it was fine-tuned from another pretrained model (digest {saved.pretrained_digest}, the current "
+                f"{paths.pretrained_model} is {pretrained.weights_digest})"
+            )
         elif training_settings(trained.config) != training_settings(family.config):
             now, then = training_settings(family.config), training_settings(trained.config)
             keys = sorted(k for k in {*now, *then} if now.get(k) != then.get(k))
@@ -75,9 +77,16 @@ def evaluate(cfg: DictConfig, task: str) -> dict:
         scored = models(ctx, family)
         ctx.run.begin()  # the inputs checked out: the work (and its MLflow run) begins
 
-        results: dict = {"task": task, "family": family.name, "metric": family.primary, "scale": family.scale,
-                         "description": family.description, "inits": list(scored), "n_test": len(test),
-                         "skipped": splits.skipped}
+        results: dict = {
+            "task": task,
+            "family": family.name,
+            "metric": family.primary,
+            "scale": family.scale,
+            "description": family.description,
+            "inits": list(scored),
+            "n_test": len(test),
+            "skipped": splits.skipped,
+        }
         predictions: dict[str, list] = {}
         head: dict = {}
         for init, (model, saved) in scored.items():
@@ -88,23 +97,34 @@ def evaluate(cfg: DictConfig, task: str) -> dict:
         predictions["baseline"] = family.baseline(splits["train"], test, head, ctx.cfg.seed)
         results["baseline"] = family.scores(predictions["baseline"], test, head)
         index = CorpusIndex(paths.corpus_index)
-        results["contamination"] = {split: index.overlap(family.document(r) for r in splits[split])
-                                    for split in ("validation", "test")}
+        results["contamination"] = {
+            split: index.overlap(family.document(r) for r in splits[split]) for split in ("validation", "test")
+        }
         results["wall_s"] = ctx.elapsed()
         systems = (*scored, "baseline")
         write_json(paths.reports / "metrics" / f"{task}.json", results)
         for init in scored:
             pairs = family.outcomes(test, predictions[init])
-            write_text(paths.reports / "plots" / "confusion" / f"{task}-{init}.csv",
-                       "actual,predicted\n" + "".join(f"{_csv_cell(a)},{_csv_cell(b)}\n" for a, b in pairs))
-        write_text(paths.reports / "plots" / "scores" / f"{task}.csv",
-                   "system,score\n" + "".join(f"{who},{results[who][family.primary]:.4f}\n" for who in systems))
-        sample = [family.show(r, {who: predictions[who][i] for who in predictions})
-                  for i, r in enumerate(test[: family.config.n_predictions])]
+            write_text(
+                paths.reports / "plots" / "confusion" / f"{task}-{init}.csv",
+                "actual,predicted\n" + "".join(f"{_csv_cell(a)},{_csv_cell(b)}\n" for a, b in pairs),
+            )
+        write_text(
+            paths.reports / "plots" / "scores" / f"{task}.csv",
+            "system,score\n" + "".join(f"{who},{results[who][family.primary]:.4f}\n" for who in systems),
+        )
+        sample = [
+            family.show(r, {who: predictions[who][i] for who in predictions})
+            for i, r in enumerate(test[: family.config.n_predictions])
+        ]
         write_jsonl(paths.reports / "predictions" / f"{task}.jsonl", sample)
 
         ctx.run.log_metrics({f"{who}/{k}": v for who in systems for k, v in results[who].items()})
         ctx.run.log_artifact(paths.reports / "predictions" / f"{task}.jsonl", "predictions")
-        log.info("evaluate %s (inits %s): %s", task, ", ".join(scored),
-                 ", ".join(f"{who} {family.primary} {results[who][family.primary]:.3f}" for who in systems))
+        log.info(
+            "evaluate %s (inits %s): %s",
+            task,
+            ", ".join(scored),
+            ", ".join(f"{who} {family.primary} {results[who][family.primary]:.3f}" for who in systems),
+        )
     return results

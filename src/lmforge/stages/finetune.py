@@ -46,7 +46,8 @@ def check_pretrained(cfg: DictConfig, pretrained: SavedModel, where: Path) -> No
             f"model={name(want)} objective={cfg.objective.name} is not what {where} holds (model="
             f"{name(pretrained.model)} objective={pretrained.objective}; differing: "
             f"{', '.join(f'model.{k}' for k in diff) or 'objective'}): pretrain it first "
-            f"(`python pipelines/pretrain.py model={name(want)} objective={cfg.objective.name}`, or `dvc repro`)")
+            f"(`python pipelines/pretrain.py model={name(want)} objective={cfg.objective.name}`, or `dvc repro`)"
+        )
 
 
 @dataclass
@@ -65,9 +66,11 @@ def setup(ctx: StageContext, task: str, init: str) -> Setup:
     family = configure(task, cfg.task[task])
     ctx.record(f"task.{task}", family.config)
     if not paths.pretrained_model.is_dir():
-        raise DataError(f"{paths.pretrained_model}: no pretrained model yet; make it first: "
-                        "`python pipelines/pretrain.py` "
-                        "(or `dvc repro pretrain`)")
+        raise DataError(
+            f"{paths.pretrained_model}: no pretrained model yet; make it first: "
+            "`python pipelines/pretrain.py` "
+            "(or `dvc repro pretrain`)"
+        )
     pretrained = SavedModel.load(paths.pretrained_model)
     check_pretrained(cfg, pretrained, paths.pretrained_model)
     splits = load_splits(family, cfg.seed, cfg.max_task_records, paths.corpus_index, paths.root)
@@ -75,8 +78,9 @@ def setup(ctx: StageContext, task: str, init: str) -> Setup:
     backbone, _ = load_backbone(paths.pretrained_model)
     if init == "scratch":  # the same architecture, freshly initialised (seeded)
         backbone = build_backbone(pretrained.backbone, paths.pretrained_model / MANIFEST)
-    family.check_backbone(backbone.cfg, type(backbone).capabilities(backbone.cfg),
-                          f"the pretrained model ({paths.pretrained_model})")
+    family.check_backbone(
+        backbone.cfg, type(backbone).capabilities(backbone.cfg), f"the pretrained model ({paths.pretrained_model})"
+    )
     head = family.head_config(splits.records, splits.labels, backbone)
     model = family.build(backbone, head)
 
@@ -84,12 +88,20 @@ def setup(ctx: StageContext, task: str, init: str) -> Setup:
     if task_cfg.freeze_embeddings:
         table = backbone.input_embeddings()
         if table is None:
-            raise ConfigError(f"task.{task}.freeze_embeddings: backbone {backbone.arch!r} names no token embeddings "
-                              "to freeze; set it to false")
+            raise ConfigError(
+                f"task.{task}.freeze_embeddings: backbone {backbone.arch!r} names no token embeddings "
+                "to freeze; set it to false"
+            )
         table.weight.requires_grad_(False)  # tied backbones (gpt_tiny, lstm): their LM output projection too
     feats = {s: family.features(splits[s], tok, head, train=True) for s in ("train", "validation")}
-    data = TaskData(feats["train"], feats["validation"], task_cfg.batch_size, special_ids(tok)["pad"], cfg.seed,
-                    f"task.{task}.batch_size")
+    data = TaskData(
+        feats["train"],
+        feats["validation"],
+        task_cfg.batch_size,
+        special_ids(tok)["pad"],
+        cfg.seed,
+        f"task.{task}.batch_size",
+    )
     steps_per_epoch = math.ceil(len(feats["train"]) / task_cfg.batch_size)
     total = task_cfg.max_epochs * steps_per_epoch // cfg.trainer.accumulate_grad_batches
     module = TaskModule(family, model, head, int(task_cfg.warmup_ratio * total), max(total, 1))
@@ -106,10 +118,19 @@ class Fitted:
 
 def fit(ctx: StageContext, s: Setup, init: str) -> Fitted:
     family, task_cfg, trainer_cfg = s.family, s.family.config, ctx.cfg.trainer
-    settings = {"seed": ctx.cfg.seed, "trainer": to_container(ctx.cfg)["trainer"], "init": init,
-                "task": training_settings(task_cfg)}
-    ckpt_dir = ctx.paths.checkpoints / "finetune" / family.task / init / fingerprint(
-        settings, content_digest(ctx.paths.pretrained_model, data=s.splits.records))
+    settings = {
+        "seed": ctx.cfg.seed,
+        "trainer": to_container(ctx.cfg)["trainer"],
+        "init": init,
+        "task": training_settings(task_cfg),
+    }
+    ckpt_dir = (
+        ctx.paths.checkpoints
+        / "finetune"
+        / family.task
+        / init
+        / fingerprint(settings, content_digest(ctx.paths.pretrained_model, data=s.splits.records))
+    )
     resume = latest_checkpoint(ckpt_dir)
     resumed_step = check_checkpoint(resume, s.module) if resume else 0
     ctx.run.begin()  # the inputs checked out: the work (and its MLflow run) begins
@@ -118,20 +139,39 @@ def fit(ctx: StageContext, s: Setup, init: str) -> Fitted:
     if resume:
         log.info("resuming from %s (step %d)", resume, resumed_step)
     score = s.module.score_key
-    best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=score, mode="max", save_last=True,
-                           save_top_k=1, enable_version_counter=False)
+    best = ModelCheckpoint(
+        dirpath=ckpt_dir,
+        filename="best",
+        monitor=score,
+        mode="max",
+        save_last=True,
+        save_top_k=1,
+        enable_version_counter=False,
+    )
     history = History(sink=ctx.run.log_metrics)
     callbacks = [best, history, EarlyStopping(monitor=score, mode="max", patience=task_cfg.patience)]
     steps_per_epoch = max(len(s.data.train) // task_cfg.batch_size, 1)
-    trainer = make_trainer(trainer_cfg, callbacks=callbacks, progress=ctx.cfg.progress, max_epochs=task_cfg.max_epochs,
-                           log_every_n_steps=min(trainer_cfg.log_every_n_steps, steps_per_epoch))
+    trainer = make_trainer(
+        trainer_cfg,
+        callbacks=callbacks,
+        progress=ctx.cfg.progress,
+        max_epochs=task_cfg.max_epochs,
+        log_every_n_steps=min(trainer_cfg.log_every_n_steps, steps_per_epoch),
+    )
     trainer.fit(s.module, datamodule=s.data, ckpt_path=str(resume) if resume else None)
     state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
     s.module.load_state_dict(state)
     summary = {
-        "task": family.task, "family": family.name, "init": init, "val_metric": family.val_metric,
-        "best_val_score": float(best.best_model_score), "epochs": trainer.current_epoch, "steps": trainer.global_step,
-        "n_train": len(s.splits["train"]), "n_train_features": len(s.data.train), "skipped": s.splits.skipped,
+        "task": family.task,
+        "family": family.name,
+        "init": init,
+        "val_metric": family.val_metric,
+        "best_val_score": float(best.best_model_score),
+        "epochs": trainer.current_epoch,
+        "steps": trainer.global_step,
+        "n_train": len(s.splits["train"]),
+        "n_train_features": len(s.data.train),
+        "skipped": s.splits.skipped,
         "threads": threads,
     }
     return Fitted(summary, history, ckpt_dir)
@@ -140,11 +180,18 @@ def fit(ctx: StageContext, s: Setup, init: str) -> Fitted:
 def save(ctx: StageContext, s: Setup, fitted: Fitted, init: str) -> None:
     family, out = s.family, ctx.paths.finetuned(s.family.task, init)
     with atomic_dir(out) as tmp:
-        SavedModel(kind="task_model", backbone=s.module.model.backbone.spec(), objective=s.pretrained.objective,
-                   model=s.pretrained.model, task=family.task, family=family.name,
-                   task_config=asdict(family.config), head=s.head, init=init,
-                   pretrained_digest=s.pretrained.weights_digest).save(
-            tmp / "model", s.module.model.state_dict(), ctx.paths.pretrained_model)
+        SavedModel(
+            kind="task_model",
+            backbone=s.module.model.backbone.spec(),
+            objective=s.pretrained.objective,
+            model=s.pretrained.model,
+            task=family.task,
+            family=family.name,
+            task_config=asdict(family.config),
+            head=s.head,
+            init=init,
+            pretrained_digest=s.pretrained.weights_digest,
+        ).save(tmp / "model", s.module.model.state_dict(), ctx.paths.pretrained_model)
         fitted.history.write_csv(tmp / "curves" / "train.csv", "train/loss")
         fitted.history.write_csv(tmp / "curves" / "val.csv", "val/loss", s.module.score_key)
         fitted.summary["wall_s"] = ctx.elapsed()
@@ -152,8 +199,9 @@ def save(ctx: StageContext, s: Setup, fitted: Fitted, init: str) -> None:
         # tracked from what this process wrote, before it is renamed into place
         ctx.run.log_artifact(tmp / "model", "model")
         ctx.run.log_artifact(tmp / "curves", "curves")
-        ctx.run.register_model(tmp / "model", "TaskModel" if family.serves else None, family.serves,
-                               task=family.task, init=init)
+        ctx.run.register_model(
+            tmp / "model", "TaskModel" if family.serves else None, family.serves, task=family.task, init=init
+        )
     if not ctx.cfg.trainer.keep_checkpoints:
         shutil.rmtree(fitted.checkpoint_dir, ignore_errors=True)
     ctx.run.log_metrics({"final/best_val_score": fitted.summary["best_val_score"]})
@@ -167,8 +215,13 @@ def finetune(cfg: DictConfig, task: str, init: str) -> dict:
         fitted = fit(ctx, s, init)
         if ctx.is_main:
             save(ctx, s, fitted, init)
-            log.info("finetune %s/%s: best validation %s %.3f", task, init, s.family.val_metric,
-                     fitted.summary["best_val_score"])
+            log.info(
+                "finetune %s/%s: best validation %s %.3f",
+                task,
+                init,
+                s.family.val_metric,
+                fitted.summary["best_val_score"],
+            )
     return fitted.summary
 
 

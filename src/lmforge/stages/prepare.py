@@ -39,9 +39,19 @@ def corpus(ctx: StageContext) -> tuple[Corpus, dict[str, list[str]]]:
         return Corpus.from_documents(docs, data_cfg.val_fraction, seed, "the synthetic world"), sentences
     src = data_cfg.text_files if data_cfg.source == "text_files" else data_cfg.hub
     hub, files = data_cfg.hub, data_cfg.text_files
-    return load_corpus(data_cfg.source, paths=list(files.paths), name=hub.name, config=hub.config, split=hub.split,
-                       text_column=src.text_column, val_fraction=data_cfg.val_fraction, seed=seed,
-                       encoding=files.encoding, streaming=hub.streaming, num_proc=hub.num_proc), {}
+    return load_corpus(
+        data_cfg.source,
+        paths=list(files.paths),
+        name=hub.name,
+        config=hub.config,
+        split=hub.split,
+        text_column=src.text_column,
+        val_fraction=data_cfg.val_fraction,
+        seed=seed,
+        encoding=files.encoding,
+        streaming=hub.streaming,
+        num_proc=hub.num_proc,
+    ), {}
 
 
 def pack(ctx: StageContext, out, text_corpus: Corpus, sentences: dict[str, list[str]], tok) -> tuple[dict, dict]:
@@ -56,12 +66,22 @@ def pack(ctx: StageContext, out, text_corpus: Corpus, sentences: dict[str, list[
             yield doc
 
     with CorpusIndexWriter(out / "index", n=ctx.cfg.data.contamination_n) as index:
-        n_tokens = {split: pack_texts(indexed(split, docs, index), tok, out / "tokens" / f"{split}.bin", ids["eos"],
-                                      progress=ctx.cfg.progress)
-                    for split, docs in (("train", text_corpus.train()), ("val", text_corpus.validation()))}
+        n_tokens = {
+            split: pack_texts(
+                indexed(split, docs, index), tok, out / "tokens" / f"{split}.bin", ids["eos"], progress=ctx.cfg.progress
+            )
+            for split, docs in (("train", text_corpus.train()), ("val", text_corpus.validation()))
+        }
     vocab = tok.get_vocab_size(with_added_tokens=True)
-    write_meta(out / "tokens", vocab_size=vocab, dtype=token_dtype(vocab), n_tokens=n_tokens, eos_id=ids["eos"],
-               pad_id=ids["pad"], tokenizer=ctx.cfg.tokenizer.kind)
+    write_meta(
+        out / "tokens",
+        vocab_size=vocab,
+        dtype=token_dtype(vocab),
+        n_tokens=n_tokens,
+        eos_id=ids["eos"],
+        pad_id=ids["pad"],
+        tokenizer=ctx.cfg.tokenizer.kind,
+    )
     return n_docs, n_tokens
 
 
@@ -72,17 +92,33 @@ def run(cfg: DictConfig) -> dict:
         text_corpus, sentences = corpus(ctx)  # opened and checked: its files present, readable, in their encoding
         ctx.run.begin()
         with atomic_dir(out) as tmp:
-            tok = train_tokenizer(text_corpus.train(), kind=tok_cfg.kind, vocab_size=tok_cfg.vocab_size,
-                                  min_frequency=tok_cfg.min_frequency,
-                                  progress=ctx.cfg.progress, max_chars=tok_cfg.max_train_chars)
+            tok = train_tokenizer(
+                text_corpus.train(),
+                kind=tok_cfg.kind,
+                vocab_size=tok_cfg.vocab_size,
+                min_frequency=tok_cfg.min_frequency,
+                progress=ctx.cfg.progress,
+                max_chars=tok_cfg.max_train_chars,
+            )
             save_tokenizer(tok, tmp / "tokenizer")
             n_docs, n_tokens = pack(ctx, tmp, text_corpus, sentences, tok)
             vocab = tok.get_vocab_size(with_added_tokens=True)
-            stats = {"source": ctx.cfg.data.source, "docs": n_docs, "tokens": n_tokens, "vocab_size": vocab,
-                     "wall_s": ctx.elapsed()}
+            stats = {
+                "source": ctx.cfg.data.source,
+                "docs": n_docs,
+                "tokens": n_tokens,
+                "vocab_size": vocab,
+                "wall_s": ctx.elapsed(),
+            }
             write_json(tmp / "stats.json", stats)
             ctx.run.log_artifact(tmp / "stats.json")  # what this process wrote, before the rename
         ctx.run.log_metrics({"tokens_train": n_tokens["train"], "tokens_val": n_tokens["val"]})
-        log.info("prepare: %d + %d documents, %d + %d tokens, vocabulary %d", n_docs["train"], n_docs["val"],
-                 n_tokens["train"], n_tokens["val"], vocab)
+        log.info(
+            "prepare: %d + %d documents, %d + %d tokens, vocabulary %d",
+            n_docs["train"],
+            n_docs["val"],
+            n_tokens["train"],
+            n_tokens["val"],
+            vocab,
+        )
     return stats

@@ -25,7 +25,8 @@ from lmforge.data.retokenize import retokenized
 from lmforge.data.tokenizer import load_tokenizer, special_ids
 from lmforge.errors import ConfigError
 from lmforge.fileio import atomic_dir, content_digest, write_json
-from lmforge.models import Backbone, check_objective, settings as model_settings
+from lmforge.models import Backbone, check_objective
+from lmforge.models import settings as model_settings
 from lmforge.saved_model import SavedModel
 from lmforge.stages.common import StageContext, log, stage
 from lmforge.train.callbacks import History, Throughput, measure_matmul_peak, precision_dtype
@@ -68,11 +69,12 @@ def setup(ctx: StageContext) -> Setup:
     else:
         tokenizer_dir, tokens_dir = paths.tokenizer, paths.tokens
     token_meta = read_meta(tokens_dir)
-    model = replace(model, vocab_size=token_meta["vocab_size"], pad_id=token_meta["pad_id"],
-                    causal=objective == "clm")
+    model = replace(model, vocab_size=token_meta["vocab_size"], pad_id=token_meta["pad_id"], causal=objective == "clm")
     if cfg.trainer.block_size > model.max_len:
-        raise ConfigError(f"trainer.block_size={cfg.trainer.block_size} exceeds model.max_len={model.max_len}: "
-                          "lower the block size or raise the model's max_len")
+        raise ConfigError(
+            f"trainer.block_size={cfg.trainer.block_size} exceeds model.max_len={model.max_len}: "
+            "lower the block size or raise the model's max_len"
+        )
     backbone = cls.create(model)
     ctx.record("model", {k: getattr(backbone.cfg, k) for k in ("vocab_size", "pad_id", "causal")})  # derived
     module = LMModule(backbone, cfg.optim, cfg.trainer.max_steps, objective=objective)
@@ -100,16 +102,36 @@ def measure(ctx: StageContext, s: Setup, data: PackedLMData) -> Fitted:
     """A checkpoint taken as it is (`Backbone.trains` says no): no training, only its loss on the
     corpus's validation windows, so the report still says how well it models the corpus."""
     history = History(sink=ctx.run.log_metrics)
-    trainer = make_trainer(ctx.cfg.trainer, callbacks=[history], progress=ctx.cfg.progress,
-                           limit_val_batches=ctx.cfg.trainer.limit_val_batches)
+    trainer = make_trainer(
+        ctx.cfg.trainer,
+        callbacks=[history],
+        progress=ctx.cfg.progress,
+        limit_val_batches=ctx.cfg.trainer.limit_val_batches,
+    )
     val_loss = float(trainer.validate(s.module, datamodule=data, verbose=False)[0]["val/loss"])
-    log.info("pretrain: %s is taken as it is (no training steps; model.continue_pretraining=true trains it)",
-             getattr(s.backbone.cfg, "pretrained", s.backbone.arch))
-    return Fitted({"val_loss": val_loss, "val_ppl": math.exp(min(val_loss, 50.0)), "steps": 0,
-                   "n_params": s.backbone.num_params(), "arch": s.backbone.arch, "objective": ctx.cfg.objective.name,
-                   "pretrained_from": getattr(s.backbone.cfg, "pretrained", None), "resumed_from_step": 0,
-                   "tokens_per_s": 0.0, "mfu": 0.0, "peak_flops": 0.0, "device": "cpu",
-                   "precision": ctx.cfg.trainer.precision}, history, None)
+    log.info(
+        "pretrain: %s is taken as it is (no training steps; model.continue_pretraining=true trains it)",
+        getattr(s.backbone.cfg, "pretrained", s.backbone.arch),
+    )
+    return Fitted(
+        {
+            "val_loss": val_loss,
+            "val_ppl": math.exp(min(val_loss, 50.0)),
+            "steps": 0,
+            "n_params": s.backbone.num_params(),
+            "arch": s.backbone.arch,
+            "objective": ctx.cfg.objective.name,
+            "pretrained_from": getattr(s.backbone.cfg, "pretrained", None),
+            "resumed_from_step": 0,
+            "tokens_per_s": 0.0,
+            "mfu": 0.0,
+            "peak_flops": 0.0,
+            "device": "cpu",
+            "precision": ctx.cfg.trainer.precision,
+        },
+        history,
+        None,
+    )
 
 
 def fit(ctx: StageContext, s: Setup) -> Fitted:
@@ -117,10 +139,16 @@ def fit(ctx: StageContext, s: Setup) -> Fitted:
     trainer_cfg = ctx.cfg.trainer
     if trainer_cfg.compile:  # in place: parameter names (checkpoints, safetensors) stay the same
         s.module.model.compile()
-    data = PackedLMData(s.tokens_dir, s.token_meta["dtype"], trainer_cfg.batch_size, trainer_cfg.block_size,
-                        trainer_cfg.accumulate_grad_batches,
-                        trainer_cfg.limit_val_batches, ctx.cfg.seed,
-                        make=batch_maker(ctx.cfg.objective, s.tokenizer_dir, s.backbone.cfg.vocab_size))
+    data = PackedLMData(
+        s.tokens_dir,
+        s.token_meta["dtype"],
+        trainer_cfg.batch_size,
+        trainer_cfg.block_size,
+        trainer_cfg.accumulate_grad_batches,
+        trainer_cfg.limit_val_batches,
+        ctx.cfg.seed,
+        make=batch_maker(ctx.cfg.objective, s.tokenizer_dir, s.backbone.cfg.vocab_size),
+    )
     if not type(s.backbone).trains(s.backbone.cfg):
         ctx.run.begin()
         return measure(ctx, s, data)
@@ -135,41 +163,73 @@ def fit(ctx: StageContext, s: Setup) -> Fitted:
 
     device = compute_device(trainer_cfg.accelerator)
     peak = measure_matmul_peak(device, precision_dtype(trainer_cfg.precision))
-    throughput = Throughput(trainer_cfg.batch_size * trainer_cfg.block_size,
-                            s.backbone.flops_per_token(trainer_cfg.block_size), peak)
+    throughput = Throughput(
+        trainer_cfg.batch_size * trainer_cfg.block_size, s.backbone.flops_per_token(trainer_cfg.block_size), peak
+    )
     history = History(sink=ctx.run.log_metrics)
     callbacks = [
-        throughput, history,
+        throughput,
+        history,
         # no monitor: the top-1 checkpoint is the newest, and last.ckpt links to it (one write, not two)
-        StepCheckpoint(dirpath=ckpt_dir, filename="{step}", every_n_train_steps=trainer_cfg.checkpoint_every_n_steps,
-                       val_every=trainer_cfg.val_check_interval, save_last="link", save_top_k=1,
-                       enable_version_counter=False),
+        StepCheckpoint(
+            dirpath=ckpt_dir,
+            filename="{step}",
+            every_n_train_steps=trainer_cfg.checkpoint_every_n_steps,
+            val_every=trainer_cfg.val_check_interval,
+            save_last="link",
+            save_top_k=1,
+            enable_version_counter=False,
+        ),
     ]
-    trainer = make_trainer(trainer_cfg, callbacks=callbacks, progress=ctx.cfg.progress, max_steps=trainer_cfg.max_steps,
-                           max_time=trainer_cfg.max_time, val_check_interval=trainer_cfg.val_check_interval,
-                           check_val_every_n_epoch=None,
-                           limit_val_batches=trainer_cfg.limit_val_batches, max_epochs=-1)
+    trainer = make_trainer(
+        trainer_cfg,
+        callbacks=callbacks,
+        progress=ctx.cfg.progress,
+        max_steps=trainer_cfg.max_steps,
+        max_time=trainer_cfg.max_time,
+        val_check_interval=trainer_cfg.val_check_interval,
+        check_val_every_n_epoch=None,
+        limit_val_batches=trainer_cfg.limit_val_batches,
+        max_epochs=-1,
+    )
     trainer.fit(s.module, datamodule=data, ckpt_path=str(resume) if resume else None)
     final = trainer.validate(s.module, datamodule=data, verbose=False)[0]
     val_loss = float(final["val/loss"])
     # every process takes part: a sharded strategy (FSDP) gathers the whole weights for rank 0
     state = {k.removeprefix("model."): v for k, v in trainer.strategy.lightning_module_state_dict().items()}
-    return Fitted({
-        "val_loss": val_loss, "val_ppl": math.exp(min(val_loss, 50.0)), "steps": trainer.global_step,
-        "n_params": s.backbone.num_params(), "arch": s.backbone.arch, "objective": ctx.cfg.objective.name,
-        "pretrained_from": getattr(s.backbone.cfg, "pretrained", None), "resumed_from_step": resumed_step,
-        "tokens_per_s": throughput.tokens_per_s, "mfu": throughput.mfu, "peak_flops": peak, "device": device,
-        "precision": trainer_cfg.precision, "threads": threads,
-    }, history, ckpt_dir, state)
+    return Fitted(
+        {
+            "val_loss": val_loss,
+            "val_ppl": math.exp(min(val_loss, 50.0)),
+            "steps": trainer.global_step,
+            "n_params": s.backbone.num_params(),
+            "arch": s.backbone.arch,
+            "objective": ctx.cfg.objective.name,
+            "pretrained_from": getattr(s.backbone.cfg, "pretrained", None),
+            "resumed_from_step": resumed_step,
+            "tokens_per_s": throughput.tokens_per_s,
+            "mfu": throughput.mfu,
+            "peak_flops": peak,
+            "device": device,
+            "precision": trainer_cfg.precision,
+            "threads": threads,
+        },
+        history,
+        ckpt_dir,
+        state,
+    )
 
 
 def save(ctx: StageContext, s: Setup, fitted: Fitted) -> None:
     """The model directory, curves and summary, in one atomic write (the main process only)."""
     paths = ctx.paths
     with atomic_dir(paths.pretrain) as tmp:
-        SavedModel(kind="language_model", backbone=s.backbone.spec(), objective=ctx.cfg.objective.name,
-                   model=to_container(ctx.cfg)["model"]).save(
-            tmp / "model", fitted.state or s.module.model.state_dict(), s.tokenizer_dir, s.backbone.cfg.max_len)
+        SavedModel(
+            kind="language_model",
+            backbone=s.backbone.spec(),
+            objective=ctx.cfg.objective.name,
+            model=to_container(ctx.cfg)["model"],
+        ).save(tmp / "model", fitted.state or s.module.model.state_dict(), s.tokenizer_dir, s.backbone.cfg.max_len)
         fitted.history.write_csv(tmp / "curves" / "train.csv", "train/loss", "train/lr")
         fitted.history.write_csv(tmp / "curves" / "val.csv", "val/loss")
         summary = fitted.summary
@@ -179,8 +239,11 @@ def save(ctx: StageContext, s: Setup, fitted: Fitted) -> None:
         ctx.run.log_artifact(tmp / "model", "model")
         ctx.run.log_artifact(tmp / "curves", "curves")
         causal = s.backbone.cfg.causal
-        ctx.run.register_model(tmp / "model", "LanguageModel" if causal else None,
-                               {"inputs": ["text"], "output": "perplexity", "output_type": "double"} if causal else None)
+        ctx.run.register_model(
+            tmp / "model",
+            "LanguageModel" if causal else None,
+            {"inputs": ["text"], "output": "perplexity", "output_type": "double"} if causal else None,
+        )
     if fitted.checkpoint_dir and not ctx.cfg.trainer.keep_checkpoints:
         shutil.rmtree(fitted.checkpoint_dir, ignore_errors=True)
     ctx.run.log_metrics({"final/" + k: v for k, v in summary.items() if isinstance(v, (int, float))})
@@ -193,6 +256,11 @@ def run(cfg: DictConfig) -> dict:
         summary = fitted.summary
         if ctx.is_main:
             save(ctx, s, fitted)
-            log.info("pretrain: val loss %.3f, ppl %.1f, %.0f tokens/s, MFU %.1f%%", summary["val_loss"],
-                     summary["val_ppl"], summary["tokens_per_s"], 100 * summary["mfu"])
+            log.info(
+                "pretrain: val loss %.3f, ppl %.1f, %.0f tokens/s, MFU %.1f%%",
+                summary["val_loss"],
+                summary["val_ppl"],
+                summary["tokens_per_s"],
+                100 * summary["mfu"],
+            )
     return summary

@@ -24,12 +24,17 @@ def run(cfg: DictConfig) -> dict:
         pretrain = read_json(paths.pretrain / "summary.json")
         missing = [n for n in names if not (paths.reports / "metrics" / f"{n}.json").is_file()]
         if missing:
-            raise DataError(f"{paths.reports / 'metrics'}: no metrics of task(s) {missing}: run evaluate first "
-                            f"(`python pipelines/evaluate.py task={missing[0]}`, or `dvc repro`)")
+            raise DataError(
+                f"{paths.reports / 'metrics'}: no metrics of task(s) {missing}: run evaluate first "
+                f"(`python pipelines/evaluate.py task={missing[0]}`, or `dvc repro`)"
+            )
         evaluate = {n: read_json(paths.reports / "metrics" / f"{n}.json") for n in names}
-        finetune = {(n, init): read_json(paths.finetuned(n, init) / "summary.json")
-                    for n in names for init in evaluate[n].get("inits", [])
-                    if (paths.finetuned(n, init) / "summary.json").is_file()}
+        finetune = {
+            (n, init): read_json(paths.finetuned(n, init) / "summary.json")
+            for n in names
+            for init in evaluate[n].get("inits", [])
+            if (paths.finetuned(n, init) / "summary.json").is_file()
+        }
         metrics = summary_metrics(pretrain, evaluate)
         write_json(paths.reports / "metrics.json", metrics)
         write_text(paths.reports / "report.md", markdown(metrics, prepare, pretrain, finetune, evaluate))

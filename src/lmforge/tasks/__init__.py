@@ -44,10 +44,15 @@ def family_class(name: str) -> type[Family]:
             importlib.import_module(module)
         except ModuleNotFoundError as e:
             if e.name and module.startswith(e.name):
-                builtin = sorted(p.stem for p in Path(__file__).parent.glob("*.py")
-                                 if p.stem not in ("__init__", "base", "splits", "prefix_lm"))
-                raise ConfigError(f"family {name!r} is not a task family lmforge knows ({', '.join(builtin)}; "
-                                  "or a module path that registers one)") from None
+                builtin = sorted(
+                    p.stem
+                    for p in Path(__file__).parent.glob("*.py")
+                    if p.stem not in ("__init__", "base", "splits", "prefix_lm")
+                )
+                raise ConfigError(
+                    f"family {name!r} is not a task family lmforge knows ({', '.join(builtin)}; "
+                    "or a module path that registers one)"
+                ) from None
             raise
         if name not in _REGISTRY:
             raise ConfigError(f"family {name!r}: module {module} registers no family of that name")

@@ -170,8 +170,10 @@ class Family:
         for name in self.fields:
             col = columns.get(name, name)
             if col not in row or row[col] is None:
-                raise DataError(f"{where}: no column {col!r} (record field {name!r}): set "
-                                f"task.{self.task}.data.columns.{name} to the column that holds it")
+                raise DataError(
+                    f"{where}: no column {col!r} (record field {name!r}): set "
+                    f"task.{self.task}.data.columns.{name} to the column that holds it"
+                )
             rec[name] = row[col]
         return rec
 
@@ -192,8 +194,10 @@ class Family:
     def check_backbone(self, backbone_cfg: Any, capabilities: Any, where: str) -> None:
         """Refuse a backbone this task cannot run on, before training, naming both."""
         if self.config.max_length > backbone_cfg.max_len:
-            raise ConfigError(f"task.{self.task}.max_length={self.config.max_length} exceeds the max_len "
-                              f"{backbone_cfg.max_len} of {where}: lower it, or pretrain with a larger model.max_len")
+            raise ConfigError(
+                f"task.{self.task}.max_length={self.config.max_length} exceeds the max_len "
+                f"{backbone_cfg.max_len} of {where}: lower it, or pretrain with a larger model.max_len"
+            )
 
     def head_config(self, splits: dict[str, list[dict]], labels: list[str] | None, backbone: nn.Module) -> dict:
         """What the saved model needs besides its weights (labels, input layout, pooling)."""
@@ -304,16 +308,18 @@ def per_device(batch_size: int, what: str) -> int:
     return batch_size // world
 
 
-def loader(features: list[dict], batch_size: int, pad_id: int, shuffle: bool, seed: int = 0,
-           shard: bool = False) -> DataLoader:
+def loader(
+    features: list[dict], batch_size: int, pad_id: int, shuffle: bool, seed: int = 0, shard: bool = False
+) -> DataLoader:
     """Batches of features padded to their longest member: shuffled and grouped by length
     (`LengthGrouped`, `batch_size` global, each process its slice), or in order — all of them, or
     with `shard` every process its own share of the batches (validation under data parallelism)."""
     collate = lambda b: pad_batch(b, pad_id)  # noqa: E731
     if shuffle:
         sampler = LengthGrouped([len(f["input_ids"]) for f in features], batch_size, seed)
-        return DataLoader(features, batch_size=per_device(batch_size, "task.batch_size"), sampler=sampler,
-                          collate_fn=collate)
+        return DataLoader(
+            features, batch_size=per_device(batch_size, "task.batch_size"), sampler=sampler, collate_fn=collate
+        )
     rank, world = _ranks()
     if shard and world > 1:
         batches = [list(range(i, min(i + batch_size, len(features)))) for i in range(0, len(features), batch_size)]

@@ -86,8 +86,11 @@ class Classification(Family):
         "topic": WorldTask(_topic, classes=tuple(sorted(TOPICS)), labels=tuple(sorted(TOPICS))),
         "sentiment": WorldTask(_sentiment, classes=SENTIMENTS, labels=SENTIMENTS),
     }
-    description = {"model": "hidden states pooled (mean, or the last token) → linear",
-                   "metric": "accuracy / macro-F1 (torchmetrics)", "baseline": "the majority class"}
+    description = {
+        "model": "hidden states pooled (mean, or the last token) → linear",
+        "metric": "accuracy / macro-F1 (torchmetrics)",
+        "baseline": "the majority class",
+    }
     serves = {"inputs": ["text"], "output": "label"}
 
     def record(self, row, where):
@@ -99,31 +102,41 @@ class Classification(Family):
         label_map = self.config.data.label_map
         if label_map:
             if label not in label_map:
-                raise DataError(f"{where}: label {label!r} is not in task.{self.task}.data.label_map "
-                                f"{dict(label_map)}: add it there")
+                raise DataError(
+                    f"{where}: label {label!r} is not in task.{self.task}.data.label_map "
+                    f"{dict(label_map)}: add it there"
+                )
             label = str(label_map[label])
         return {"text": text, "label": label}
 
     def check_splits(self, splits, where):
         train = {r["label"] for r in splits["train"]}
         if len(train) < 2:
-            raise DataError(f"{where['train']}: the training split has one label ({sorted(train)[0]!r}): a "
-                            f"classifier needs at least two (is task.{self.task}.data.columns.label the label column?)")
+            raise DataError(
+                f"{where['train']}: the training split has one label ({sorted(train)[0]!r}): a "
+                f"classifier needs at least two (is task.{self.task}.data.columns.label the label column?)"
+            )
         for split in ("validation", "test"):
             unknown = sorted({r["label"] for r in splits[split]} - train)
             if unknown:
-                raise DataError(f"{where[split]}: labels {unknown} of the {split} split do not occur in the "
-                                f"training split (labels: {sorted(train)})")
+                raise DataError(
+                    f"{where[split]}: labels {unknown} of the {split} split do not occur in the "
+                    f"training split (labels: {sorted(train)})"
+                )
 
     def check_backbone(self, backbone_cfg, capabilities, where):
         super().check_backbone(backbone_cfg, capabilities, where)
         if self.config.pooling == "last" and not backbone_cfg.causal:
-            raise ConfigError(f"task.{self.task}.pooling=last reads the last token of a left-to-right backbone; "
-                              f"{where} is bidirectional: use pooling=mean")
+            raise ConfigError(
+                f"task.{self.task}.pooling=last reads the last token of a left-to-right backbone; "
+                f"{where} is bidirectional: use pooling=mean"
+            )
 
     def head_config(self, splits, labels, backbone):
-        return {"labels": list(labels) if labels else sorted({r["label"] for r in splits["train"]}),
-                "pooling": self.config.pooling}
+        return {
+            "labels": list(labels) if labels else sorted({r["label"] for r in splits["train"]}),
+            "pooling": self.config.pooling,
+        }
 
     def build(self, backbone, head):
         return SequenceClassifier(backbone, len(head["labels"]), self.config.dropout, head["pooling"])
@@ -154,8 +167,10 @@ class Classification(Family):
         model.eval()
         feats = self.features(records, tok, head, train=False)
         pad = special_ids(tok)["pad"]
-        ids = [model(b["input_ids"], b["attention_mask"]).argmax(-1)
-               for b in loader(feats, self.config.batch_size, pad, shuffle=False)]
+        ids = [
+            model(b["input_ids"], b["attention_mask"]).argmax(-1)
+            for b in loader(feats, self.config.batch_size, pad, shuffle=False)
+        ]
         return [head["labels"][i] for i in torch.cat(ids).tolist()] if ids else []
 
     def scores(self, predictions, records, head):

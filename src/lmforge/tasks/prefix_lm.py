@@ -62,8 +62,8 @@ class _Cached:
         ids = torch.full((len(prompts), width), pad, dtype=torch.long)
         mask = torch.zeros_like(ids)
         for i, p in enumerate(prompts):
-            ids[i, width - len(p):] = torch.tensor(p)
-            mask[i, width - len(p):] = 1
+            ids[i, width - len(p) :] = torch.tensor(p)
+            mask[i, width - len(p) :] = 1
         self.model, self.mask = model, mask
         self.pos = (mask.cumsum(1) - 1).clamp_min(0)
         hidden, self.past = model.backbone(ids, attention_mask=mask, position_ids=self.pos, use_cache=True)
@@ -77,8 +77,9 @@ class _Cached:
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
         self.mask = torch.cat([self.mask, torch.ones_like(tokens[:, None])], 1)
         self.pos = self.pos + 1
-        hidden, self.past = self.model.backbone(tokens[:, None], attention_mask=self.mask, position_ids=self.pos,
-                                                past_key_values=self.past, use_cache=True)
+        hidden, self.past = self.model.backbone(
+            tokens[:, None], attention_mask=self.mask, position_ids=self.pos, past_key_values=self.past, use_cache=True
+        )
         return self.model.logits(hidden[:, -1])
 
 
@@ -102,8 +103,9 @@ class _Recompute:
 
 
 @torch.no_grad()
-def beam_search(state, n: int, max_new: int, eos: int, pad: int, beam_size: int = 1,
-                length_penalty: float = 1.0) -> list[list[int]]:
+def beam_search(
+    state, n: int, max_new: int, eos: int, pad: int, beam_size: int = 1, length_penalty: float = 1.0
+) -> list[list[int]]:
     """Beam search (greedy for beam_size=1) over a decoding `state` of n prompts: returns each
     prompt's best continuation, without its <eos>. A finished beam keeps its score and is
     extended by padding; at the end scores are divided by length**length_penalty."""
@@ -145,8 +147,16 @@ def beam_search(state, n: int, max_new: int, eos: int, pad: int, beam_size: int 
 
 
 @torch.no_grad()
-def generate(model: PrefixLM, prompts: list[list[int]], max_new: int, eos: int, pad: int,
-             beam_size: int = 1, length_penalty: float = 1.0, batch_size: int = 32) -> list[list[int]]:
+def generate(
+    model: PrefixLM,
+    prompts: list[list[int]],
+    max_new: int,
+    eos: int,
+    pad: int,
+    beam_size: int = 1,
+    length_penalty: float = 1.0,
+    batch_size: int = 32,
+) -> list[list[int]]:
     """Continuations of token-id prompts, in prompt order, decoded the way the backbone says it
     can (`Capabilities.generation`): lmforge's beam search over its KV cache, transformers'
     `generate`, or recomputing the whole sequence per token."""
@@ -157,8 +167,10 @@ def generate(model: PrefixLM, prompts: list[list[int]], max_new: int, eos: int, 
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         for k in range(0, len(order), batch_size):
             group = order[k : k + batch_size]
-            for i, seq in zip(group, model.backbone.generate([prompts[i] for i in group], max_new, eos, pad,
-                                                              beam_size, length_penalty)):
+            for i, seq in zip(
+                group,
+                model.backbone.generate([prompts[i] for i in group], max_new, eos, pad, beam_size, length_penalty),
+            ):
                 out[i] = seq
         return out  # type: ignore[return-value]
     if how == "kv_cache":
@@ -200,15 +212,19 @@ class PrefixLMFamily(Family):
     def check_backbone(self, backbone_cfg, capabilities, where):
         cfg = self.config
         if not backbone_cfg.causal or not capabilities.generation:
-            raise ConfigError(f"task {self.task!r} ({self.name}) generates text, which needs a backbone that reads "
-                              f"left to right and decodes, but {where} is bidirectional (pretrained with objective=mlm, "
-                              "or an encoder). Use objective=clm with model=gpt_tiny, gpt_small or lstm, or a decoder "
-                              "(model=hf model.hf_model_type=gpt2); encoders do classification, NER and QA")
+            raise ConfigError(
+                f"task {self.task!r} ({self.name}) generates text, which needs a backbone that reads "
+                f"left to right and decodes, but {where} is bidirectional (pretrained with objective=mlm, "
+                "or an encoder). Use objective=clm with model=gpt_tiny, gpt_small or lstm, or a decoder "
+                "(model=hf model.hf_model_type=gpt2); encoders do classification, NER and QA"
+            )
         need = cfg.max_source_length + cfg.max_target_length + 2
         if need > backbone_cfg.max_len:
-            raise ConfigError(f"task.{self.task}.max_source_length={cfg.max_source_length} + max_target_length="
-                              f"{cfg.max_target_length} + 2 (<sep>, <eos>) = {need} exceeds the max_len "
-                              f"{backbone_cfg.max_len} of {where}")
+            raise ConfigError(
+                f"task.{self.task}.max_source_length={cfg.max_source_length} + max_target_length="
+                f"{cfg.max_target_length} + 2 (<sep>, <eos>) = {need} exceeds the max_len "
+                f"{backbone_cfg.max_len} of {where}"
+            )
 
     def build(self, backbone, head):
         return PrefixLM(backbone)
@@ -251,8 +267,16 @@ class PrefixLMFamily(Family):
         cfg = self.config
         ids = special_ids(tok)
         prompts = [self._prompt(tok, r[self.source], ids["sep"]) for r in records]
-        seqs = generate(model, prompts, cfg.max_target_length + 1, ids["eos"], ids["pad"], cfg.beam_size,
-                        cfg.length_penalty, cfg.batch_size)
+        seqs = generate(
+            model,
+            prompts,
+            cfg.max_target_length + 1,
+            ids["eos"],
+            ids["pad"],
+            cfg.beam_size,
+            cfg.length_penalty,
+            cfg.batch_size,
+        )
         return [tok.decode(s).strip() for s in seqs]
 
     def show(self, record, predictions):

@@ -47,8 +47,9 @@ class QAConfig(TaskConfig):
 
     def check(self, key: str) -> None:
         if self.doc_stride >= self.max_length // 2:
-            raise ConfigError(f"{key}.doc_stride={self.doc_stride} must be below half of {key}.max_length="
-                              f"{self.max_length}")
+            raise ConfigError(
+                f"{key}.doc_stride={self.doc_stride} must be below half of {key}.max_length={self.max_length}"
+            )
 
 
 def _qa(rng, ctx, label, i) -> Made:
@@ -64,8 +65,7 @@ def squad_scores(predictions: list[str], answers: list[list[str]]) -> dict[str, 
     if not predictions:
         return {"exact_match": 0.0, "f1": 0.0}
     preds = [{"prediction_text": p, "id": str(i)} for i, p in enumerate(predictions)]
-    target = [{"answers": {"text": list(a), "answer_start": [0] * len(a)}, "id": str(i)}
-              for i, a in enumerate(answers)]
+    target = [{"answers": {"text": list(a), "answer_start": [0] * len(a)}, "id": str(i)} for i, a in enumerate(answers)]
     out = squad(preds, target)
     return {"exact_match": float(out["exact_match"]), "f1": float(out["f1"])}
 
@@ -112,9 +112,11 @@ class QA(Family):
     scale = 100
     val_metric = "span_accuracy"
     world_tasks = {"qa": WorldTask(_qa, id_prefix="qa")}
-    description = {"model": "start/end logits over question <sep> context windows (doc_stride), n-best spans",
-                   "metric": "SQuAD F1 / exact match (torchmetrics)",
-                   "baseline": "the sentence with most question-word overlap, the best span in it"}
+    description = {
+        "model": "start/end logits over question <sep> context windows (doc_stride), n-best spans",
+        "metric": "SQuAD F1 / exact match (torchmetrics)",
+        "baseline": "the sentence with most question-word overlap, the best span in it",
+    }
     serves = {"inputs": ["question", "context"], "output": "answer"}
 
     def record(self, row, where):
@@ -122,17 +124,28 @@ class QA(Family):
         if isinstance(answers, list):  # SQuAD's own [{"text", "answer_start"}]
             if not answers or not all(isinstance(a, dict) for a in answers):
                 raise DataError(f"{where}: 'answers' must be a non-empty list of {{text, answer_start}}")
-            answers = {"text": [a.get("text") for a in answers], "answer_start": [a.get("answer_start") for a in answers]}
+            answers = {
+                "text": [a.get("text") for a in answers],
+                "answer_start": [a.get("answer_start") for a in answers],
+            }
         rec = super().record({**row, self.config.data.columns.get("answers", "answers"): answers}, where)
         a = rec["answers"]
-        if not isinstance(a, dict) or not isinstance(a.get("text"), list) or not isinstance(a.get("answer_start"), list):
+        if (
+            not isinstance(a, dict)
+            or not isinstance(a.get("text"), list)
+            or not isinstance(a.get("answer_start"), list)
+        ):
             raise DataError(f"{where}: 'answers' needs lists 'text' and 'answer_start'")
         try:
             starts = [int(x) for x in a["answer_start"]]
         except (TypeError, ValueError):
             raise DataError(f"{where}: 'answer_start' must hold character offsets (integers)") from None
-        return {"id": str(row.get(self.config.data.columns.get("id", "id"), where)), "context": rec["context"],
-                "question": rec["question"], "answers": {"text": [str(t) for t in a["text"]], "answer_start": starts}}
+        return {
+            "id": str(row.get(self.config.data.columns.get("id", "id"), where)),
+            "context": rec["context"],
+            "question": rec["question"],
+            "answers": {"text": [str(t) for t in a["text"]], "answer_start": starts},
+        }
 
     def check_record(self, record, where):
         super().check_record(record, where)
@@ -143,8 +156,10 @@ class QA(Family):
         for t, st in zip(texts, starts):
             if not isinstance(st, int) or record["context"][st : st + len(t)] != t:
                 at = record["context"].find(t)
-                raise DataError(f"{where}: answer {t!r} is not at character {st} of the context (answer_start must be "
-                                "the answer's character offset" + (f"; it occurs at {at}" if at >= 0 else "") + ")")
+                raise DataError(
+                    f"{where}: answer {t!r} is not at character {st} of the context (answer_start must be "
+                    "the answer's character offset" + (f"; it occurs at {at}" if at >= 0 else "") + ")"
+                )
 
     def document(self, record):
         return record["context"]
@@ -169,8 +184,11 @@ class QA(Family):
         for s, e in windows(len(enc.ids), room, min(cfg.doc_stride, room - 1)):
             ids = q + [sep] + enc.ids[s:e]
             first = len(q) + 1
-            feat = {"input_ids": ids, "attention_mask": [1] * len(ids),
-                    "context_mask": [0] * len(q) + [1] * (len(ids) - len(q))}  # <sep> = "not here"
+            feat = {
+                "input_ids": ids,
+                "attention_mask": [1] * len(ids),
+                "context_mask": [0] * len(q) + [1] * (len(ids) - len(q)),
+            }  # <sep> = "not here"
             if with_labels:
                 if span is not None and s <= span[0] and span[1] < e:
                     feat["start"], feat["end"] = first + span[0] - s, first + span[1] - s
@@ -240,8 +258,12 @@ class QA(Family):
         return [overlap_answer(r["question"], r["context"]) for r in test]
 
     def show(self, record, predictions):
-        return {"question": record["question"], "context": record["context"],
-                "answers": record["answers"]["text"], **predictions}
+        return {
+            "question": record["question"],
+            "context": record["context"],
+            "answers": record["answers"]["text"],
+            **predictions,
+        }
 
     def outcomes(self, records, predictions):
         """actual "answer" vs predicted exact / partial (shares a word) / wrong."""
@@ -249,8 +271,13 @@ class QA(Family):
         for r, p in zip(records, predictions):
             golds = r["answers"]["text"]
             pw = set(_norm_words(p))
-            kind = ("exact" if any(_norm_words(g) == _norm_words(p) for g in golds)
-                    else "partial" if any(pw & set(_norm_words(g)) for g in golds) else "wrong")
+            kind = (
+                "exact"
+                if any(_norm_words(g) == _norm_words(p) for g in golds)
+                else "partial"
+                if any(pw & set(_norm_words(g)) for g in golds)
+                else "wrong"
+            )
             out.append(("answer", kind))
         return out
 

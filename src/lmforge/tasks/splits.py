@@ -44,9 +44,11 @@ def _builtin(family: Family, seed: int, max_records: int | None, corpus_index: P
     data_cfg = family.config.data
     name = data_cfg.world_task or family.task
     if name not in family.world_tasks:
-        raise ConfigError(f"task.{family.task}.data.world_task={name!r}: the built-in world makes no such "
-                          f"{family.name} task (it makes {sorted(family.world_tasks) or 'none'}); "
-                          "use task.data.source=local or hub for other data")
+        raise ConfigError(
+            f"task.{family.task}.data.world_task={name!r}: the built-in world makes no such "
+            f"{family.name} task (it makes {sorted(family.world_tasks) or 'none'}); "
+            "use task.data.source=local or hub for other data"
+        )
     sizes = {"train": data_cfg.n_train, "validation": data_cfg.n_validation, "test": data_cfg.n_test}
     if max_records:
         sizes = {s: min(n, max_records) for s, n in sizes.items()}
@@ -67,8 +69,10 @@ def _files(family: Family, seed: int, root: Path) -> Splits:
         need = [data_cfg.columns.get(f, f) for f in family.fields]
         missing = [c for c in need if c not in provides]
         if missing:
-            raise ConfigError(f"task.{family.task}.data.format={data_cfg.format!r} holds records of "
-                              f"{', '.join(provides)}; the {family.name} family needs {', '.join(family.fields)}")
+            raise ConfigError(
+                f"task.{family.task}.data.format={data_cfg.format!r} holds records of "
+                f"{', '.join(provides)}; the {family.name} family needs {', '.join(family.fields)}"
+            )
 
     def convert(row: dict, where: str) -> dict:
         rec = family.record(row, where)
@@ -80,23 +84,35 @@ def _files(family: Family, seed: int, root: Path) -> Splits:
             return f or None
         return str(root / f)
 
-    files = {"train": at_root(data_cfg.train), "validation": at_root(data_cfg.validation),
-             "test": at_root(data_cfg.test or data_cfg.validation)}
+    files = {
+        "train": at_root(data_cfg.train),
+        "validation": at_root(data_cfg.validation),
+        "test": at_root(data_cfg.test or data_cfg.validation),
+    }
     if not data_cfg.test:
         files["validation"] = None  # the given validation file is the test split
     if data_cfg.source == "local":
         named_by = {"train": "train", "validation": "validation", "test": "test" if data_cfg.test else "validation"}
-        loaded = {s: formats.read_file(data_cfg.format, f, data_cfg, convert, f"task.{family.task}.data", named_by[s])
-                  for s, f in files.items() if f}
-        where = {s: f"{f}.{data_cfg.source_lang}" if data_cfg.format == "parallel" else str(f)
-                 for s, f in files.items() if f}
+        loaded = {
+            s: formats.read_file(data_cfg.format, f, data_cfg, convert, f"task.{family.task}.data", named_by[s])
+            for s, f in files.items()
+            if f
+        }
+        where = {
+            s: f"{f}.{data_cfg.source_lang}" if data_cfg.format == "parallel" else str(f) for s, f in files.items() if f
+        }
     else:
         names = {"train": "train", "validation": "validation", "test": "test", **dict(data_cfg.hub_splits)}
         if data_cfg.hub_name in ("json", "csv", "parquet"):
             names = {s: s for s, f in files.items() if f}
         # an empty Hub split name: carve that split from train (validation) / use validation (test)
-        loaded = formats.hub_rows(data_cfg, {s: n for s, n in names.items() if s in SPLITS and n}, convert,
-                                  files={s: f for s, f in files.items() if f}, key=f"task.{family.task}.data")
+        loaded = formats.hub_rows(
+            data_cfg,
+            {s: n for s, n in names.items() if s in SPLITS and n},
+            convert,
+            files={s: f for s, f in files.items() if f},
+            key=f"task.{family.task}.data",
+        )
         if "test" not in loaded and "validation" in loaded:
             loaded["test"] = loaded.pop("validation")
         where = {s: f"{data_cfg.hub_name}:{names.get(s, s)}" for s in SPLITS}
@@ -104,8 +120,13 @@ def _files(family: Family, seed: int, root: Path) -> Splits:
     for s, part in loaded.items():
         skipped[s] = part.skipped
         if part.skipped:
-            log.warning("%s: skipped %d malformed records of the %s split, e.g. %s", family.task, part.skipped, s,
-                        "; ".join(part.problems))
+            log.warning(
+                "%s: skipped %d malformed records of the %s split, e.g. %s",
+                family.task,
+                part.skipped,
+                s,
+                "; ".join(part.problems),
+            )
     records = {s: part.records for s, part in loaded.items()}
     rng = random.Random(f"lmforge-task-split:{seed}")
     train = list(records["train"])
@@ -136,8 +157,13 @@ def load_splits(family: Family, seed: int, max_task_records: int | None, corpus_
     for split in SPLITS:
         if not splits.records.get(split):
             skipped = splits.skipped.get(split)
-            raise DataError(f"{splits.where.get(split, split)}: the {split} split of task {family.task!r} is empty"
-                            + (f" (all {skipped} of its records are malformed and were skipped); fix them, or name "
-                               "another file" if skipped else "; give it records"))
+            raise DataError(
+                f"{splits.where.get(split, split)}: the {split} split of task {family.task!r} is empty"
+                + (
+                    f" (all {skipped} of its records are malformed and were skipped); fix them, or name another file"
+                    if skipped
+                    else "; give it records"
+                )
+            )
     family.check_splits(splits.records, splits.where)
     return splits

@@ -49,8 +49,11 @@ class Summarization(PrefixLMFamily):
     fields = {"document": str, "summary": str}
     metrics = ("rougeL", "rouge1", "rouge2")
     world_tasks = {"summarization": WorldTask(_summarization)}
-    description = {"model": "prefix LM: document <sep> summary <eos>, greedy or beam decoding",
-                   "metric": "ROUGE-L / ROUGE-1/2 with stemming (rouge_score)", "baseline": "the lead sentence"}
+    description = {
+        "model": "prefix LM: document <sep> summary <eos>, greedy or beam decoding",
+        "metric": "ROUGE-L / ROUGE-1/2 with stemming (rouge_score)",
+        "baseline": "the lead sentence",
+    }
     serves = {"inputs": ["document"], "output": "summary"}
 
     def record(self, row, where):

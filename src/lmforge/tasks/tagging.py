@@ -56,7 +56,7 @@ def _ner(rng, ctx, label, i) -> Made:
         sents = review(rng, w, rng.random() < 0.5)
     idx = [k for k, s in enumerate(sents) if s.has_entity()] if rng.random() < 0.9 else []
     k = idx[int(rng.random() * len(idx))] if idx else int(rng.random() * len(sents))
-    chosen = sents[k:k + 2] if rng.random() < 0.2 else sents[k:k + 1]
+    chosen = sents[k : k + 2] if rng.random() < 0.2 else sents[k : k + 1]
     tokens = [t for s in chosen for t in s.tokens]
     tags = [t for s in chosen for t in s.tags]
     return Made({"tokens": tokens, "tags": tags}, " ".join(tokens), sentences=tuple(s.text for s in chosen))
@@ -85,8 +85,11 @@ def entity_scores(gold: list[list[str]], pred: list[list[str]]) -> dict[str, flo
         if len(g) != len(p):
             raise ValueError(f"sentence {i}: {len(g)} gold tags but {len(p)} predicted")
     kw = dict(zero_division=0)
-    return {"f1": float(f1_score(gold, pred, **kw)), "precision": float(precision_score(gold, pred, **kw)),
-            "recall": float(recall_score(gold, pred, **kw))}
+    return {
+        "f1": float(f1_score(gold, pred, **kw)),
+        "precision": float(precision_score(gold, pred, **kw)),
+        "recall": float(recall_score(gold, pred, **kw)),
+    }
 
 
 class TokenClassifier(nn.Module):
@@ -125,8 +128,11 @@ class Tagging(Family):
     scale = 1
     val_metric = "f1"
     world_tasks = {"ner": WorldTask(_ner, labels=NER_TAGS)}
-    description = {"model": "a tag per word on its first sub-token (a causal backbone reads the sentence twice)",
-                   "metric": "entity-level F1 (seqeval)", "baseline": "each word's most frequent training tag"}
+    description = {
+        "model": "a tag per word on its first sub-token (a causal backbone reads the sentence twice)",
+        "metric": "entity-level F1 (seqeval)",
+        "baseline": "each word's most frequent training tag",
+    }
     serves = {"inputs": ["text"], "output": "tags"}
 
     def record(self, row, where):
@@ -161,18 +167,24 @@ class Tagging(Family):
         kinds = {t[2:] for t in tags if t != "O"}
         if kinds and kinds <= CHUNK_TYPES:
             share = tags["O"] / sum(tags.values())
-            raise DataError(f"{where['train']}: {column} reads chunk tags ({', '.join(sorted(kinds))}; {share:.0%} of "
-                            "the words O), not entity tags: point it at the entity column (the last one, -1, in "
-                            "CoNLL-2003)")
+            raise DataError(
+                f"{where['train']}: {column} reads chunk tags ({', '.join(sorted(kinds))}; {share:.0%} of "
+                "the words O), not entity tags: point it at the entity column (the last one, -1, in "
+                "CoNLL-2003)"
+            )
         if not kinds:
-            raise DataError(f"{where['train']}: every tag of the training split is 'O': no entity to learn "
-                            f"(is {column} the entity column?)")
+            raise DataError(
+                f"{where['train']}: every tag of the training split is 'O': no entity to learn "
+                f"(is {column} the entity column?)"
+            )
         for r in splits["train"]:
             prev = "O"
             for t in r["tags"]:
                 if t.startswith("I-") and (prev == "O" or prev[2:] != t[2:]):
-                    raise DataError(f"{where['train']}: tag {t!r} starts an entity after {prev!r}: the file is in "
-                                    f"IOB1, not IOB2 — set {key}.scheme=iob1")
+                    raise DataError(
+                        f"{where['train']}: tag {t!r} starts an entity after {prev!r}: the file is in "
+                        f"IOB1, not IOB2 — set {key}.scheme=iob1"
+                    )
                 prev = t
 
     def head_config(self, splits, labels, backbone):

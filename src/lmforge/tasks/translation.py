@@ -10,8 +10,8 @@ import re
 from dataclasses import dataclass
 
 from lmforge.data.world import Made, WorldTask
-from lmforge.data.world.translation import NOUNS, VERBS, Lexicon, pair
 from lmforge.data.world.text import render
+from lmforge.data.world.translation import NOUNS, VERBS, Lexicon, pair
 from lmforge.errors import ConfigError, DataError
 from lmforge.schema import setting
 from lmforge.tasks import register
@@ -26,8 +26,10 @@ class TranslationConfig(PrefixLMConfig):
 
     def check(self, key: str) -> None:
         if self.baseline == "lexicon" and self.data.source != "builtin":
-            raise ConfigError(f"{key}.baseline=lexicon needs the built-in world's lexicon "
-                              f"({key}.data.source=builtin): use baseline=copy")
+            raise ConfigError(
+                f"{key}.baseline=lexicon needs the built-in world's lexicon "
+                f"({key}.data.source=builtin): use baseline=copy"
+            )
 
 
 def _translation(rng, ctx, label, i) -> Made:
@@ -41,8 +43,10 @@ def translation_scores(predictions: list[str], references: list[str]) -> dict[st
 
     if len(predictions) != len(references):
         raise ValueError(f"{len(predictions)} predictions but {len(references)} references")
-    return {"bleu": float(sacrebleu.corpus_bleu(predictions, [references]).score),
-            "chrf": float(sacrebleu.corpus_chrf(predictions, [references]).score)}
+    return {
+        "bleu": float(sacrebleu.corpus_bleu(predictions, [references]).score),
+        "chrf": float(sacrebleu.corpus_chrf(predictions, [references]).score),
+    }
 
 
 def word_by_word(sources: list[str], seed: int) -> list[str]:
@@ -73,9 +77,11 @@ class Translation(PrefixLMFamily):
     fields = {"source": str, "target": str}
     metrics = ("bleu", "chrf")
     world_tasks = {"translation": WorldTask(_translation)}
-    description = {"model": "prefix LM: source <sep> target <eos>, greedy or beam decoding",
-                   "metric": "BLEU / chrF (sacrebleu)",
-                   "baseline": "word by word through the world's lexicon (or the source copied)"}
+    description = {
+        "model": "prefix LM: source <sep> target <eos>, greedy or beam decoding",
+        "metric": "BLEU / chrF (sacrebleu)",
+        "baseline": "word by word through the world's lexicon (or the source copied)",
+    }
     serves = {"inputs": ["source"], "output": "translation"}
 
     def record(self, row, where):

@@ -38,8 +38,9 @@ from lmforge.errors import LmforgeError
 DB_USER = "lmforge"
 DB_NAME = "mlflow"
 SERVER_OWNER = "postgres"  # the account that runs PostgreSQL when we are root
-INSTALL_HINT = ("install Debian's PostgreSQL server (`sudo apt-get install postgresql`) "
-                "or put its initdb and pg_ctl on PATH")
+INSTALL_HINT = (
+    "install Debian's PostgreSQL server (`sudo apt-get install postgresql`) or put its initdb and pg_ctl on PATH"
+)
 
 
 class MissingPostgres(LmforgeError):
@@ -50,8 +51,11 @@ def find_bindir(data_dir: Path | None = None) -> Path | None:
     """The folder of the PostgreSQL server binaries (initdb, pg_ctl, postgres): Debian's
     /usr/lib/postgresql/<version>/bin — the version that made `data_dir`, else the newest — or
     the folder of `initdb` on PATH; None when there is none."""
-    debian = sorted((Path(p).parent for p in glob.glob("/usr/lib/postgresql/*/bin/initdb")),
-                    key=lambda b: [int(x) for x in b.parent.name.split(".") if x.isdigit()], reverse=True)
+    debian = sorted(
+        (Path(p).parent for p in glob.glob("/usr/lib/postgresql/*/bin/initdb")),
+        key=lambda b: [int(x) for x in b.parent.name.split(".") if x.isdigit()],
+        reverse=True,
+    )
     if data_dir is not None and (data_dir / "PG_VERSION").is_file():
         made_by = (data_dir / "PG_VERSION").read_text().strip()
         debian.sort(key=lambda b: b.parent.name != made_by)  # stable: the cluster's version first
@@ -68,8 +72,10 @@ def require_installed(data_dir: Path | None = None) -> Path:
     if bindir is None or not (bindir / "pg_ctl").is_file():
         raise MissingPostgres(f"PostgreSQL server binaries (initdb, pg_ctl) not found: {INSTALL_HINT}.")
     if importlib.util.find_spec("psycopg2") is None:
-        raise MissingPostgres("MLflow needs psycopg2 to use PostgreSQL: `pip install psycopg2-binary` "
-                              "(or `make install`, which installs lmforge's pinned dependencies).")
+        raise MissingPostgres(
+            "MLflow needs psycopg2 to use PostgreSQL: `pip install psycopg2-binary` "
+            "(or `make install`, which installs lmforge's pinned dependencies)."
+        )
     return bindir
 
 
@@ -99,17 +105,22 @@ class Cluster:
         try:
             pwd.getpwnam(SERVER_OWNER)
         except KeyError:
-            raise LmforgeError(f"PostgreSQL refuses to run as root and there is no `{SERVER_OWNER}` user: "
-                               f"run this as a regular user, or {INSTALL_HINT} (it creates that user).") from None
+            raise LmforgeError(
+                f"PostgreSQL refuses to run as root and there is no `{SERVER_OWNER}` user: "
+                f"run this as a regular user, or {INSTALL_HINT} (it creates that user)."
+            ) from None
         return {"user": SERVER_OWNER, "group": SERVER_OWNER, "extra_groups": [], "cwd": self.data_dir}
 
     def _run(self, args: list[str], as_owner: bool = True, check: bool = True) -> subprocess.CompletedProcess:
         kwargs = self._owner_kwargs() if as_owner else {}
-        out = subprocess.run([str(self.bindir / args[0]), *args[1:]], capture_output=True, text=True,
-                             timeout=120, **kwargs)
+        out = subprocess.run(
+            [str(self.bindir / args[0]), *args[1:]], capture_output=True, text=True, timeout=120, **kwargs
+        )
         if check and out.returncode != 0:
-            raise LmforgeError(f"PostgreSQL: `{' '.join(args)}` failed ({out.returncode}):\n"
-                               f"{(out.stdout + out.stderr).strip()[-2000:]}{self._log_tail()}")
+            raise LmforgeError(
+                f"PostgreSQL: `{' '.join(args)}` failed ({out.returncode}):\n"
+                f"{(out.stdout + out.stderr).strip()[-2000:]}{self._log_tail()}"
+            )
         return out
 
     def _log_tail(self) -> str:
@@ -125,20 +136,27 @@ class Cluster:
             return False
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         if any(self.data_dir.iterdir()):
-            raise LmforgeError(f"{self.data_dir} is not empty and holds no PostgreSQL cluster: "
-                               "move it away or empty it.")
+            raise LmforgeError(
+                f"{self.data_dir} is not empty and holds no PostgreSQL cluster: move it away or empty it."
+            )
         kwargs = self._owner_kwargs()
         if kwargs:  # root: the cluster belongs to the `postgres` account, which must reach it
             owner = pwd.getpwnam(SERVER_OWNER)
             os.chown(self.data_dir, owner.pw_uid, owner.pw_gid)
-            reach = subprocess.run(["sh", "-c", 'cd "$1"', "sh", str(self.data_dir)], capture_output=True,
-                                   user=SERVER_OWNER, group=SERVER_OWNER, extra_groups=[])
+            reach = subprocess.run(
+                ["sh", "-c", 'cd "$1"', "sh", str(self.data_dir)],
+                capture_output=True,
+                user=SERVER_OWNER,
+                group=SERVER_OWNER,
+                extra_groups=[],
+            )
             if reach.returncode != 0:
-                raise LmforgeError(f"PostgreSQL runs as the `{SERVER_OWNER}` user, which cannot reach "
-                                   f"{self.data_dir}: let it through the folders above (chmod o+x) or use "
-                                   "another --dir.")
-        self._run(["initdb", "-D", str(self.data_dir), "-U", DB_USER, "-A", "trust", "-E", "UTF8",
-                   "--locale=C"])
+                raise LmforgeError(
+                    f"PostgreSQL runs as the `{SERVER_OWNER}` user, which cannot reach "
+                    f"{self.data_dir}: let it through the folders above (chmod o+x) or use "
+                    "another --dir."
+                )
+        self._run(["initdb", "-D", str(self.data_dir), "-U", DB_USER, "-A", "trust", "-E", "UTF8", "--locale=C"])
         return True
 
     def running(self) -> bool:
@@ -151,14 +169,15 @@ class Cluster:
         """Start the server on 127.0.0.1:port, without a Unix socket, and wait until it accepts
         connections. pg_ctl detaches it from our process group: Ctrl-C reaches us, not it."""
         options = f"-h 127.0.0.1 -p {self.port} -k ''"
-        self._run(["pg_ctl", "-D", str(self.data_dir), "-o", options, "-l", str(self.log), "-w", "-t", "60",
-                   "start"])
+        self._run(["pg_ctl", "-D", str(self.data_dir), "-o", options, "-l", str(self.log), "-w", "-t", "60", "start"])
 
     def create_database(self) -> bool:
         """Create the tracking database once (True when it did)."""
         connect = ["-h", "127.0.0.1", "-p", str(self.port), "-U", DB_USER]
-        found = self._run(["psql", *connect, "-d", "postgres", "-tAc",
-                           f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}'"], as_owner=False)
+        found = self._run(
+            ["psql", *connect, "-d", "postgres", "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}'"],
+            as_owner=False,
+        )
         if found.stdout.strip() == "1":
             return False
         self._run(["createdb", *connect, DB_NAME], as_owner=False)
@@ -223,8 +242,10 @@ def serve(root: Path, port: int, pg_port: int, workers: int = 1, host: str = "12
     root = root.resolve()
     cluster = Cluster(root / "pg", pg_port, require_installed(root / "pg"))
     if cluster.running():
-        raise LmforgeError(f"PostgreSQL already runs on {cluster.data_dir}: is a server up? "
-                           f"Stop it with `python -m lmforge.track.postgres stop --dir {root}` (make server-stop).")
+        raise LmforgeError(
+            f"PostgreSQL already runs on {cluster.data_dir}: is a server up? "
+            f"Stop it with `python -m lmforge.track.postgres stop --dir {root}` (make server-stop)."
+        )
     signal.signal(signal.SIGTERM, _interrupt)
     server = None
     try:
@@ -234,21 +255,42 @@ def serve(root: Path, port: int, pg_port: int, workers: int = 1, host: str = "12
         cluster.start()
         t2 = time.perf_counter()
         cluster.create_database()
-        print(f"PostgreSQL {cluster.bindir.parent.name} on 127.0.0.1:{pg_port}, data in {cluster.data_dir} "
-              + (f"(created in {t1 - t0:.1f} s, " if made else "(") + f"started in {t2 - t1:.1f} s)", flush=True)
+        print(
+            f"PostgreSQL {cluster.bindir.parent.name} on 127.0.0.1:{pg_port}, data in {cluster.data_dir} "
+            + (f"(created in {t1 - t0:.1f} s, " if made else "(")
+            + f"started in {t2 - t1:.1f} s)",
+            flush=True,
+        )
         (root / "artifacts").mkdir(exist_ok=True)
         server = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--host", host, "--port", str(port), "--workers", str(workers),
-             "--backend-store-uri", cluster.uri, "--artifacts-destination", str(root / "artifacts")],
-            start_new_session=True)  # its own group: we stop it, then PostgreSQL, in that order
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--host",
+                host,
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+                "--backend-store-uri",
+                cluster.uri,
+                "--artifacts-destination",
+                str(root / "artifacts"),
+            ],
+            start_new_session=True,
+        )  # its own group: we stop it, then PostgreSQL, in that order
         _pid_file(root).write_text(f"{os.getpid()}\n{server.pid}\n")
         url = f"http://{host}:{port}"
         while server.poll() is None and not _healthy(url):
             time.sleep(0.3)
         if server.poll() is None:
-            print(f"MLflow tracking server on {url} (ready in {time.perf_counter() - t2:.1f} s), store "
-                  f"{cluster.uri}, artifacts in {root / 'artifacts'}. Ctrl-C or `make server-stop` stops both.",
-                  flush=True)
+            print(
+                f"MLflow tracking server on {url} (ready in {time.perf_counter() - t2:.1f} s), store "
+                f"{cluster.uri}, artifacts in {root / 'artifacts'}. Ctrl-C or `make server-stop` stops both.",
+                flush=True,
+            )
         return server.wait()
     except KeyboardInterrupt:
         return 0
@@ -288,8 +330,12 @@ def main(argv: list[str] | None = None) -> int:
     up = commands.add_parser("serve", help="start PostgreSQL and an MLflow server on it (foreground)")
     down = commands.add_parser("stop", help="stop them")
     for p in (up, down):
-        p.add_argument("--dir", type=Path, default=Path("mlflow-server"),
-                       help="the server's folder: pg/ (the cluster), artifacts/ (default: mlflow-server)")
+        p.add_argument(
+            "--dir",
+            type=Path,
+            default=Path("mlflow-server"),
+            help="the server's folder: pg/ (the cluster), artifacts/ (default: mlflow-server)",
+        )
     up.add_argument("--port", type=int, default=5000, help="the MLflow server's port (default: 5000)")
     up.add_argument("--pg-port", type=int, default=5433, help="PostgreSQL's port on 127.0.0.1 (default: 5433)")
     up.add_argument("--workers", type=int, default=1, help="MLflow server worker processes (default: 1)")

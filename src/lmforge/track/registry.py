@@ -77,14 +77,23 @@ def save_pyfunc(model_dir: Path, path: Path, serving: str, signature: dict | Non
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*An input example was not provided", category=UserWarning)
         mlflow.pyfunc.save_model(
-            path=str(path), python_model=str(code), artifacts={"model_dir": str(model_dir)},
+            path=str(path),
+            python_model=str(code),
+            artifacts={"model_dir": str(model_dir)},
             code_paths=[str(Path(lmforge.__file__).parent)],  # the exact code it was trained with
-            pip_requirements=_requirements(), signature=_signature(signature),
+            pip_requirements=_requirements(),
+            signature=_signature(signature),
         )
 
 
-def register(run: Any, model_dir: Path, serving: str | None, signature: dict | None = None, task: str | None = None,
-             init: str | None = None):
+def register(
+    run: Any,
+    model_dir: Path,
+    serving: str | None,
+    signature: dict | None = None,
+    task: str | None = None,
+    init: str | None = None,
+):
     """Log `model_dir` into `run` — as the pyfunc model `serving` when given, else as the model
     directory — and register it; returns the ModelVersion."""
     from mlflow.exceptions import MlflowException
@@ -122,8 +131,7 @@ def register(run: Any, model_dir: Path, serving: str | None, signature: dict | N
     for key in ("mlflow.source.git.commit", "lmforge.dvc.exp"):
         if value := run.tags.get(key) or _run_tag(client, run.run_id, key):
             tags[key] = value
-    version = client.create_model_version(name, source=f"runs:/{run.run_id}/{artifact}", run_id=run.run_id,
-                                          tags=tags)
+    version = client.create_model_version(name, source=f"runs:/{run.run_id}/{artifact}", run_id=run.run_id, tags=tags)
     aliases = []
     if not run.sweep_job:
         aliases = [f"{ALIAS}-{init}"] if init else []
@@ -132,8 +140,7 @@ def register(run: Any, model_dir: Path, serving: str | None, signature: dict | N
         for alias in aliases:
             client.set_registered_model_alias(name, alias, version.version)
     run.set_tags({"lmforge.registered_model": f"{name}/{version.version}"})
-    log.info("registered %s version %s%s", name, version.version,
-             f" (aliases {', '.join(aliases)})" if aliases else "")
+    log.info("registered %s version %s%s", name, version.version, f" (aliases {', '.join(aliases)})" if aliases else "")
     return version
 
 

@@ -31,9 +31,23 @@ from typing import Any, Callable
 
 from lmforge.errors import LmforgeError
 from lmforge.track.jobs import in_multirun, job_identity
-from lmforge.track.store import (ENV_PARENT, ERROR_TAG, KIND_TAG, PARTS_TAG, PROCESS_TAG, SESSION_TAG,
-                                 MAX_PARAM_LEN, check_experiment, connect, context_tags, dvc_session, experiment_id,
-                                 process_alive, process_key, split_params)
+from lmforge.track.store import (
+    ENV_PARENT,
+    ERROR_TAG,
+    KIND_TAG,
+    MAX_PARAM_LEN,
+    PARTS_TAG,
+    PROCESS_TAG,
+    SESSION_TAG,
+    check_experiment,
+    connect,
+    context_tags,
+    dvc_session,
+    experiment_id,
+    process_alive,
+    process_key,
+    split_params,
+)
 
 log = logging.getLogger("lmforge")
 
@@ -47,8 +61,14 @@ STARTED: list[str] = []
 class StageRun:
     """A context manager around one MLflow child run; a no-op when tracking is disabled."""
 
-    def __init__(self, tracking: Any, name: str, params: dict[str, Any], tags: dict[str, str] | None = None,
-                 root: Path | None = None):
+    def __init__(
+        self,
+        tracking: Any,
+        name: str,
+        params: dict[str, Any],
+        tags: dict[str, str] | None = None,
+        root: Path | None = None,
+    ):
         self.enabled = bool(tracking.enabled)
         self.cfg = tracking
         self.name = name
@@ -76,8 +96,12 @@ class StageRun:
             return
         self.experiment_id = experiment_id(self.client, self.cfg)
         self.parent_id = self._parent_run()
-        tags = {"lmforge.stage": self.name.split("/")[0], PROCESS_TAG: process_key(), **context_tags(self.root),
-                **self.tags}
+        tags = {
+            "lmforge.stage": self.name.split("/")[0],
+            PROCESS_TAG: process_key(),
+            **context_tags(self.root),
+            **self.tags,
+        }
         name = self.name
         if job := job_identity():  # a job of a Hydra sweep: named after its overrides
             suffix, job_tags = job
@@ -106,8 +130,7 @@ class StageRun:
             return
         if exc_type is not None:
             self.set_tags({ERROR_TAG: f"{exc_type.__name__}: {exc}"[:5000]})
-        status = ("FINISHED" if exc_type is None else
-                  "KILLED" if issubclass(exc_type, KeyboardInterrupt) else "FAILED")
+        status = "FINISHED" if exc_type is None else "KILLED" if issubclass(exc_type, KeyboardInterrupt) else "FAILED"
         self._guard("end the run", self.client.set_terminated, self.run_id, status, force=True)
 
     def _parent_run(self) -> str | None:
@@ -132,8 +155,7 @@ class StageRun:
 
     def _close_dead(self, where: str, tag: str = PROCESS_TAG) -> list[str]:
         """RUNNING runs matching `where` whose process (`tag`) is gone are ended as KILLED."""
-        runs = self.client.search_runs([self.experiment_id],
-                                       filter_string=f"{where} and attributes.status = 'RUNNING'")
+        runs = self.client.search_runs([self.experiment_id], filter_string=f"{where} and attributes.status = 'RUNNING'")
         closed = []
         for r in runs:
             key = r.data.tags.get(tag)
@@ -174,8 +196,13 @@ class StageRun:
             return fn(*args, **kwargs)
         except Exception as e:
             if not self.lost:
-                log.warning("MLflow tracking failed (%s: %s: %s)%s", what, type(e).__name__, e,
-                            "; the stage goes on without tracking" if lose else "")
+                log.warning(
+                    "MLflow tracking failed (%s: %s: %s)%s",
+                    what,
+                    type(e).__name__,
+                    e,
+                    "; the stage goes on without tracking" if lose else "",
+                )
             self.lost = self.lost or lose
             return None
 
@@ -200,8 +227,12 @@ class StageRun:
         for k, v in long.items():
             self.client.set_tag(self.run_id, PARTS_TAG + k, str(-(-len(v) // MAX_PARAM_LEN)))
             self.client.log_text(self.run_id, v, f"params/{k.replace('/', '_')}.txt")
-            log.info("param %s (%d characters) is split over %d params and kept whole in params/",
-                     k, len(v), -(-len(v) // MAX_PARAM_LEN))
+            log.info(
+                "param %s (%d characters) is split over %d params and kept whole in params/",
+                k,
+                len(v),
+                -(-len(v) // MAX_PARAM_LEN),
+            )
 
     def set_tags(self, tags: dict[str, str]) -> None:
         if not self.enabled:
@@ -241,16 +272,23 @@ class StageRun:
         else:
             self._guard(f"log {path}", self.client.log_artifact, self.run_id, str(path), artifact_path)
 
-    def register_model(self, model_dir: str | Path, serving: str | None, signature: dict | None = None,
-                       task: str | None = None, init: str | None = None):
+    def register_model(
+        self,
+        model_dir: str | Path,
+        serving: str | None,
+        signature: dict | None = None,
+        task: str | None = None,
+        init: str | None = None,
+    ):
         """Log `model_dir` (as an MLflow pyfunc model when `serving` names one) and register a version."""
         if not (self.enabled and self.cfg.register_models):
             return None
         from lmforge.track.registry import register
 
         self._guard("start the run", self.begin)
-        return self._guard(f"register {model_dir}", register, self, Path(model_dir), serving, signature, task, init,
-                           lose=False)
+        return self._guard(
+            f"register {model_dir}", register, self, Path(model_dir), serving, signature, task, init, lose=False
+        )
 
 
 # -- sweep jobs ----------------------------------------------------------------------------------------

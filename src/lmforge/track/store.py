@@ -82,8 +82,11 @@ def context_tags(root: Path) -> dict[str, str]:
     tags = {}
     if commit := git_commit(root):
         tags["mlflow.source.git.commit"] = commit
-    for env, tag in (("DVC_STAGE", "lmforge.dvc.stage"), ("DVC_EXP_NAME", "lmforge.dvc.exp"),
-                     ("DVC_EXP_BASELINE_REV", "lmforge.dvc.baseline")):
+    for env, tag in (
+        ("DVC_STAGE", "lmforge.dvc.stage"),
+        ("DVC_EXP_NAME", "lmforge.dvc.exp"),
+        ("DVC_EXP_BASELINE_REV", "lmforge.dvc.baseline"),
+    ):
         if value := os.environ.get(env):
             tags[tag] = value
     return tags
@@ -137,8 +140,10 @@ def connect(tracking: Any):
 
 
 def _unusable(tracking: Any, e: Exception) -> ConfigError:
-    return ConfigError(f"tracking.uri={tracking.uri}: cannot use the MLflow tracking backend ({first_line(e)}); "
-                       "use tracking=none to run without tracking")
+    return ConfigError(
+        f"tracking.uri={tracking.uri}: cannot use the MLflow tracking backend ({first_line(e)}); "
+        "use tracking=none to run without tracking"
+    )
 
 
 def check_experiment(client, tracking: Any) -> None:
@@ -189,7 +194,7 @@ def read_params(run) -> dict[str, str]:
     params, tags = dict(run.data.params), run.data.tags
     for tag, n in tags.items():
         if tag.startswith(PARTS_TAG):
-            key = tag[len(PARTS_TAG):]
+            key = tag[len(PARTS_TAG) :]
             parts = [params.pop(f"{key}{PART}{i}") for i in range(2, int(n) + 1)]
             params[key] = params[key] + "".join(parts)
     return params
@@ -197,5 +202,12 @@ def read_params(run) -> dict[str, str]:
 
 def run_rows(runs) -> list[dict]:
     """Runs as the rows of a comparison table (`report.compare`): name, status, params, metrics."""
-    return [{"name": r.info.run_name or r.info.run_id[:8], "status": r.info.status,
-             "params": read_params(r), "metrics": dict(r.data.metrics)} for r in runs]
+    return [
+        {
+            "name": r.info.run_name or r.info.run_id[:8],
+            "status": r.info.status,
+            "params": read_params(r),
+            "metrics": dict(r.data.metrics),
+        }
+        for r in runs
+    ]

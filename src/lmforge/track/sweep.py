@@ -55,8 +55,10 @@ class MlflowSweep(Callback):
         from lmforge.errors import ConfigError
 
         if OmegaConf.is_missing(config, "optimized_metric"):
-            raise ConfigError("optimized_metric is not set: name the summary key the sweeper optimises, "
-                              "e.g. optimized_metric=val_loss")
+            raise ConfigError(
+                "optimized_metric is not set: name the summary key the sweeper optimises, "
+                "e.g. optimized_metric=val_loss"
+            )
         # launchers that start fresh interpreters (submitit) unpickle the task function there:
         # the app's own folder (pipelines/, for `_app`) must be importable in them too
         app_dir = str(Path(sys.argv[0]).resolve().parent)
@@ -73,11 +75,13 @@ class MlflowSweep(Callback):
         sweeper = str(OmegaConf.select(config, "hydra.sweeper._target_") or "").rsplit(".", 1)[-1]
         launcher = str(OmegaConf.select(config, "hydra.launcher._target_") or "").rsplit(".", 1)[-1]
         tags = {
-            KIND_TAG: "sweep", "lmforge.stage": stage,
+            KIND_TAG: "sweep",
+            "lmforge.stage": stage,
             "lmforge.sweep.overrides": " ".join(overrides),
             "lmforge.sweep.keys": ",".join(keys),
             "lmforge.sweep.dir": str(sweep_dir),
-            "lmforge.sweep.sweeper": sweeper, "lmforge.sweep.launcher": launcher,
+            "lmforge.sweep.sweeper": sweeper,
+            "lmforge.sweep.launcher": launcher,
             **context_tags(Path(str(config.paths.root))),
         }
         if config.get("optimized_metric"):
@@ -92,8 +96,11 @@ class MlflowSweep(Callback):
         run = client.create_run(exp_id, run_name=name.strip(), tags=tags)
         self.run_id, self._uri = run.info.run_id, str(tracking.uri)
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        (sweep_dir / SWEEP_FILE).write_text(json.dumps(
-            {"run_id": self.run_id, "tracking_uri": self._uri, "experiment_id": exp_id, "keys": keys}, indent=2))
+        (sweep_dir / SWEEP_FILE).write_text(
+            json.dumps(
+                {"run_id": self.run_id, "tracking_uri": self._uri, "experiment_id": exp_id, "keys": keys}, indent=2
+            )
+        )
         self._set_env(ENV_PARENT, self.run_id)
         self._set_env(ENV_KEYS, json.dumps(keys))
         atexit.register(self._abandon)
@@ -126,21 +133,27 @@ class MlflowSweep(Callback):
 
         client = _client(config.tracking)
         parent = client.get_run(run_id)
-        children = client.search_runs([parent.info.experiment_id],
-                                      filter_string=f"tags.`mlflow.parentRunId` = '{run_id}'", max_results=10000)
+        children = client.search_runs(
+            [parent.info.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{run_id}'", max_results=10000
+        )
         failed = [r for r in children if r.info.status == "FAILED"]
         ts = int(time.time() * 1000)
         metrics = [Metric("jobs", len(children), ts, 0), Metric("jobs_failed", len(failed), ts, 0)]
         tags, params = [], []
         metric = config.get("optimized_metric")
-        scored = [r for r in children if r.info.status == "FINISHED" and OBJECTIVE in r.data.metrics
-                  and not math.isnan(r.data.metrics[OBJECTIVE])]
+        scored = [
+            r
+            for r in children
+            if r.info.status == "FINISHED" and OBJECTIVE in r.data.metrics and not math.isnan(r.data.metrics[OBJECTIVE])
+        ]
         if metric and scored:
             pick = min if str(config.optimized_direction) == "minimize" else max
             best = pick(scored, key=lambda r: r.data.metrics[OBJECTIVE])
             metrics.append(Metric(f"best/{OBJECTIVE}", best.data.metrics[OBJECTIVE], ts, 0))
-            tags += [RunTag("lmforge.sweep.best_run_id", best.info.run_id),
-                     RunTag("lmforge.sweep.best_run_name", best.info.run_name or "")]
+            tags += [
+                RunTag("lmforge.sweep.best_run_id", best.info.run_id),
+                RunTag("lmforge.sweep.best_run_name", best.info.run_name or ""),
+            ]
             keys = [k for k in parent.data.tags.get("lmforge.sweep.keys", "").split(",") if k]
             best_params = read_params(best)
             params += [Param(f"best.{k}", best_params[k]) for k in keys if k in best_params]
@@ -153,8 +166,7 @@ class MlflowSweep(Callback):
         try:
             from lmforge.report.compare import write
 
-            table = write(run_rows(children), OBJECTIVE if metric else None, sweep_dir / "compare",
-                          "Sweep comparison")
+            table = write(run_rows(children), OBJECTIVE if metric else None, sweep_dir / "compare", "Sweep comparison")
             client.log_artifacts(run_id, str(sweep_dir / "compare"), "compare")
             log.info("sweep comparison: %s", table)
         except Exception as e:

@@ -15,7 +15,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure_matmul_peak(device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32, n: int | None = None) -> float:
+def measure_matmul_peak(
+    device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32, n: int | None = None
+) -> float:
     """FLOP/s of a square matmul on this device and dtype: the MFU denominator (best of a few).
     n defaults to 1024 on CPU and 8192 on a GPU (small products under-use a GPU)."""
     device = torch.device(device)
@@ -83,9 +85,14 @@ class Throughput(L.Callback):
             tokens, seconds = self._batches * self.tokens_per_batch * trainer.world_size, now - self._t
             if log:
                 tps = tokens / seconds
-                pl_module.log_dict({"perf/tokens_per_s": tps,
-                                    "perf/mfu": tps * self.flops_per_token / (self.peak_flops * trainer.world_size)},
-                                   on_step=True, on_epoch=False)
+                pl_module.log_dict(
+                    {
+                        "perf/tokens_per_s": tps,
+                        "perf/mfu": tps * self.flops_per_token / (self.peak_flops * trainer.world_size),
+                    },
+                    on_step=True,
+                    on_epoch=False,
+                )
             if self._windows > self.skip_windows:
                 self.tokens += tokens
                 self.seconds += seconds
@@ -170,6 +177,7 @@ class History(L.Callback):
         steps = sorted({s for k in keys for s, _ in self.rows.get(k, [])})
         values = {k: dict(self.rows.get(k, [])) for k in keys}
         head = "step," + ",".join(k.replace("/", "_") for k in keys)
-        body = "".join(f"{s}," + ",".join(f"{values[k][s]:.6g}" if s in values[k] else "" for k in keys) + "\n"
-                       for s in steps)
+        body = "".join(
+            f"{s}," + ",".join(f"{values[k][s]:.6g}" if s in values[k] else "" for k in keys) + "\n" for s in steps
+        )
         write_text(path, head + "\n" + body)

@@ -61,7 +61,9 @@ class MLMMasker:
         return inputs, labels
 
 
-def next_token_pairs(windows: torch.Tensor, rng: np.random.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def next_token_pairs(
+    windows: torch.Tensor, rng: np.random.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The causal-LM batch of windows [B, T+1]: inputs [B, T] and the next tokens [B, T]."""
     return windows[:, :-1], windows[:, 1:]
 
@@ -130,11 +132,22 @@ class RandomWindows(IterableDataset):
     on resume; `max_steps` stops training.
     """
 
-    def __init__(self, tokens: TokenFile, batch_size: int, block: int, seed: int, rank: int = 0, world: int = 1,
-                 start: int = 0, make=next_token_pairs):
+    def __init__(
+        self,
+        tokens: TokenFile,
+        batch_size: int,
+        block: int,
+        seed: int,
+        rank: int = 0,
+        world: int = 1,
+        start: int = 0,
+        make=next_token_pairs,
+    ):
         if batch_size % world:
-            raise ConfigError(f"trainer.batch_size={batch_size} is not divisible by the {world} data-parallel "
-                              "processes (trainer.devices × trainer.num_nodes)")
+            raise ConfigError(
+                f"trainer.batch_size={batch_size} is not divisible by the {world} data-parallel "
+                "processes (trainer.devices × trainer.num_nodes)"
+            )
         self.tokens, self.batch_size, self.block = tokens, batch_size, block
         self.seed, self.rank, self.world, self.start = seed, rank, world, start
         self.make = make  # windows [B, T+1] (+ the batch's rng) → (inputs, targets)
@@ -155,8 +168,16 @@ class ConsecutiveWindows(Dataset):
     """Batch j = the j-th run of `batch_size` consecutive, non-overlapping windows (fixed val set);
     process `rank` of `world` takes its slice of each."""
 
-    def __init__(self, tokens: TokenFile, n_batches: int, batch_size: int, block: int, make=next_token_pairs,
-                 rank: int = 0, world: int = 1):
+    def __init__(
+        self,
+        tokens: TokenFile,
+        n_batches: int,
+        batch_size: int,
+        block: int,
+        make=next_token_pairs,
+        rank: int = 0,
+        world: int = 1,
+    ):
         self.tokens, self.batch_size, self.block, self.make = tokens, batch_size, block, make
         self.rank, self.world = rank, world
         available = (len(tokens) - 1) // (block * batch_size)
@@ -177,8 +198,17 @@ class ConsecutiveWindows(Dataset):
 
 
 class PackedLMData(L.LightningDataModule):
-    def __init__(self, tokens_dir: str | Path, dtype: str, batch_size: int, block_size: int,
-                 accumulate: int, val_batches: int, seed: int, make=next_token_pairs):
+    def __init__(
+        self,
+        tokens_dir: str | Path,
+        dtype: str,
+        batch_size: int,
+        block_size: int,
+        accumulate: int,
+        val_batches: int,
+        seed: int,
+        make=next_token_pairs,
+    ):
         super().__init__()
         self.tokens_dir = Path(tokens_dir)
         self.dtype, self.batch_size, self.block = dtype, batch_size, block_size
@@ -192,11 +222,26 @@ class PackedLMData(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         # the trainer's step is already restored when a resumed fit asks for its data
         start = self.trainer.global_step * self.accumulate
-        ds = RandomWindows(self.train_tokens, self.batch_size, self.block, self.seed, self.trainer.global_rank,
-                           self.trainer.world_size, start, self.make)
+        ds = RandomWindows(
+            self.train_tokens,
+            self.batch_size,
+            self.block,
+            self.seed,
+            self.trainer.global_rank,
+            self.trainer.world_size,
+            start,
+            self.make,
+        )
         return DataLoader(ds, batch_size=None)
 
     def val_dataloader(self) -> DataLoader:
-        val = ConsecutiveWindows(self.val_tokens, self.val_batches, self.batch_size, self.block, self.make,
-                                 self.trainer.global_rank, self.trainer.world_size)
+        val = ConsecutiveWindows(
+            self.val_tokens,
+            self.val_batches,
+            self.batch_size,
+            self.block,
+            self.make,
+            self.trainer.global_rank,
+            self.trainer.world_size,
+        )
         return DataLoader(val, batch_size=None)

@@ -30,8 +30,7 @@ class TaskData(L.LightningDataModule):
         return loader(self.train, self.batch_size, self.pad_id, shuffle=True, seed=self.seed)
 
     def val_dataloader(self):
-        return loader(self.validation, per_device(self.batch_size, self.key), self.pad_id, shuffle=False,
-                      shard=True)
+        return loader(self.validation, per_device(self.batch_size, self.key), self.pad_id, shuffle=False, shard=True)
 
 
 class TaskModule(FusedClipping, L.LightningModule):

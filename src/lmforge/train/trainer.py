@@ -59,8 +59,12 @@ class StepCheckpoint(ModelCheckpoint):
         step = trainer.global_step
         # (in fit's validation loop `trainer.training` is False: `_should_skip_saving_checkpoint`
         # tells fit's validation from a standalone `trainer.validate`)
-        if (step == 0 or step % self._val_every or step % self._every_n_train_steps
-                or self._should_skip_saving_checkpoint(trainer)):
+        if (
+            step == 0
+            or step % self._val_every
+            or step % self._every_n_train_steps
+            or self._should_skip_saving_checkpoint(trainer)
+        ):
             return
         candidates = self._monitor_candidates(trainer)
         self._save_topk_checkpoint(trainer, candidates)
@@ -87,7 +91,8 @@ def latest_checkpoint(ckpt_dir: Path) -> Path | None:
         return None
     last = ckpt_dir / "last.ckpt"
     candidates = ([last] if last.exists() else []) + sorted(
-        (p for p in ckpt_dir.glob("*.ckpt") if p.name != "last.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True)
+        (p for p in ckpt_dir.glob("*.ckpt") if p.name != "last.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True
+    )
     for ckpt in candidates:
         if ckpt.is_symlink() and not ckpt.exists():
             continue
@@ -108,8 +113,11 @@ def pin_threads(ckpt_dir: Path, resuming: bool) -> int:
         try:
             torch.set_num_threads(max(1, int(path.read_text())))
         except ValueError:
-            log.warning("%s is damaged: resuming with %d threads (the weights may differ in their last bits)",
-                        path, torch.get_num_threads())
+            log.warning(
+                "%s is damaged: resuming with %d threads (the weights may differ in their last bits)",
+                path,
+                torch.get_num_threads(),
+            )
     else:
         write_text(path, str(torch.get_num_threads()))
     return torch.get_num_threads()
@@ -119,6 +127,5 @@ def check_checkpoint(ckpt: Path, module: torch.nn.Module) -> int:
     """Fail before training if a checkpoint's tensors do not fit `module` (another model or shape);
     return the checkpoint's global step."""
     saved = torch.load(ckpt, map_location="cpu", weights_only=True)
-    check_state(module.state_dict(), saved["state_dict"], ckpt,
-                f"remove {Path(ckpt).parent} to train from the start")
+    check_state(module.state_dict(), saved["state_dict"], ckpt, f"remove {Path(ckpt).parent} to train from the start")
     return int(saved["global_step"])

@@ -104,8 +104,7 @@ def corpus(seed: int, n: int, progress: bool = False) -> Iterator[tuple[str, lis
         yield render_sentences(sents), [s.text for s in sents]
 
 
-def make_splits(name: str, task: WorldTask, seed: int, sizes: dict[str, int],
-                against: Corpus) -> dict[str, list[dict]]:
+def make_splits(name: str, task: WorldTask, seed: int, sizes: dict[str, int], against: Corpus) -> dict[str, list[dict]]:
     """The train/validation/test records of world task `name`: `sizes[split]` records each,
     none leaking into the corpus `against`, none in two splits."""
     ctx = Ctx(seed)
@@ -122,7 +121,8 @@ def make_splits(name: str, task: WorldTask, seed: int, sizes: dict[str, int],
             while True:
                 made = task.make(rng, ctx, label, i)
                 leak = any(against.has_document(d) for d in made.docs) or any(
-                    against.has_sentence(s) for s in made.sentences)
+                    against.has_sentence(s) for s in made.sentences
+                )
                 if not leak and made.key not in seen:
                     break
                 failures += 1

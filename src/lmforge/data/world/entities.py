@@ -13,8 +13,7 @@ from .text import RESERVED, pick, words
 
 TOPICS = ("business", "culture", "politics", "science", "sports")
 
-_ONSETS = ("b d f g h k l m n p r s t v z br dr gr kr tr pr st sk ch sh th j y b d k l m n r s t v"
-           ).split()
+_ONSETS = ("b d f g h k l m n p r s t v z br dr gr kr tr pr st sk ch sh th j y b d k l m n r s t v").split()
 _VOWELS = "a e i o u a e i o a e o ai ei au ou".split()
 _CODAS = ["", "", "", "", "", "", "n", "r", "l", "s", "m", "rn", "nd", "lt", "sk", "th", "v", "x"]
 _FEMALE_END = ("a", "ia", "ella", "ine", "ira", "eta", "ana", "ise", "ora", "elle")
@@ -26,37 +25,143 @@ _CITY_POST = ("Bay", "Falls", "Springs", "Harbour", "Heights")
 _COUNTRY_END = ("ia", "land", "ora", "istan", "a", "ea", "ania", "ovia")
 
 OCCUPATIONS = {
-    "sports": ("footballer", "striker", "goalkeeper", "sprinter", "tennis player", "cyclist",
-               "swimmer", "coach", "boxer", "marathon runner"),
-    "business": ("banker", "economist", "entrepreneur", "investor", "accountant", "executive",
-                 "analyst", "trader"),
-    "politics": ("politician", "senator", "diplomat", "minister", "mayor", "lawyer",
-                 "campaigner", "judge"),
-    "science": ("physicist", "biologist", "chemist", "astronomer", "engineer", "geologist",
-                "mathematician", "doctor"),
-    "culture": ("novelist", "painter", "actor", "singer", "film director", "composer", "poet",
-                "dancer", "photographer"),
+    "sports": (
+        "footballer",
+        "striker",
+        "goalkeeper",
+        "sprinter",
+        "tennis player",
+        "cyclist",
+        "swimmer",
+        "coach",
+        "boxer",
+        "marathon runner",
+    ),
+    "business": ("banker", "economist", "entrepreneur", "investor", "accountant", "executive", "analyst", "trader"),
+    "politics": ("politician", "senator", "diplomat", "minister", "mayor", "lawyer", "campaigner", "judge"),
+    "science": ("physicist", "biologist", "chemist", "astronomer", "engineer", "geologist", "mathematician", "doctor"),
+    "culture": (
+        "novelist",
+        "painter",
+        "actor",
+        "singer",
+        "film director",
+        "composer",
+        "poet",
+        "dancer",
+        "photographer",
+    ),
 }
 SPORTS = ("football", "basketball", "hockey", "rugby", "volleyball", "handball")
-SECTORS = ("technology", "energy", "food", "banking", "shipping", "textile", "software", "mining",
-           "retail", "pharmaceutical", "airline", "telecoms", "insurance", "chemicals")
-PRODUCT_KINDS = ("phone", "laptop", "tablet", "smartwatch", "camera", "speaker", "blender",
-                 "kettle", "coffee machine", "vacuum cleaner", "e-reader", "headset")
-GENRES = ("drama", "comedy", "thriller", "documentary", "musical", "horror film", "western",
-          "romance", "war film", "mystery")
-_TITLE_ADJ = ("Silent", "Broken", "Golden", "Last", "Hidden", "Distant", "Crimson", "Endless",
-              "Quiet", "Burning", "Frozen", "Lonely", "Second", "Wild", "Paper", "Iron", "Glass",
-              "Velvet", "Northern", "Fading")
-_TITLE_NOUN = ("Harbour", "River", "Garden", "Kingdom", "Mirror", "Winter", "Promise", "Journey",
-               "Storm", "Island", "Letter", "Bridge", "Shadow", "Voyage", "Summer", "Orchard",
-               "Lantern", "Crown", "Tide", "Station")
+SECTORS = (
+    "technology",
+    "energy",
+    "food",
+    "banking",
+    "shipping",
+    "textile",
+    "software",
+    "mining",
+    "retail",
+    "pharmaceutical",
+    "airline",
+    "telecoms",
+    "insurance",
+    "chemicals",
+)
+PRODUCT_KINDS = (
+    "phone",
+    "laptop",
+    "tablet",
+    "smartwatch",
+    "camera",
+    "speaker",
+    "blender",
+    "kettle",
+    "coffee machine",
+    "vacuum cleaner",
+    "e-reader",
+    "headset",
+)
+GENRES = (
+    "drama",
+    "comedy",
+    "thriller",
+    "documentary",
+    "musical",
+    "horror film",
+    "western",
+    "romance",
+    "war film",
+    "mystery",
+)
+_TITLE_ADJ = (
+    "Silent",
+    "Broken",
+    "Golden",
+    "Last",
+    "Hidden",
+    "Distant",
+    "Crimson",
+    "Endless",
+    "Quiet",
+    "Burning",
+    "Frozen",
+    "Lonely",
+    "Second",
+    "Wild",
+    "Paper",
+    "Iron",
+    "Glass",
+    "Velvet",
+    "Northern",
+    "Fading",
+)
+_TITLE_NOUN = (
+    "Harbour",
+    "River",
+    "Garden",
+    "Kingdom",
+    "Mirror",
+    "Winter",
+    "Promise",
+    "Journey",
+    "Storm",
+    "Island",
+    "Letter",
+    "Bridge",
+    "Shadow",
+    "Voyage",
+    "Summer",
+    "Orchard",
+    "Lantern",
+    "Crown",
+    "Tide",
+    "Station",
+)
 _MODEL = ("X{d}", "{d}", "Pro", "Mini", "S{d}", "Max", "Lite", "One", "Air", "Go", "Z{d}", "Plus")
 
 
 _THE_PREFIX = ("University of", "Party of", "Journal of", "Annals of")
-_THE_SUFFIX = ("Institute", "Observatory", "Space Agency", "Research Centre", "Museum of Art",
-               "Philharmonic", "Institute of Technology", "Gallery", "Theatre", "Herald", "Times",
-               "Post", "Party", "Alliance", "Union", "Front", "Democrats")
+_THE_SUFFIX = (
+    "Institute",
+    "Observatory",
+    "Space Agency",
+    "Research Centre",
+    "Museum of Art",
+    "Philharmonic",
+    "Institute of Technology",
+    "Gallery",
+    "Theatre",
+    "Herald",
+    "Times",
+    "Post",
+    "Party",
+    "Alliance",
+    "Union",
+    "Front",
+    "Democrats",
+)
 
 
 class Entity:
@@ -121,8 +226,7 @@ class World:
         for _ in range(16):
             name = self._unique(rng, lambda: _join(_stem(rng, 2), pick(rng, _COUNTRY_END)).capitalize())
             nat = nationality_of(name)
-            self.countries.append(Entity(name, "LOC", "country",
-                                         nationality=Entity(nat, "MISC", "nationality")))
+            self.countries.append(Entity(name, "LOC", "country", nationality=Entity(nat, "MISC", "nationality")))
         self.cities: list[Entity] = [self._city(rng, c) for c in self.countries for _ in range(6)]
         for c in self.countries:
             c.attrs["capital"] = next(x for x in self.cities if x["country"] is c)
@@ -166,8 +270,7 @@ class World:
         raise RuntimeError("could not invent a unique name")  # pragma: no cover
 
     def _word(self, rng, register: bool = True) -> str:
-        return self._unique(rng, lambda: _stem(rng, 1 + (rng.random() < 0.6)).capitalize(),
-                            register)
+        return self._unique(rng, lambda: _stem(rng, 1 + (rng.random() < 0.6)).capitalize(), register)
 
     def first_name(self, rng, gender: str) -> str:
         ends = _FEMALE_END if gender == "f" else _MALE_END
@@ -182,13 +285,14 @@ class World:
 
     # -- places -----------------------------------------------------------------------------
     def _city(self, rng, country: Entity, register: bool = True) -> Entity:
-        base = self._unique(rng, lambda: _join(_stem(rng, 1 + (rng.random() < 0.6)),
-                                               pick(rng, _CITY_END)).capitalize(), register)
+        base = self._unique(
+            rng, lambda: _join(_stem(rng, 1 + (rng.random() < 0.6)), pick(rng, _CITY_END)).capitalize(), register
+        )
         r = rng.random()
-        name = f"{pick(rng, _CITY_PRE)} {base}" if r < 0.12 else (
-            f"{base} {pick(rng, _CITY_POST)}" if r < 0.2 else base)
-        return Entity(name, "LOC", "city", country=country,
-                      population=int(rng.random() * 900) + 20)
+        name = (
+            f"{pick(rng, _CITY_PRE)} {base}" if r < 0.12 else (f"{base} {pick(rng, _CITY_POST)}" if r < 0.2 else base)
+        )
+        return Entity(name, "LOC", "city", country=country, population=int(rng.random() * 900) + 20)
 
     def city(self, rng, fresh_p: float = 0.15) -> Entity:
         if rng.random() < fresh_p:
@@ -206,15 +310,32 @@ class World:
 
     def _company(self, rng, register: bool = True) -> Entity:
         w = self._word(rng, register)
-        suffix = pick(rng, ("Systems", "Industries", "Holdings", "Group", "Motors", "Foods",
-                            "Energy", "Labs", "Bank", "Airlines", "Logistics", "Pharma",
-                            "Capital", "Electronics", "", "", ""))
-        return self._org(rng, f"{w} {suffix}".strip(), "company", sector=pick(rng, SECTORS),
-                         short=w)
+        suffix = pick(
+            rng,
+            (
+                "Systems",
+                "Industries",
+                "Holdings",
+                "Group",
+                "Motors",
+                "Foods",
+                "Energy",
+                "Labs",
+                "Bank",
+                "Airlines",
+                "Logistics",
+                "Pharma",
+                "Capital",
+                "Electronics",
+                "",
+                "",
+                "",
+            ),
+        )
+        return self._org(rng, f"{w} {suffix}".strip(), "company", sector=pick(rng, SECTORS), short=w)
 
     def _club(self, rng, register: bool = True) -> Entity:
-        city = pick(rng, self.cities) if register else self._city(rng, pick(rng, self.countries),
-                                                                   register=False)
+        city = pick(rng, self.cities) if register else self._city(rng, pick(rng, self.countries), register=False)
         base = city.name
         r = rng.random()
         if r < 0.6:
@@ -227,37 +348,59 @@ class World:
 
     def _party(self, rng, register: bool = True) -> Entity:
         w = self._word(rng, register)
-        name = pick(rng, (f"{w} Party", f"{w} Alliance", f"Party of {w}", f"{w} Union",
-                          f"{w} Front", "{} Democrats".format(w)))
+        name = pick(
+            rng, (f"{w} Party", f"{w} Alliance", f"Party of {w}", f"{w} Union", f"{w} Front", "{} Democrats".format(w))
+        )
         return self._org(rng, name, "party", country=pick(rng, self.countries))
 
     def _institute(self, rng, register: bool = True) -> Entity:
         w = self._word(rng, register)
         city = pick(rng, self.cities)
-        name = pick(rng, (f"{w} Institute", f"University of {city.name}", f"{w} Observatory",
-                          f"{city.name} Institute of Technology", f"{w} Space Agency",
-                          f"{w} Research Centre"))
+        name = pick(
+            rng,
+            (
+                f"{w} Institute",
+                f"University of {city.name}",
+                f"{w} Observatory",
+                f"{city.name} Institute of Technology",
+                f"{w} Space Agency",
+                f"{w} Research Centre",
+            ),
+        )
         return self._org(rng, name, "institute", city=city)
 
     def _culture_org(self, rng, register: bool = True) -> Entity:
         w = self._word(rng, register)
         city = pick(rng, self.cities)
-        name = pick(rng, (f"{w} Studios", f"{city.name} Philharmonic", f"{w} Gallery",
-                          f"{city.name} Museum of Art", f"{w} Records", f"{w} Press",
-                          f"{w} Theatre"))
+        name = pick(
+            rng,
+            (
+                f"{w} Studios",
+                f"{city.name} Philharmonic",
+                f"{w} Gallery",
+                f"{city.name} Museum of Art",
+                f"{w} Records",
+                f"{w} Press",
+                f"{w} Theatre",
+            ),
+        )
         return self._org(rng, name, "culture", city=city)
 
     def _media(self, rng) -> Entity:
         city = pick(rng, self.cities)
         w = self._word(rng)
-        name = pick(rng, (f"{city.name} Herald", f"{w} Times", f"{city.name} Post",
-                          f"{w} Daily", f"{w} Broadcasting"))
+        name = pick(rng, (f"{city.name} Herald", f"{w} Times", f"{city.name} Post", f"{w} Daily", f"{w} Broadcasting"))
         return self._org(rng, name, "media", city=city)
 
     def org(self, rng, kind: str, fresh_p: float = 0.2) -> Entity:
         if rng.random() < fresh_p and kind != "media":
-            make = {"company": self._company, "club": self._club, "party": self._party,
-                    "institute": self._institute, "culture": self._culture_org}[kind]
+            make = {
+                "company": self._company,
+                "club": self._club,
+                "party": self._party,
+                "institute": self._institute,
+                "culture": self._culture_org,
+            }[kind]
             o = make(rng, register=False)
             leader = self.fresh_person(rng, _ORG_TOPIC[kind], with_employer=False)
             leader.attrs["employer"] = o
@@ -275,11 +418,20 @@ class World:
         last = self._unique(rng, lambda: self.last_name(rng), register)
         topic = topic or pick(rng, TOPICS)
         born_city = pick(rng, self.cities)
-        p = Entity(f"{first} {last}", "PER", "person", first=first, last=last, gender=gender,
-                   topic=topic, occupation=pick(rng, OCCUPATIONS[topic]),
-                   born=1940 + int(rng.random() * 64), born_city=born_city,
-                   city=pick(rng, self.cities),
-                   nationality=born_city["country"]["nationality"])
+        p = Entity(
+            f"{first} {last}",
+            "PER",
+            "person",
+            first=first,
+            last=last,
+            gender=gender,
+            topic=topic,
+            occupation=pick(rng, OCCUPATIONS[topic]),
+            born=1940 + int(rng.random() * 64),
+            born_city=born_city,
+            city=pick(rng, self.cities),
+            nationality=born_city["country"]["nationality"],
+        )
         p.attrs["short"] = Entity(last, "PER", "person")
         return p
 
@@ -298,9 +450,15 @@ class World:
     def fresh_product(self, rng, unique: bool = False) -> Entity:
         w = self._word(rng, register=unique)
         model = pick(rng, _MODEL).format(d=2 + int(rng.random() * 8))
-        return Entity(f"{w} {model}", "MISC", "product", kind=pick(rng, PRODUCT_KINDS),
-                      maker=pick(rng, self.orgs["company"]),
-                      year=2005 + int(rng.random() * 19), price=19 + int(rng.random() * 60) * 10)
+        return Entity(
+            f"{w} {model}",
+            "MISC",
+            "product",
+            kind=pick(rng, PRODUCT_KINDS),
+            maker=pick(rng, self.orgs["company"]),
+            year=2005 + int(rng.random() * 19),
+            price=19 + int(rng.random() * 60) * 10,
+        )
 
     def product(self, rng, fresh_p: float = 0.25) -> Entity:
         return self.fresh_product(rng) if rng.random() < fresh_p else pick(rng, self.products)
@@ -315,11 +473,17 @@ class World:
             if r < 0.85:
                 return f"{pick(rng, _TITLE_ADJ)} {pick(rng, _TITLE_NOUN)}"
             return f"Return to {self._word(rng, False)}"
+
         title = self._unique(rng, make, register=unique)
-        return Entity(title, "MISC", "film", genre=pick(rng, GENRES),
-                      director=self.person(rng, "culture", fresh_p=0.3),
-                      star=self.person(rng, "culture", fresh_p=0.3),
-                      year=1960 + int(rng.random() * 64))
+        return Entity(
+            title,
+            "MISC",
+            "film",
+            genre=pick(rng, GENRES),
+            director=self.person(rng, "culture", fresh_p=0.3),
+            star=self.person(rng, "culture", fresh_p=0.3),
+            year=1960 + int(rng.random() * 64),
+        )
 
     def film(self, rng, fresh_p: float = 0.25) -> Entity:
         return self.fresh_film(rng) if rng.random() < fresh_p else pick(rng, self.films)
@@ -328,10 +492,13 @@ class World:
         city = pick(rng, self.cities)
         w = self._word(rng, register)
         names = {
-            "sports": (f"{city.name} Open", f"{city.name} Marathon", f"{w} Cup",
-                       f"{w} Grand Prix", f"{w} Games"),
-            "culture": (f"{city.name} Film Festival", f"{w} Music Festival",
-                        f"{city.name} Book Fair", f"{w} Arts Festival"),
+            "sports": (f"{city.name} Open", f"{city.name} Marathon", f"{w} Cup", f"{w} Grand Prix", f"{w} Games"),
+            "culture": (
+                f"{city.name} Film Festival",
+                f"{w} Music Festival",
+                f"{city.name} Book Fair",
+                f"{w} Arts Festival",
+            ),
             "politics": (f"{w} Summit", f"{w} Accord", f"{city.name} Conference"),
             "science": (f"{w} Science Forum", f"{city.name} Symposium", f"{w} Prize"),
             "business": (f"{city.name} Trade Fair", f"{w} Economic Forum", f"{w} Expo"),
@@ -345,12 +512,27 @@ class World:
 
     def misc_name(self, rng, pattern: str) -> Entity:
         """A one-off MISC name (album, journal, probe, ...): ``pattern`` uses ``{w}``."""
-        return Entity(pattern.format(w=self._word(rng, False), d=2 + int(rng.random() * 8),
-                                     a=pick(rng, _TITLE_ADJ), n=pick(rng, _TITLE_NOUN)),
-                      "MISC", "misc")
+        return Entity(
+            pattern.format(
+                w=self._word(rng, False), d=2 + int(rng.random() * 8), a=pick(rng, _TITLE_ADJ), n=pick(rng, _TITLE_NOUN)
+            ),
+            "MISC",
+            "misc",
+        )
 
 
-_ORG_TOPIC = {"company": "business", "club": "sports", "party": "politics",
-              "institute": "science", "culture": "culture", "media": "culture"}
-_TOPIC_ORG = {"business": "company", "sports": "club", "politics": "party",
-              "science": "institute", "culture": "culture"}
+_ORG_TOPIC = {
+    "company": "business",
+    "club": "sports",
+    "party": "politics",
+    "institute": "science",
+    "culture": "culture",
+    "media": "culture",
+}
+_TOPIC_ORG = {
+    "business": "company",
+    "sports": "club",
+    "politics": "party",
+    "science": "institute",
+    "culture": "culture",
+}

@@ -127,9 +127,15 @@ def _values(e) -> dict:
     g = _group(e)
     a = e.attrs
     if g == "person":
-        return {"nationality": a["nationality"], "occupation": a["occupation"], "employer": a["employer"],
-                "joined": min(2023, a["born"] + 21 + a["born"] % 13), "city": a["city"],
-                "born": a["born"], "born_city": a["born_city"]}
+        return {
+            "nationality": a["nationality"],
+            "occupation": a["occupation"],
+            "employer": a["employer"],
+            "joined": min(2023, a["born"] + 21 + a["born"] % 13),
+            "city": a["city"],
+            "born": a["born"],
+            "born_city": a["born_city"],
+        }
     if g == "org":
         v = {"founded": a["founded"], "city": a["city"], "leader": a["leader"]}
         for k in ("sector", "sport", "country"):
@@ -148,8 +154,14 @@ def _values(e) -> dict:
 def _related(rng, e):
     """An entity linked to ``e`` (its employer, leader, maker, ...), or None."""
     g = _group(e)
-    key = {"person": "employer", "org": "leader", "product": "maker", "film": "director",
-           "city": "country", "country": "capital"}[g]
+    key = {
+        "person": "employer",
+        "org": "leader",
+        "product": "maker",
+        "film": "director",
+        "city": "country",
+        "country": "capital",
+    }[g]
     return e.attrs.get(key)
 
 
@@ -157,8 +169,7 @@ def _subject(rng, w: World, kind: str):
     if kind == "person":
         return w.person(rng, fresh_p=0.4)
     if kind == "org":
-        return w.org(rng, pick(rng, ("company", "company", "club", "party", "institute", "culture")),
-                     fresh_p=0.35)
+        return w.org(rng, pick(rng, ("company", "company", "club", "party", "institute", "culture")), fresh_p=0.35)
     if kind == "product":
         return w.product(rng, fresh_p=0.4)
     if kind == "film":
@@ -240,8 +251,7 @@ def qa_record(rng, w: World) -> dict:
     """A SQuAD-shaped record: context, question, exact answer text and offset."""
     while True:
         sents, facts = fact_paragraph(rng, w)
-        candidates = [(e, rel, i) for e, rels, i in facts for rel in rels
-                      if (_group(e), rel) in QUESTIONS]
+        candidates = [(e, rel, i) for e, rels, i in facts for rel in rels if (_group(e), rel) in QUESTIONS]
         if candidates:
             break
     e, rel, idx = pick(rng, candidates)
@@ -249,11 +259,10 @@ def qa_record(rng, w: World) -> dict:
     a, b = sents[idx].spans[rel]
     start = offsets[idx][a]
     answer = render(sents[idx].tokens[a:b])[0]
-    if context[start:start + len(answer)] != answer:  # pragma: no cover - an offset bug
+    if context[start : start + len(answer)] != answer:  # pragma: no cover - an offset bug
         raise AssertionError(f"answer {answer!r} not at {start} in {context!r}")
     qslots = {"s": e}
     if rel == "joined":
         qslots["employer"] = e["employer"]
     question = make(pick(rng, QUESTIONS[(_group(e), rel)]), rng, qslots).text
-    return {"context": context, "question": question,
-            "answers": {"text": [answer], "answer_start": [start]}}
+    return {"context": context, "question": question, "answers": {"text": [answer], "answer_start": [start]}}

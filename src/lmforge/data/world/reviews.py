@@ -22,18 +22,86 @@ P_ASPECT_AGREES = 0.7
 MAX_REVIEW_WORDS = 70
 
 ADJ = {
-    ("film", True): ("good", "great", "excellent", "wonderful", "superb", "brilliant", "enjoyable",
-                     "impressive", "delightful", "fantastic", "charming", "gripping", "beautiful",
-                     "clever", "outstanding", "memorable", "fun", "touching"),
-    ("film", False): ("bad", "poor", "awful", "terrible", "dull", "boring", "disappointing", "weak",
-                      "mediocre", "tedious", "clumsy", "forgettable", "predictable", "messy", "bland",
-                      "slow", "silly", "lifeless"),
-    ("product", True): ("good", "great", "excellent", "wonderful", "superb", "brilliant", "impressive",
-                        "fantastic", "reliable", "solid", "sturdy", "elegant", "handy", "outstanding",
-                        "pleasant", "smart", "fast", "practical"),
-    ("product", False): ("bad", "poor", "awful", "terrible", "disappointing", "weak", "mediocre",
-                         "flimsy", "clumsy", "unreliable", "annoying", "slow", "noisy", "fragile",
-                         "frustrating", "awkward", "useless", "cheap"),
+    ("film", True): (
+        "good",
+        "great",
+        "excellent",
+        "wonderful",
+        "superb",
+        "brilliant",
+        "enjoyable",
+        "impressive",
+        "delightful",
+        "fantastic",
+        "charming",
+        "gripping",
+        "beautiful",
+        "clever",
+        "outstanding",
+        "memorable",
+        "fun",
+        "touching",
+    ),
+    ("film", False): (
+        "bad",
+        "poor",
+        "awful",
+        "terrible",
+        "dull",
+        "boring",
+        "disappointing",
+        "weak",
+        "mediocre",
+        "tedious",
+        "clumsy",
+        "forgettable",
+        "predictable",
+        "messy",
+        "bland",
+        "slow",
+        "silly",
+        "lifeless",
+    ),
+    ("product", True): (
+        "good",
+        "great",
+        "excellent",
+        "wonderful",
+        "superb",
+        "brilliant",
+        "impressive",
+        "fantastic",
+        "reliable",
+        "solid",
+        "sturdy",
+        "elegant",
+        "handy",
+        "outstanding",
+        "pleasant",
+        "smart",
+        "fast",
+        "practical",
+    ),
+    ("product", False): (
+        "bad",
+        "poor",
+        "awful",
+        "terrible",
+        "disappointing",
+        "weak",
+        "mediocre",
+        "flimsy",
+        "clumsy",
+        "unreliable",
+        "annoying",
+        "slow",
+        "noisy",
+        "fragile",
+        "frustrating",
+        "awkward",
+        "useless",
+        "cheap",
+    ),
 }
 # Polar words beyond the adjectives, used in verdicts ("I would recommend it", "a waste of money").
 POSITIVE_VERBS = frozenset({"recommend", "enjoyed", "enjoy", "loved", "love", "liked", "like", "worth"})
@@ -44,11 +112,40 @@ NEGATORS = frozenset({"not", "never", "hardly"})
 RESERVED.update(POSITIVE, NEGATIVE, NEGATORS)
 
 ASPECTS = {
-    "film": ("plot", "acting", "soundtrack", "ending", "dialogue", "camera work", "pacing", "script",
-             "cast", "music", "editing", "set design", "story", "humour", "lead performance"),
-    "product": ("battery", "screen", "design", "price", "sound", "build quality", "software",
-                "camera", "size", "weight", "setup", "manual", "customer service", "display",
-                "keyboard"),
+    "film": (
+        "plot",
+        "acting",
+        "soundtrack",
+        "ending",
+        "dialogue",
+        "camera work",
+        "pacing",
+        "script",
+        "cast",
+        "music",
+        "editing",
+        "set design",
+        "story",
+        "humour",
+        "lead performance",
+    ),
+    "product": (
+        "battery",
+        "screen",
+        "design",
+        "price",
+        "sound",
+        "build quality",
+        "software",
+        "camera",
+        "size",
+        "weight",
+        "setup",
+        "manual",
+        "customer service",
+        "display",
+        "keyboard",
+    ),
 }
 
 INTRO = {
@@ -115,24 +212,42 @@ def _final_clause(rng, item: str, label: bool, slots: dict) -> str:
         slots["vadj"] = _adj(rng, item, word_pos)
         if not negated:
             return "it {is} (<intens>) {vadj}"
-        return pick(rng, ("it {is} not [very|really|particularly|that|] {vadj}",
-                          "it {is} not {vadj} at all", "it {is} hardly {vadj}",
-                          "it never [felt|seemed] {vadj}" if film else "it never [feels|seems] {vadj}"))
+        return pick(
+            rng,
+            (
+                "it {is} not [very|really|particularly|that|] {vadj}",
+                "it {is} not {vadj} at all",
+                "it {is} hardly {vadj}",
+                "it never [felt|seemed] {vadj}" if film else "it never [feels|seems] {vadj}",
+            ),
+        )
     if word_pos:
-        forms = (("I would [definitely|certainly|] recommend it (to [anyone|my friends|fans of the genre])",
-                  "I would [not|never] recommend it (to [anyone|my friends|fans of the genre])"),
-                 ("I [really|thoroughly|] enjoyed it", "I did not enjoy it") if film else
-                 ("I [really|] enjoy using it", "I do not enjoy using it"),
-                 ("I [loved|liked] it", "I did not [love|like] it") if film else
-                 ("I [love|like] it", "I do not [love|like] it"),
-                 ("it {is} (well) worth [the money|the price|the ticket|watching]" if film else
-                  "it {is} (well) worth [the money|the price]",
-                  "it {is} not worth [the money|the price|the ticket]" if film else
-                  "it {is} not worth [the money|the price]"))
+        forms = (
+            (
+                "I would [definitely|certainly|] recommend it (to [anyone|my friends|fans of the genre])",
+                "I would [not|never] recommend it (to [anyone|my friends|fans of the genre])",
+            ),
+            ("I [really|thoroughly|] enjoyed it", "I did not enjoy it")
+            if film
+            else ("I [really|] enjoy using it", "I do not enjoy using it"),
+            ("I [loved|liked] it", "I did not [love|like] it")
+            if film
+            else ("I [love|like] it", "I do not [love|like] it"),
+            (
+                "it {is} (well) worth [the money|the price|the ticket|watching]"
+                if film
+                else "it {is} (well) worth [the money|the price]",
+                "it {is} not worth [the money|the price|the ticket]"
+                if film
+                else "it {is} not worth [the money|the price]",
+            ),
+        )
     else:
         what = "watching" if film else "buying"
-        forms = ((f"I regret {what} it", f"I [do not|will never] regret {what} it"),
-                 ("it {is} a waste of [money|time]", "it {is} not a waste of [money|time]"))
+        forms = (
+            (f"I regret {what} it", f"I [do not|will never] regret {what} it"),
+            ("it {is} a waste of [money|time]", "it {is} not a waste of [money|time]"),
+        )
     return pick(rng, forms)[negated]
 
 
@@ -143,10 +258,15 @@ def _verdict(rng, item: str, label: bool, slots: dict) -> Sentence:
     if r < 0.35:  # contrast: a word of (usually) the opposite polarity first
         s["cadj"] = _adj(rng, item, not label)
         s["casp"] = pick(rng, ASPECTS[item])
-        prefix = pick(rng, ("I expected it to be {cadj}, but ",
-                            "[Some reviews|My friends|The advert] [made it sound|called it] {cadj}, but ",
-                            "Although the {casp} {is} {cadj}, ",
-                            "Despite the {cadj} {casp}, "))
+        prefix = pick(
+            rng,
+            (
+                "I expected it to be {cadj}, but ",
+                "[Some reviews|My friends|The advert] [made it sound|called it] {cadj}, but ",
+                "Although the {casp} {is} {cadj}, ",
+                "Despite the {cadj} {casp}, ",
+            ),
+        )
     elif r < 0.75:
         prefix = "[Overall|All in all|In the end|To sum up|On the whole|In short], "
     else:
@@ -160,12 +280,24 @@ def review(rng, w: World, label: bool) -> list[Sentence]:
     city = w.city(rng)
     if item == "film":
         f = w.film(rng)
-        slots = {"item": f, "genre": f["genre"], "director": f["director"], "star": f["star"],
-                 "mins": 80 + int(rng.random() * 80), "is": "was"}
+        slots = {
+            "item": f,
+            "genre": f["genre"],
+            "director": f["director"],
+            "star": f["star"],
+            "mins": 80 + int(rng.random() * 80),
+            "is": "was",
+        }
     else:
         p = w.product(rng)
-        slots = {"item": p, "kind": p["kind"], "maker": p["maker"], "price": p["price"],
-                 "n": 2 + int(rng.random() * 10), "is": "is"}
+        slots = {
+            "item": p,
+            "kind": p["kind"],
+            "maker": p["maker"],
+            "price": p["price"],
+            "n": 2 + int(rng.random() * 10),
+            "is": "is",
+        }
     slots["city"] = city
     intros = list(INTRO[item])
     rng.shuffle(intros)

@@ -42,10 +42,12 @@ push: install
 pull: install
 	dvc pull
 
-## Lint and format check (ruff, configured in pyproject.toml), then the test suite (offline).
+## Lint and format check (ruff) and declared dependencies (deptry), configured in pyproject.toml;
+## then the test suite (offline).
 lint: dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/deptry .
 
 test: lint
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest $(PYTEST_ARGS)

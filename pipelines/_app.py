@@ -9,6 +9,7 @@ the traceback instead. In a sweep (`-m`), a failed job is recorded and the sweep
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
@@ -107,7 +108,8 @@ def composition_error(e: BaseException) -> str:
 
 
 def run(stage: Callable[[DictConfig], dict]) -> None:
-    """Run `stage` as this script's Hydra app."""
+    """Run `stage` as this script's Hydra app: a function named after its stage module
+    (`lmforge.stages.<name>`) that imports it when called, once the command line has checked out."""
     quiet_libraries()
     if not _debug():
         check_command_line(sys.argv[1:])
@@ -117,8 +119,9 @@ def run(stage: Callable[[DictConfig], dict]) -> None:
     @hydra.main(version_base="1.3", config_path=str(CONF), config_name="config")
     def main(cfg: DictConfig) -> dict:
         logging.getLogger("lmforge").setLevel(logging.INFO)
-        if in_multirun():  # a failed job is recorded and the sweep goes on; returns the
-            return run_job(stage, cfg)  # optimized metric when cfg.optimized_metric is set
+        if in_multirun():  # a failed job is recorded (with the sections its stage declares) and the
+            # sweep goes on; returns the optimized metric when cfg.optimized_metric is set
+            return run_job(importlib.import_module(f"lmforge.stages.{stage.__name__}").run, cfg)
         try:
             return stage(cfg)
         except LmforgeError as e:

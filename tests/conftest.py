@@ -11,9 +11,23 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 os.environ.pop("LMFORGE_TRACKING_URI", None)  # tests choose their store; a shell's server must not receive them
+# Tiny models run as fast on one thread, and one thread per process keeps every result the same
+# whatever else runs beside it: `make test` runs one pytest worker per core, and lmforge would
+# otherwise choose a stage's threads by the load it finds (lmforge.host). Processes the tests
+# start inherit it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def pytest_collection_modifyitems(items):
+    """Under `pytest -n N --dist loadgroup` (`make test`), the tests of one module run on one worker
+    (module-scoped fixtures are built once), and so do all the tests that read the shared smoke
+    pipeline (built once per session)."""
+    for item in items:
+        shared = "smoke_pipeline" in getattr(item, "fixturenames", ())
+        item.add_marker(pytest.mark.xdist_group("smoke_pipeline" if shared else item.module.__name__))
 
 
 def compose(overrides: list[str] | None = None, root: Path | None = None):

@@ -10,6 +10,7 @@ import time
 import pytest
 import torch
 
+from lmforge import host
 from lmforge.host import CoreMeter, choose_threads, threads_for, usable_cores
 from lmforge.train.trainer import pin_threads
 
@@ -37,23 +38,25 @@ def restore_threads():
     torch.set_num_threads(before)
 
 
-def test_a_busy_process_takes_a_thread_and_gives_it_back(monkeypatch, restore_threads):
+def test_a_busy_process_takes_a_thread(monkeypatch, restore_threads):
+    """A real busy process beside the test leaves lmforge one core fewer (whatever else runs, e.g.
+    another pytest worker, can only take more: the test asserts an upper bound)."""
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    if usable_cores() < 2 or torch.get_num_threads() < 2:
+    cores = usable_cores()
+    if cores < 2:
         pytest.skip("needs two cores")
-    default = torch.get_num_threads()
+    monkeypatch.setattr(host, "DEFAULT_THREADS", cores)  # torch's default on this machine (tests pin 1)
     meter = CoreMeter()
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         time.sleep(0.1)
         meter.mark()
         time.sleep(0.5)
-        assert choose_threads(meter) == min(default, usable_cores() - 1) == torch.get_num_threads()
+        threads = choose_threads(meter)
     finally:
         busy.kill()
         busy.wait()
-    time.sleep(0.5)
-    assert choose_threads(meter) == default == torch.get_num_threads()
+    assert threads is not None and 1 <= threads <= cores - 1 and threads == torch.get_num_threads()
 
 
 def test_the_users_thread_count_is_left_alone(monkeypatch, restore_threads):

@@ -1,12 +1,12 @@
 #!/usr/bin/env python
-"""Run the lmforge benchmarks pretrain_throughput, repro_time and prepare_memory with their defaults
-(`make bench`) and print one summary.
+"""Run the lmforge benchmarks fixed_cost, busy_machine, pretrain_throughput, repro_time and
+prepare_memory with their defaults (`make bench`) and print one summary.
 
 Each benchmark runs in its own process (so one's imports and threads do not skew another) and
 writes its JSON under benchmarks/results/; this script collects them into
 benchmarks/results/run_all.json.
 
-    python benchmarks/run_all.py                       # all three, defaults (the default pipeline: long)
+    python benchmarks/run_all.py                       # all five, defaults (the default pipeline: long)
     python benchmarks/run_all.py --quick               # each in its quick mode (repro_time: --experiment smoke)
     python benchmarks/run_all.py --only pretrain_throughput --pretrain-args "--precision 32-true"
     python benchmarks/run_all.py --only prepare_memory --memory-args "--sizes-mb 8 64"
@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ("pretrain_throughput", "repro_time", "prepare_memory")
+BENCHES = ("fixed_cost", "busy_machine", "pretrain_throughput", "repro_time", "prepare_memory")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -38,7 +38,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--quick",
         action="store_true",
-        help="quick modes: --quick to pretrain_throughput and prepare_memory, --experiment smoke to repro_time",
+        help="quick modes: --quick to pretrain_throughput and prepare_memory, --experiment smoke to repro_time, "
+        "one round of fixed_cost and busy_machine",
     )
     p.add_argument("--pretrain-args", default="", help="extra arguments for pretrain_throughput.py (one string)")
     p.add_argument("--repro-args", default="", help="extra arguments for repro_time.py (one string)")
@@ -107,6 +108,25 @@ def summary_lines(runs: dict) -> list[str]:
                 )
         else:
             lines.append(f"repro_time  FAILED (rc {rt['rc']})")
+    fc = runs.get("fixed_cost")
+    if fc:
+        r = fc["result"]
+        lines.append(
+            f"fixed_cost  config error {r['config_error_s']:.2f} s "
+            f"(import torch {r['import_torch_s']:.2f} s); start-up "
+            + ", ".join(f"{s} {v['startup_s']:.1f} s" for s, v in r["stages"].items())
+            if r
+            else f"fixed_cost  FAILED (rc {fc['rc']})"
+        )
+    bm = runs.get("busy_machine")
+    if bm:
+        r = bm["result"]
+        lines.append(
+            f"busy_machine  pretrain beside a busy process {r['busy_over_idle']:.2f}x idle (target <= 1.5; with "
+            f"torch's default threads {r['default_threads_busy_over_idle']:.2f}x)"
+            if r
+            else f"busy_machine  FAILED (rc {bm['rc']})"
+        )
     pm = runs.get("prepare_memory")
     if pm:
         r = pm["result"]
@@ -139,8 +159,12 @@ def main(argv=None) -> int:
             extra = (["--quick"] if args.quick else []) + shlex.split(args.pretrain_args)
         elif name == "prepare_memory":
             extra = (["--quick"] if args.quick else []) + shlex.split(args.memory_args)
-        else:
+        elif name == "repro_time":
             extra = (["--experiment", "smoke"] if args.quick else []) + shlex.split(args.repro_args)
+        elif name == "fixed_cost":
+            extra = ["--repeat", "1"] if args.quick else []
+        else:  # busy_machine
+            extra = ["--rounds", "1", "--steps", "100"] if args.quick else []
         runs[name] = run(name, extra, args.results)
     print("\n=== summary")
     for line in summary_lines(runs):

@@ -21,15 +21,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
-def pytest_collection_modifyitems(items):
-    """Under `pytest -n N --dist loadgroup` (`make test`), the tests of one module run on one worker
-    (module-scoped fixtures are built once), and so do all the tests that read the shared smoke
-    pipeline (built once per session)."""
-    for item in items:
-        shared = "smoke_pipeline" in getattr(item, "fixturenames", ())
-        item.add_marker(pytest.mark.xdist_group("smoke_pipeline" if shared else item.module.__name__))
-
-
 def compose(overrides: list[str] | None = None, root: Path | None = None):
     """The real config composed by Hydra (as a stage app would), rooted at `root`."""
     from hydra import compose as hydra_compose
@@ -100,10 +91,22 @@ def ran_stages(log: str) -> set[str]:
 @pytest.fixture(scope="session")
 def smoke_pipeline(tmp_path_factory):
     """One real `dvc repro` of the whole smoke-sized pipeline, shared by the tests that read its
-    results: (repo, the repro's log). Tests that change the repo work on a copy (`copy_repo`)."""
-    repo = smoke_repo(tmp_path_factory.mktemp("pipeline"), lambda args, cwd: run_in(args, cwd))
-    out = run_in(["dvc", "repro"], repo)
-    return repo, out.stdout + out.stderr
+    results: (repo, the repro's log). Tests work on a copy (`copy_repo`) when they run anything in
+    it. Under `pytest -n N` (`make test`) the first worker that needs it builds it, under a lock, in
+    the session's temporary folder, and the others read that one."""
+    from filelock import FileLock
+
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = tmp_path_factory.getbasetemp().parent  # this session's, common to its workers
+    else:
+        shared = tmp_path_factory.mktemp("smoke")
+    repo, log = shared / "pipeline", shared / "pipeline.log"
+    with FileLock(shared / "pipeline.lock"):
+        if not log.is_file():
+            smoke_repo(repo, lambda args, cwd: run_in(args, cwd))
+            out = run_in(["dvc", "repro"], repo)
+            log.write_text(out.stdout + out.stderr)
+    return repo, log.read_text()
 
 
 def copy_repo(src: Path, dst: Path) -> Path:

@@ -105,8 +105,8 @@ def test_repro_runs_every_stage_and_tracks_it(smoke_pipeline):
         assert client.get_model_version_by_alias(f"lmforge-{task}", "current-scratch").tags["init"] == "scratch"
 
 
-def test_second_repro_does_nothing_and_is_quick(smoke_pipeline):
-    repo, _ = smoke_pipeline
+def test_second_repro_does_nothing_and_is_quick(smoke_pipeline, tmp_path):
+    repo = copy_repo(smoke_pipeline[0], tmp_path / "repo")  # the shared one is read by other workers
     before = len(mlflow_runs(repo))
     t = time.perf_counter()
     out = run_in(["dvc", "repro"], repo)

@@ -14,9 +14,9 @@ import math
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from lmforge.config import fingerprint, to_container
@@ -29,9 +29,12 @@ from lmforge.stages.common import StageContext, log, stage, task_names
 from lmforge.tasks import Family, configure, configure_all
 from lmforge.tasks.base import training_settings
 from lmforge.tasks.splits import Splits, load_splits
-from lmforge.train.callbacks import History
-from lmforge.train.tasks import TaskData, TaskModule
-from lmforge.train.trainer import check_checkpoint, latest_checkpoint, make_trainer, pin_threads
+
+# Lightning (lmforge.train) is imported where the training starts, once the tasks' settings have
+# checked out (`run`): a mistake in them is answered before its seconds of imports. Here, for annotations only:
+if TYPE_CHECKING:
+    from lmforge.train.callbacks import History
+    from lmforge.train.tasks import TaskData, TaskModule
 
 PARAMS = ("seed", "max_task_records", "model", "objective", "trainer", "task")
 
@@ -62,6 +65,8 @@ class Setup:
 
 
 def setup(ctx: StageContext, task: str, init: str) -> Setup:
+    from lmforge.train.tasks import TaskData, TaskModule
+
     paths, cfg = ctx.paths, ctx.cfg
     family = configure(task, cfg.task[task])
     ctx.record(f"task.{task}", family.config)
@@ -117,6 +122,11 @@ class Fitted:
 
 
 def fit(ctx: StageContext, s: Setup, init: str) -> Fitted:
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+    from lmforge.train.callbacks import History
+    from lmforge.train.trainer import check_checkpoint, latest_checkpoint, make_trainer, pin_threads
+
     family, task_cfg, trainer_cfg = s.family, s.family.config, ctx.cfg.trainer
     settings = {
         "seed": ctx.cfg.seed,

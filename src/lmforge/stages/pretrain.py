@@ -14,7 +14,7 @@ import math
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from omegaconf import DictConfig
@@ -29,9 +29,12 @@ from lmforge.models import Backbone, check_objective
 from lmforge.models import settings as model_settings
 from lmforge.saved_model import SavedModel
 from lmforge.stages.common import StageContext, log, stage
-from lmforge.train.callbacks import History, Throughput, measure_matmul_peak, precision_dtype
-from lmforge.train.lm import LMModule, MLMMasker, PackedLMData, next_token_pairs
-from lmforge.train.trainer import StepCheckpoint, check_checkpoint, latest_checkpoint, make_trainer, pin_threads
+
+# Lightning (lmforge.train) is imported where the training starts, once the model's settings have
+# checked out (`run`): a mistake in them is answered before its seconds of imports. Here, for annotations only:
+if TYPE_CHECKING:
+    from lmforge.train.callbacks import History
+    from lmforge.train.lm import LMModule, PackedLMData
 
 PARAMS = ("seed", "model", "objective", "optim", "trainer")
 
@@ -57,12 +60,20 @@ def compute_device(accelerator: str) -> str:
     return "cuda" if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available() else "cpu"
 
 
+def checked_model(cfg: DictConfig) -> tuple[type[Backbone], Any]:
+    """The backbone class of the model group and its checked settings, which the objective must suit."""
+    cls, model = model_settings(cfg.model)
+    check_objective(cls, model, cfg.objective.name, f"model={cfg.model.get('name') or cls.arch}")
+    return cls, model
+
+
 def setup(ctx: StageContext) -> Setup:
     """The backbone the model group describes, under its LM head, and the corpus in its tokenizer."""
+    from lmforge.train.lm import LMModule
+
     cfg, paths = ctx.cfg, ctx.paths
     objective = cfg.objective.name
-    cls, model = model_settings(cfg.model)
-    check_objective(cls, model, objective, f"model={cfg.model.get('name') or cls.arch}")
+    cls, model = checked_model(cfg)
     own = cls.tokenizer_dir(model)
     if own:  # the checkpoint's tokenizer: the corpus re-tokenized with it once
         tokenizer_dir, tokens_dir = own, retokenized(paths.tokens, paths.tokenizer, own, paths.cache / "tokens")
@@ -83,6 +94,8 @@ def setup(ctx: StageContext) -> Setup:
 
 def batch_maker(objective: Any, tokenizer_dir: Path, vocab_size: int):
     """How windows become batches: next-token pairs (clm) or BERT masking (mlm)."""
+    from lmforge.train.lm import MLMMasker, next_token_pairs
+
     if objective.name == "clm":
         return next_token_pairs
     ids = special_ids(load_tokenizer(tokenizer_dir))
@@ -101,6 +114,9 @@ def checkpoint_dir(ctx: StageContext, s: Setup) -> Path:
 def measure(ctx: StageContext, s: Setup, data: PackedLMData) -> Fitted:
     """A checkpoint taken as it is (`Backbone.trains` says no): no training, only its loss on the
     corpus's validation windows, so the report still says how well it models the corpus."""
+    from lmforge.train.callbacks import History
+    from lmforge.train.trainer import make_trainer
+
     history = History(sink=ctx.run.log_metrics)
     trainer = make_trainer(
         ctx.cfg.trainer,
@@ -136,6 +152,10 @@ def measure(ctx: StageContext, s: Setup, data: PackedLMData) -> Fitted:
 
 def fit(ctx: StageContext, s: Setup) -> Fitted:
     """Train (resuming from the last checkpoint of the same work) and validate."""
+    from lmforge.train.callbacks import History, Throughput, measure_matmul_peak, precision_dtype
+    from lmforge.train.lm import PackedLMData
+    from lmforge.train.trainer import StepCheckpoint, check_checkpoint, latest_checkpoint, make_trainer, pin_threads
+
     trainer_cfg = ctx.cfg.trainer
     if trainer_cfg.compile:  # in place: parameter names (checkpoints, safetensors) stay the same
         s.module.model.compile()
@@ -250,6 +270,8 @@ def save(ctx: StageContext, s: Setup, fitted: Fitted) -> None:
 
 
 def run(cfg: DictConfig) -> dict:
+    if not cfg.get("params_file"):  # before the store opens and Lightning loads (a DVC run checks in `setup`)
+        checked_model(cfg)
     with stage(cfg, "pretrain", PARAMS) as ctx:
         s = setup(ctx)
         fitted = fit(ctx, s)

@@ -9,7 +9,7 @@ TORCH := torch==2.13.0
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install dev lint params repro push pull test ui server server-stop sweep bench clean
+.PHONY: install dev lint params repro baseline push pull test ui server server-stop sweep bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,12 @@ dev: $(VENV)/.dev-installed
 ## Run the default pipeline (prepare → pretrain → finetune → evaluate → report).
 repro: install
 	dvc repro
+
+## After a change that moves results: the default pipeline, then the smoke pipeline's results as
+## the tests' baseline (tests/smoke_baseline.json); commit both with dvc.lock and reports/metrics.json.
+baseline: dev
+	dvc repro
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -p no:xdist tests/test_baseline.py --update-baseline
 
 ## Recompose params.yaml from conf/ (what `dvc exp run` does before it runs; `dvc repro` does not).
 params: install

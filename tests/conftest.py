@@ -21,6 +21,14 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--update-baseline",
+        action="store_true",
+        help="rewrite tests/smoke_baseline.json from this checkout's smoke run (`make baseline`)",
+    )
+
+
 def compose(overrides: list[str] | None = None, root: Path | None = None):
     """The real config composed by Hydra (as a stage app would), rooted at `root`."""
     from hydra import compose as hydra_compose

@@ -1,12 +1,12 @@
 #!/usr/bin/env python
-"""Run the lmforge benchmarks fixed_cost, busy_machine, pretrain_throughput, repro_time and
-prepare_memory with their defaults (`make bench`) and print one summary.
+"""Run the lmforge benchmarks fixed_cost, busy_machine, nanogpt_pair, pretrain_throughput, repro_time
+and prepare_memory with their defaults (`make bench`) and print one summary.
 
 Each benchmark runs in its own process (so one's imports and threads do not skew another) and
 writes its JSON under benchmarks/results/; this script collects them into
 benchmarks/results/run_all.json.
 
-    python benchmarks/run_all.py                       # all five, defaults (the default pipeline: long)
+    python benchmarks/run_all.py                       # all six, defaults (the default pipeline: long)
     python benchmarks/run_all.py --quick               # each in its quick mode (repro_time: --experiment smoke)
     python benchmarks/run_all.py --only pretrain_throughput --pretrain-args "--precision 32-true"
     python benchmarks/run_all.py --only prepare_memory --memory-args "--sizes-mb 8 64"
@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ("fixed_cost", "busy_machine", "pretrain_throughput", "repro_time", "prepare_memory")
+BENCHES = ("fixed_cost", "busy_machine", "nanogpt_pair", "pretrain_throughput", "repro_time", "prepare_memory")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -127,6 +127,15 @@ def summary_lines(runs: dict) -> list[str]:
             if r
             else f"busy_machine  FAILED (rc {bm['rc']})"
         )
+    ng = runs.get("nanogpt_pair")
+    if ng:
+        r = ng["result"]
+        lines.append(
+            f"nanogpt_pair  {r['iters']} iterations: reference {r['median_s']['reference']:.1f} s, lmforge "
+            f"{r['median_s']['lmforge']:.1f} s: {r['ratio']:.2f}x (target >= 1.3)"
+            if r
+            else f"nanogpt_pair  FAILED (rc {ng['rc']})"
+        )
     pm = runs.get("prepare_memory")
     if pm:
         r = pm["result"]
@@ -163,6 +172,8 @@ def main(argv=None) -> int:
             extra = (["--experiment", "smoke"] if args.quick else []) + shlex.split(args.repro_args)
         elif name == "fixed_cost":
             extra = ["--repeat", "1"] if args.quick else []
+        elif name == "nanogpt_pair":
+            extra = ["--iters", "200", "--eval-interval", "100"] if args.quick else []
         else:  # busy_machine
             extra = ["--rounds", "1", "--steps", "100"] if args.quick else []
         runs[name] = run(name, extra, args.results)

@@ -4,7 +4,9 @@ lmforge's logging, one-line errors and sweep handling.
 Bad input ends the process with exit status 2 and one line naming the key, file or line and what
 would work — a command-line override that does not compose (checked before Hydra starts the app),
 and any `LmforgeError` a stage raises. `LMFORGE_DEBUG=1` (or Hydra's `HYDRA_FULL_ERROR=1`) shows
-the traceback instead. In a sweep (`-m`), a failed job is recorded and the sweep goes on.
+the traceback instead. In a sweep (`-m`), a failed job is recorded and the sweep goes on. SIGTERM
+and SIGINT stop a stage (`lmforge.interrupt`: training checkpoints where it stands) with one line
+saying how to resume and exit status 128 + the signal.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -23,6 +26,7 @@ from omegaconf import DictConfig
 import lmforge.host  # noqa: F401  (starts measuring the machine's load while the app loads)
 from lmforge.config import check_composed  # the schema and resolvers, registered with Hydra on import
 from lmforge.errors import LmforgeError
+from lmforge.interrupt import Interrupted, install
 from lmforge.track.run import in_multirun, run_job
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
@@ -39,6 +43,7 @@ QUIET_LOGS = {
         "Using bfloat16 Automatic Mixed Precision",
     ),
     "lightning.fabric.utilities.rank_zero": ("💡 Tip:",),
+    "lightning.pytorch.trainer.connectors.signal_connector": ("[rank: 0] Received SIGTERM",),  # lmforge says it
     "mlflow.store.db.utils": ("Creating initial MLflow database tables", "Updating database tables"),
     # a file `datasets` cannot parse: it logs, then raises what lmforge reports in its one line
     "datasets.packaged_modules.json.json": (
@@ -107,10 +112,19 @@ def composition_error(e: BaseException) -> str:
     return "; ".join(lines[:4]) or type(e).__name__
 
 
+def _stopped(stage: str, e: Interrupted) -> None:
+    where = e.where or "(no output is left half-written)"
+    print(
+        f"{stage}: stopped by {signal.Signals(e.signum).name} {where}; run the same command to resume", file=sys.stderr
+    )
+    sys.exit(e.exit_status)
+
+
 def run(stage: Callable[[DictConfig], dict]) -> None:
     """Run `stage` as this script's Hydra app: a function named after its stage module
     (`lmforge.stages.<name>`) that imports it when called, once the command line has checked out."""
     quiet_libraries()
+    install()
     if not _debug():
         check_command_line(sys.argv[1:])
     # Hydra names the job after the file of the function it runs (this one): name it after the stage
@@ -119,11 +133,13 @@ def run(stage: Callable[[DictConfig], dict]) -> None:
     @hydra.main(version_base="1.3", config_path=str(CONF), config_name="config")
     def main(cfg: DictConfig) -> dict:
         logging.getLogger("lmforge").setLevel(logging.INFO)
-        if in_multirun():  # a failed job is recorded (with the sections its stage declares) and the
-            # sweep goes on; returns the optimized metric when cfg.optimized_metric is set
-            return run_job(importlib.import_module(f"lmforge.stages.{stage.__name__}").run, cfg)
         try:
+            if in_multirun():  # a failed job is recorded (with the sections its stage declares) and the
+                # sweep goes on; returns the optimized metric when cfg.optimized_metric is set
+                return run_job(importlib.import_module(f"lmforge.stages.{stage.__name__}").run, cfg)
             return stage(cfg)
+        except Interrupted as e:
+            _stopped(stage.__name__, e)
         except LmforgeError as e:
             if _debug():
                 raise

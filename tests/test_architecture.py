@@ -12,6 +12,7 @@ RANKS = {
     "lmforge.fileio": 1,
     "lmforge.schema": 1,
     "lmforge.host": 1,
+    "lmforge.interrupt": 1,
     "lmforge.config": 2,
     "lmforge.saved_model": 2,
     "lmforge.data": 3,

@@ -1,8 +1,11 @@
 """A pretraining run killed with SIGKILL resumes from its last checkpoint and ends where an
 uninterrupted run ends — the same weights, the same curves and MLflow history — and the killed
-run's MLflow run is closed as KILLED by the run that resumed its work. A checkpoint of another
+run's MLflow run is closed as KILLED by the run that resumed its work. SIGTERM and SIGINT stop it
+at a step's end with a checkpoint there, its run KILLED, one line and exit status 128 + signal;
+it resumes to the same weights too. A checkpoint of another
 model shape is refused before training; a damaged one is moved aside."""
 
+import re
 import shutil
 import signal
 import subprocess
@@ -56,42 +59,54 @@ def pretrain_runs(uri: str):
     return client.search_runs([exp.experiment_id], "attributes.run_name = 'pretrain'", order_by=["start_time ASC"])
 
 
-def test_killed_run_resumes_to_the_same_weights_curves_and_history(prepared, tmp_path):
-    a = project(prepared, tmp_path / "a")
-    b = project(prepared, tmp_path / "b")
-    uri_a, uri_b = f"sqlite:///{a}/mlflow.db", f"sqlite:///{b}/mlflow.db"
+@pytest.fixture(scope="module")
+def uninterrupted(prepared, tmp_path_factory) -> tuple[Path, dict]:
+    """The run the interrupted ones must end as: (its root, its weights)."""
+    a = project(prepared, tmp_path_factory.mktemp("uninterrupted"))
+    pretrain.run(compose(ARGS, root=a))
+    return a, load_file(str(a / "artifacts/pretrain/model/model.safetensors"))
 
-    pretrain.run(compose(ARGS, root=a))  # uninterrupted
-    reference = load_file(str(a / "artifacts/pretrain/model/model.safetensors"))
-    (uninterrupted,) = pretrain_runs(uri_a)
 
-    # SIGKILL the stage's process once it has a complete checkpoint (last.ckpt links to one once
-    # it is written), then run the stage again; the process computes with this one's threads, so
-    # that its sums are added in the same order
-    log = tmp_path / "killed.log"
+def interrupt_once_checkpointed(root: Path, signum: int, log: Path) -> int:
+    """Start the stage's process, send `signum` once it has a complete checkpoint (last.ckpt links
+    to one once it is written), return its exit status. The process computes with this one's
+    threads, so that its sums are added in the same order as the in-process runs'."""
     with open(log, "w") as out:
         proc = subprocess.Popen(
             [sys.executable, str(ROOT / "pipelines/pretrain.py"), *ARGS],
-            env=env(LMFORGE_ROOT=str(b), OMP_NUM_THREADS=str(torch.get_num_threads())),
+            env=env(LMFORGE_ROOT=str(root), OMP_NUM_THREADS=str(torch.get_num_threads())),
             stdout=out,
             stderr=subprocess.STDOUT,
         )
     deadline = time.time() + 180
-    while time.time() < deadline and proc.poll() is None and not list((b / CHECKPOINTS).glob("*/last.ckpt")):
+    while time.time() < deadline and proc.poll() is None and not list((root / CHECKPOINTS).glob("*/last.ckpt")):
         time.sleep(0.02)
-    assert proc.poll() is None, f"the run ended before it could be killed:\n{log.read_text()[-3000:]}"
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait(timeout=30) == -signal.SIGKILL
+    assert proc.poll() is None, f"the run ended before it could be stopped:\n{log.read_text()[-3000:]}"
+    proc.send_signal(signum)
+    return proc.wait(timeout=60)
+
+
+def assert_same_weights(root: Path, reference: dict) -> None:
+    resumed = load_file(str(root / "artifacts/pretrain/model/model.safetensors"))
+    assert resumed.keys() == reference.keys()
+    for k, v in reference.items():
+        torch.testing.assert_close(resumed[k], v, rtol=0, atol=1e-6, msg=k)
+
+
+def test_killed_run_resumes_to_the_same_weights_curves_and_history(prepared, uninterrupted, tmp_path):
+    a, reference = uninterrupted
+    b = project(prepared, tmp_path / "b")
+    uri_a, uri_b = f"sqlite:///{a}/mlflow.db", f"sqlite:///{b}/mlflow.db"
+    (uninterrupted_run,) = pretrain_runs(uri_a)
+
+    assert interrupt_once_checkpointed(b, signal.SIGKILL, tmp_path / "killed.log") == -signal.SIGKILL
     assert not (b / "artifacts/pretrain").exists()  # nothing half-written for DVC to cache
     (killed,) = pretrain_runs(uri_b)
     assert killed.info.status == "RUNNING"  # as a killed process leaves it
 
     summary = pretrain.run(compose(ARGS, root=b))
     assert 0 < summary["resumed_from_step"] < 100 and summary["steps"] == 100
-    resumed = load_file(str(b / "artifacts/pretrain/model/model.safetensors"))
-    assert resumed.keys() == reference.keys()
-    for k, v in reference.items():
-        torch.testing.assert_close(resumed[k], v, rtol=0, atol=1e-6, msg=k)
+    assert_same_weights(b, reference)
 
     # the killed run is closed by the one that resumed its work, and each names the other
     killed, resuming = pretrain_runs(uri_b)
@@ -103,7 +118,7 @@ def test_killed_run_resumes_to_the_same_weights_curves_and_history(prepared, tmp
     # the resumed run's curves hold every step from 0, as the uninterrupted run's do
     for key in ("train/loss", "val/loss"):
         rows = metric_rows(uri_b, resuming.info.run_id, key)
-        assert rows and rows == metric_rows(uri_a, uninterrupted.info.run_id, key), key
+        assert rows and rows == metric_rows(uri_a, uninterrupted_run.info.run_id, key), key
     assert [s for s, _ in metric_rows(uri_b, resuming.info.run_id, "val/loss")] == [20, 40, 60, 80, 100]
     csvs = sorted(p.name for p in (a / "artifacts/pretrain/curves").glob("*.csv"))
     assert csvs == ["train.csv", "val.csv"]
@@ -112,6 +127,32 @@ def test_killed_run_resumes_to_the_same_weights_curves_and_history(prepared, tmp
             a / "artifacts/pretrain/curves" / name
         ).read_text()
     assert not (b / CHECKPOINTS).exists() or not any((b / CHECKPOINTS).rglob("*.ckpt"))
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_stops_at_a_checkpoint_and_the_rerun_resumes_to_the_same_weights(
+    prepared, uninterrupted, tmp_path, signum
+):
+    root = project(prepared, tmp_path / "r")
+    log = tmp_path / "stopped.log"
+    assert interrupt_once_checkpointed(root, signum, log) == 128 + signum
+    text = log.read_text()
+    assert "Traceback" not in text
+    name = signal.Signals(signum).name
+    last = text.strip().splitlines()[-1]
+    assert re.fullmatch(rf"pretrain: stopped by {name} .*; run the same command to resume", last), last
+    assert not (root / "artifacts/pretrain").exists()
+    (stopped,) = pretrain_runs(f"sqlite:///{root}/mlflow.db")
+    assert stopped.info.status == "KILLED" and name in stopped.data.tags["lmforge.error"]
+    if step := re.search(r"at step (\d+) \(checkpoint (.+)\)", last):  # (stopped in a step, not in validation)
+        saved = torch.load(step[2], map_location="cpu", weights_only=True)
+        assert saved["global_step"] == int(step[1]) and not Path(step[2]).is_symlink()
+
+    summary = pretrain.run(compose(ARGS, root=root))
+    assert 0 < summary["resumed_from_step"] < 100 and summary["steps"] == 100
+    if step:
+        assert summary["resumed_from_step"] == int(step[1])
+    assert_same_weights(root, uninterrupted[1])
 
 
 def test_checkpoint_of_another_shape_is_refused(prepared, tmp_path):

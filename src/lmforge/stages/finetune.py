@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from lmforge import interrupt
 from lmforge.config import fingerprint, to_container
 from lmforge.data.tokenizer import load_tokenizer, special_ids
 from lmforge.errors import ConfigError, DataError
@@ -125,7 +126,7 @@ def fit(ctx: StageContext, s: Setup, init: str) -> Fitted:
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
     from lmforge.train.callbacks import History
-    from lmforge.train.trainer import check_checkpoint, latest_checkpoint, make_trainer, pin_threads
+    from lmforge.train.trainer import StopOnSignal, check_checkpoint, latest_checkpoint, make_trainer, pin_threads
 
     family, task_cfg, trainer_cfg = s.family, s.family.config, ctx.cfg.trainer
     settings = {
@@ -159,7 +160,12 @@ def fit(ctx: StageContext, s: Setup, init: str) -> Fitted:
         enable_version_counter=False,
     )
     history = History(sink=ctx.run.log_metrics)
-    callbacks = [best, history, EarlyStopping(monitor=score, mode="max", patience=task_cfg.patience)]
+    callbacks = [
+        best,
+        history,
+        EarlyStopping(monitor=score, mode="max", patience=task_cfg.patience),
+        StopOnSignal(ckpt_dir),
+    ]
     steps_per_epoch = max(len(s.data.train) // task_cfg.batch_size, 1)
     trainer = make_trainer(
         trainer_cfg,
@@ -168,7 +174,8 @@ def fit(ctx: StageContext, s: Setup, init: str) -> Fitted:
         max_epochs=task_cfg.max_epochs,
         log_every_n_steps=min(trainer_cfg.log_every_n_steps, steps_per_epoch),
     )
-    trainer.fit(s.module, datamodule=s.data, ckpt_path=str(resume) if resume else None)
+    with interrupt.stop_at_step_end():
+        trainer.fit(s.module, datamodule=s.data, ckpt_path=str(resume) if resume else None)
     state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
     s.module.load_state_dict(state)
     summary = {

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from omegaconf import DictConfig
 
+from lmforge import interrupt
 from lmforge.config import fingerprint, to_container
 from lmforge.data.packing import read_meta
 from lmforge.data.retokenize import retokenized
@@ -154,7 +155,14 @@ def fit(ctx: StageContext, s: Setup) -> Fitted:
     """Train (resuming from the last checkpoint of the same work) and validate."""
     from lmforge.train.callbacks import History, Throughput, measure_matmul_peak, precision_dtype
     from lmforge.train.lm import PackedLMData
-    from lmforge.train.trainer import StepCheckpoint, check_checkpoint, latest_checkpoint, make_trainer, pin_threads
+    from lmforge.train.trainer import (
+        StepCheckpoint,
+        StopOnSignal,
+        check_checkpoint,
+        latest_checkpoint,
+        make_trainer,
+        pin_threads,
+    )
 
     trainer_cfg = ctx.cfg.trainer
     if trainer_cfg.compile:  # in place: parameter names (checkpoints, safetensors) stay the same
@@ -200,6 +208,7 @@ def fit(ctx: StageContext, s: Setup) -> Fitted:
             save_top_k=1,
             enable_version_counter=False,
         ),
+        StopOnSignal(ckpt_dir),
     ]
     trainer = make_trainer(
         trainer_cfg,
@@ -212,7 +221,8 @@ def fit(ctx: StageContext, s: Setup) -> Fitted:
         limit_val_batches=trainer_cfg.limit_val_batches,
         max_epochs=-1,
     )
-    trainer.fit(s.module, datamodule=data, ckpt_path=str(resume) if resume else None)
+    with interrupt.stop_at_step_end():
+        trainer.fit(s.module, datamodule=data, ckpt_path=str(resume) if resume else None)
     final = trainer.validate(s.module, datamodule=data, verbose=False)[0]
     val_loss = float(final["val/loss"])
     # every process takes part: a sharded strategy (FSDP) gathers the whole weights for rank 0

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from lmforge.errors import LmforgeError
+from lmforge.interrupt import Interrupted
 from lmforge.track.jobs import in_multirun, job_identity
 from lmforge.track.store import (
     ENV_PARENT,
@@ -130,7 +131,8 @@ class StageRun:
             return
         if exc_type is not None:
             self.set_tags({ERROR_TAG: f"{exc_type.__name__}: {exc}"[:5000]})
-        status = "FINISHED" if exc_type is None else "KILLED" if issubclass(exc_type, KeyboardInterrupt) else "FAILED"
+        killed = exc_type is not None and issubclass(exc_type, (KeyboardInterrupt, Interrupted))
+        status = "FINISHED" if exc_type is None else "KILLED" if killed else "FAILED"
         self._guard("end the run", self.client.set_terminated, self.run_id, status, force=True)
 
     def _parent_run(self) -> str | None:

@@ -1,5 +1,5 @@
-"""The Lightning Trainer from config, checkpoints that hold a step's validation, and resume that
-survives a damaged checkpoint."""
+"""The Lightning Trainer from config, checkpoints that hold a step's validation, a checkpoint where
+a signal stops training, and resume that survives a damaged checkpoint."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from lmforge import interrupt
 from lmforge.fileio import write_text
 from lmforge.models import check_state
 
@@ -69,6 +70,28 @@ class StepCheckpoint(ModelCheckpoint):
         candidates = self._monitor_candidates(trainer)
         self._save_topk_checkpoint(trainer, candidates)
         self._save_last_checkpoint(trainer, candidates)
+
+
+class StopOnSignal(L.Callback):
+    """After a SIGTERM or SIGINT (`lmforge.interrupt`): at the end of the step it arrived in, save
+    the resume checkpoint (`last.ckpt` in `ckpt_dir`, replaced atomically) and stop the Trainer. In a
+    multi-process run the ranks agree first: a signal to any of them stops all."""
+
+    def __init__(self, ckpt_dir: Path):
+        self.ckpt_dir = Path(ckpt_dir)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        stop = interrupt.received() is not None
+        if trainer.world_size > 1:
+            stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
+        if not stop or trainer.should_stop:
+            return
+        last, tmp = self.ckpt_dir / "last.ckpt", self.ckpt_dir / f".last.ckpt.{os.getpid()}"
+        trainer.save_checkpoint(tmp, weights_only=False)  # every rank takes part; rank 0 writes
+        if trainer.is_global_zero:
+            os.replace(tmp, last)  # replaces a link to the newest step checkpoint, not its target
+        interrupt.STATE.where = f"at step {trainer.global_step} (checkpoint {last})"
+        trainer.should_stop = True
 
 
 def _readable(ckpt: Path) -> dict | None:

@@ -55,6 +55,10 @@ QUIET_LOGS = {
 }
 QUIET_WARNINGS = (  # (message regex, module regex); MLflow's model-logging advice: track/registry.py
     (r".*isinstance\(treespec, LeafSpec\)", r"lightning\.pytorch\.utilities\._pytree"),
+    # a resumed stage says where it resumes; a fine-tune resumed mid-epoch goes on where it stood
+    # (train.tasks.EpochPosition), which Lightning cannot see
+    (r"You're resuming from a checkpoint that ended before the epoch ended", r"lightning\.pytorch\.loops"),
+    (r"Checkpoint directory .* exists and is not empty", r"lightning\.pytorch\.callbacks\.model_checkpoint"),
 )
 
 

@@ -126,6 +126,7 @@ def fit(ctx: StageContext, s: Setup, init: str) -> Fitted:
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
     from lmforge.train.callbacks import History
+    from lmforge.train.tasks import EpochPosition
     from lmforge.train.trainer import StopOnSignal, check_checkpoint, latest_checkpoint, make_trainer, pin_threads
 
     family, task_cfg, trainer_cfg = s.family, s.family.config, ctx.cfg.trainer
@@ -164,6 +165,7 @@ def fit(ctx: StageContext, s: Setup, init: str) -> Fitted:
         best,
         history,
         EarlyStopping(monitor=score, mode="max", patience=task_cfg.patience),
+        EpochPosition(),
         StopOnSignal(ckpt_dir),
     ]
     steps_per_epoch = max(len(s.data.train) // task_cfg.batch_size, 1)

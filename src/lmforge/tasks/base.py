@@ -269,11 +269,12 @@ class LengthGrouped(Sampler[int]):
     content and order. The order depends only on (seed, epoch); Lightning sets the epoch through
     `set_epoch`. `batch_size` is the global batch: under data parallelism each rank takes its
     contiguous slice of every global batch (the loader's batch is then batch_size / world), so
-    N processes see exactly the batches one process would."""
+    N processes see exactly the batches one process would. `skip`: batches of the next epoch's
+    order already trained on (a run resumed mid-epoch, `train.tasks.EpochPosition`), left out once."""
 
     def __init__(self, lengths: list[int], batch_size: int, seed: int = 0, pool: int = 50):
         self.lengths, self.batch_size = lengths, batch_size
-        self.seed, self.pool, self.epoch = seed, pool, 0
+        self.seed, self.pool, self.epoch, self.skip = seed, pool, 0, 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -294,10 +295,11 @@ class LengthGrouped(Sampler[int]):
         n_full = n // self.batch_size
         batch_order = torch.randperm(n_full, generator=g).tolist() + list(range(n_full, len(batches)))
         rank, world = _ranks()
+        skip, self.skip = self.skip, 0
         if world > 1:  # full global batches only; each rank its slice of each
             share = self.batch_size // world
-            return iter([i for k in batch_order[:n_full] for i in batches[k][rank * share : (rank + 1) * share]])
-        return iter([i for k in batch_order for i in batches[k]])
+            return iter([i for k in batch_order[skip:n_full] for i in batches[k][rank * share : (rank + 1) * share]])
+        return iter([i for k in batch_order[skip:] for i in batches[k]])
 
 
 def per_device(batch_size: int, what: str) -> int:
@@ -314,17 +316,17 @@ def loader(
     """Batches of features padded to their longest member: shuffled and grouped by length
     (`LengthGrouped`, `batch_size` global, each process its slice), or in order — all of them, or
     with `shard` every process its own share of the batches (validation under data parallelism)."""
-    collate = lambda b: pad_batch(b, pad_id)  # noqa: E731
+    # a loader's own generator: starting an iteration draws a seed from it, not from torch's global
+    # generator, whose draws (dropout) a resumed run must continue exactly
+    common = {"collate_fn": lambda b: pad_batch(b, pad_id), "generator": torch.Generator().manual_seed(seed)}
     if shuffle:
         sampler = LengthGrouped([len(f["input_ids"]) for f in features], batch_size, seed)
-        return DataLoader(
-            features, batch_size=per_device(batch_size, "task.batch_size"), sampler=sampler, collate_fn=collate
-        )
+        return DataLoader(features, batch_size=per_device(batch_size, "task.batch_size"), sampler=sampler, **common)
     rank, world = _ranks()
     if shard and world > 1:
         batches = [list(range(i, min(i + batch_size, len(features)))) for i in range(0, len(features), batch_size)]
-        return DataLoader(features, batch_sampler=batches[rank::world], collate_fn=collate)
-    return DataLoader(features, batch_size=batch_size, collate_fn=collate)
+        return DataLoader(features, batch_sampler=batches[rank::world], **common)
+    return DataLoader(features, batch_size=batch_size, **common)
 
 
 def with_mask(ids: list[int]) -> dict:

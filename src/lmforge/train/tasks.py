@@ -33,6 +33,36 @@ class TaskData(L.LightningDataModule):
         return loader(self.validation, per_device(self.batch_size, self.key), self.pad_id, shuffle=False, shard=True)
 
 
+class EpochPosition(L.Callback):
+    """Where fine-tuning stands within its epoch, kept in its checkpoints with torch's generator
+    (dropout): a run resumed mid-epoch leaves out the batches of that epoch it already trained on
+    (`LengthGrouped.skip`: the order depends only on seed and epoch) and draws the dropout masks the
+    uninterrupted run would have drawn, so it ends with the same weights."""
+
+    def __init__(self):
+        self.epoch, self.done, self._resume = 0, 0, None
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        # (a fit resumed mid-epoch goes on with that epoch: Lightning does not start it again)
+        resume, self._resume = self._resume, None
+        if resume and resume["epoch"] == trainer.current_epoch and 0 < resume["done"] < trainer.num_training_batches:
+            trainer.train_dataloader.sampler.skip = self.done = resume["done"]
+            self.epoch = trainer.current_epoch
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self.epoch, self.done = trainer.current_epoch, 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.done += 1
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "done": self.done, "rng": torch.get_rng_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._resume = {"epoch": state["epoch"], "done": state["done"]}
+        torch.set_rng_state(state["rng"])
+
+
 class TaskModule(FusedClipping, L.LightningModule):
     def __init__(self, family, model: torch.nn.Module, head: dict, warmup_steps: int, total_steps: int):
         super().__init__()

@@ -74,8 +74,8 @@ class StepCheckpoint(ModelCheckpoint):
 
 class StopOnSignal(L.Callback):
     """After a SIGTERM or SIGINT (`lmforge.interrupt`): at the end of the step it arrived in, save
-    the resume checkpoint (`last.ckpt` in `ckpt_dir`, replaced atomically) and stop the Trainer. In a
-    multi-process run the ranks agree first: a signal to any of them stops all."""
+    the resume checkpoint (`last.ckpt` in `ckpt_dir`, replaced atomically) and stop the fit
+    (`Interrupted`). In a multi-process run the ranks agree first: a signal to any of them stops all."""
 
     def __init__(self, ckpt_dir: Path):
         self.ckpt_dir = Path(ckpt_dir)
@@ -91,7 +91,8 @@ class StopOnSignal(L.Callback):
         if trainer.is_global_zero:
             os.replace(tmp, last)  # replaces a link to the newest step checkpoint, not its target
         interrupt.STATE.where = f"at step {trainer.global_step} (checkpoint {last})"
-        trainer.should_stop = True
+        # stop here: an epoch's end would run its validation and checkpoints, overwriting this one
+        raise interrupt.Interrupted(interrupt.received(), interrupt.STATE.where)
 
 
 def _readable(ckpt: Path) -> dict | None:

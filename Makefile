@@ -9,7 +9,7 @@ TORCH := torch==2.13.0
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install dev lint params repro baseline push pull test ui server server-stop sweep bench clean
+.PHONY: install dev lint params repro baseline push pull test ui server sweep bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -65,27 +65,16 @@ ui: install
 	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
 
 ## An MLflow tracking server (with its dashboard) on http://127.0.0.1:$(MLFLOW_PORT): runs with
-## tracking=server log there; its store is mlflow-server/: DB=sqlite (default) a sqlite file,
-## DB=postgres a PostgreSQL cluster in mlflow-server/pg on 127.0.0.1:$(PG_PORT) (Debian's
-## `postgresql` package; created on first use). Artifacts: mlflow-server/artifacts, proxied by the
-## server. Ctrl-C stops it; `make server-stop` stops a DB=postgres server from another shell.
+## tracking=server log there. Its backend store is the database BACKEND names: a SQLite file in
+## mlflow-server/ by default, or a team's PostgreSQL (BACKEND=postgresql://<user>:<password>@<host>/<db>;
+## README, "A shared tracking database"). Artifacts: mlflow-server/artifacts, proxied by the server.
 MLFLOW_PORT ?= 5000
-DB ?= sqlite
-PG_PORT ?= 5433
+BACKEND ?= sqlite:///$(CURDIR)/mlflow-server/mlflow.db
 server: install
-ifeq ($(DB),postgres)
-	$(BIN)/python -m lmforge.track.postgres serve --dir mlflow-server --port $(MLFLOW_PORT) --pg-port $(PG_PORT)
-else ifeq ($(DB),sqlite)
 	mkdir -p mlflow-server
 	mlflow server --host 127.0.0.1 --port $(MLFLOW_PORT) --workers 1 \
-		--backend-store-uri sqlite:///$(CURDIR)/mlflow-server/mlflow.db \
+		--backend-store-uri '$(BACKEND)' \
 		--artifacts-destination $(CURDIR)/mlflow-server/artifacts
-else
-	$(error DB=$(DB): use DB=sqlite (the default) or DB=postgres)
-endif
-
-server-stop:
-	$(BIN)/python -m lmforge.track.postgres stop --dir mlflow-server
 
 ## A Hydra sweep of one stage: make sweep STAGE=pretrain ARGS='optim.lr=1e-3,3e-4 seed=1,2'
 STAGE ?= pretrain

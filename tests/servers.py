@@ -76,8 +76,9 @@ def serving(args: list[str], url: str, log: Path, timeout: float = 90, **extra_e
         stop(proc)
 
 
-def mlflow_server(root: Path, port: int):
-    """`mlflow server` on 127.0.0.1:port, sqlite backend and artifacts under root (as `make server`)."""
+def mlflow_server(root: Path, port: int, backend: str | None = None):
+    """`mlflow server` on 127.0.0.1:port with artifacts under root, as `make server` runs it: its
+    backend store a SQLite file under root, or the database `backend` names (postgresql://...)."""
     root.mkdir(parents=True, exist_ok=True)
     args = [
         str(BIN / "mlflow"),
@@ -89,36 +90,8 @@ def mlflow_server(root: Path, port: int):
         "--workers",
         "1",
         "--backend-store-uri",
-        f"sqlite:///{root}/mlflow.db",
+        backend or f"sqlite:///{root}/mlflow.db",
         "--artifacts-destination",
         str(root / "artifacts"),
     ]
     return serving(args, f"http://127.0.0.1:{port}/health", root / "server.log")
-
-
-@contextmanager
-def postgres_mlflow_server(root: Path, port: int, pg_port: int) -> Iterator[subprocess.Popen]:
-    """`python -m lmforge.track.postgres serve` on `root` (as `make server DB=postgres`): PostgreSQL
-    on 127.0.0.1:pg_port with its data in root/pg, `mlflow server` on it at 127.0.0.1:port with
-    artifacts proxied into root/artifacts. Stopping it stops both; `stop` then cleans up after a
-    server that did not stop itself."""
-    from lmforge.track import postgres
-
-    root.mkdir(parents=True, exist_ok=True)
-    args = [
-        sys.executable,
-        "-m",
-        "lmforge.track.postgres",
-        "serve",
-        "--dir",
-        str(root),
-        "--port",
-        str(port),
-        "--pg-port",
-        str(pg_port),
-    ]
-    try:
-        with serving(args, f"http://127.0.0.1:{port}/health", root / "server.log", timeout=120) as proc:
-            yield proc
-    finally:
-        postgres.stop(root)

@@ -54,6 +54,15 @@ def test_glue_tsv_with_label_map(tmp_path):
     ]
 
 
+@pytest.mark.parametrize("fmt, text", [("glue_tsv", "sentence\tlabel\ngood\t1\n"), ("csv", "sentence,label\ngood,1\n")])
+def test_a_utf8_byte_order_mark_is_not_part_of_the_first_column_name(tmp_path, fmt, text):
+    """Excel and Notepad write one before UTF-8 text."""
+    f = tmp_path / "train.txt"
+    f.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    (row,) = rows(fmt, f).records
+    assert (row["sentence"], row["label"]) == ("good", "1")
+
+
 def test_glue_tsv_malformed_line_names_file_and_line(tmp_path):
     f = write(tmp_path / "train.tsv", "sentence\tlabel\ngood\t1\ntoo\tmany\tcolumns\nfine\t7\n")
     settings = {"columns": {"text": "sentence"}, "label_map": {"0": "negative", "1": "positive"}}

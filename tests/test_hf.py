@@ -5,6 +5,7 @@ own code is refused; decoders generate what step-by-step recomputation gives."""
 
 import json
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -192,6 +193,28 @@ def test_corpus_retokenizes_for_a_checkpoint(minilm_dir, tmp_path):
     tf = TokenFile(tmp_path / "tokens" / "train.bin", "uint16")
     assert [d.tolist() for d in documents(tf, eos, chunk=7)] == [d.tolist() for d in documents(tf, eos)]
     assert np.concatenate([tok.encode(d).ids + [eos] for d in docs[:20]]).tolist() == tf[:].tolist()
+
+
+class _Marker:
+    """Unpickled, it writes a file: proof that a pickle was loaded."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.write_text, (Path(self.path), "unpickled"))
+
+
+def test_a_checkpoint_of_pickled_weights_is_refused_unread(tmp_path):
+    """`pytorch_model.bin` is a pickle: lmforge names it and loads safetensors only."""
+    ckpt = tmp_path / "ckpt"
+    from_config("gpt2").model.save_pretrained(ckpt)
+    (ckpt / "model.safetensors").unlink()  # the weights as older tools save them: a pickle
+    marker = tmp_path / "unpickled"
+    torch.save({"x": _Marker(str(marker))}, ckpt / "pytorch_model.bin")
+    with pytest.raises(ConfigError, match=r"has no model\.safetensors \(pytorch_model\.bin: pickles, which lmforge"):
+        HFBackbone.create(HFConfig(pretrained=str(ckpt)))
+    assert not marker.exists()
 
 
 def test_a_checkpoint_that_asks_to_run_its_own_code_is_refused(tmp_path):

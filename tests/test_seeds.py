@@ -45,3 +45,6 @@ def test_configurations_are_kept_apart_and_one_seed_is_never_clear():
     groups = aggregate([row(1, 0.9, 0.6), row(2, 0.9, 0.6, lr="0.004"), {"name": "x", "params": {}, "metrics": {}}])
     assert sorted(len(g["seeds"]) for g in groups) == [1, 1]
     assert all(g["tasks"]["topic"]["clear"] is False for g in groups)
+    md = markdown(groups[:1])
+    assert "| topic | accuracy | 0.900 | 0.600 | 0.200 | +0.300 (one seed) |" in md
+    assert "0.900 ±" not in md and "within the spread" not in md and "cannot be judged" in md

@@ -4,6 +4,7 @@ torch, Lightning, MLflow — only once it checks out."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -40,6 +41,8 @@ def check(argv: list[str]) -> subprocess.CompletedProcess:
         (["trainer.max_steps=0"], "trainer.max_steps=0 must be positive"),
         (["+trainer.max_stepz=3"], "max_stepz"),
         (["tokenizer=bytes"], "Available options"),
+        (["tracking.uri=ftp://store"], "tracking.uri=ftp://store: MLflow cannot keep runs at a 'ftp:' address"),
+        (["tracking.uri=postgresql+psycopg2://u@h/db"], None),
     ],
 )
 def test_checking_a_command_line_imports_no_heavy_library(argv, error):
@@ -51,6 +54,15 @@ def test_checking_a_command_line_imports_no_heavy_library(argv, error):
     else:
         assert "exit 2" in out.stdout
         assert error in out.stderr and out.stderr.count("\n") == 1, out.stderr
+
+
+def test_a_tracking_uri_from_the_environment_is_checked_and_named():
+    code = PROBE.format(pipelines=str(ROOT / "pipelines"), argv=[], heavy=HEAVY)
+    env = {**os.environ, "LMFORGE_TRACKING_URI": "mlflow.example.org:5000"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120, env=env)
+    assert "exit 2" in out.stdout and "loaded []" in out.stdout
+    assert out.stderr.startswith("error: tracking.uri=mlflow.example.org:5000 (from $LMFORGE_TRACKING_URI): ")
+    assert "http(s)://<host>:<port>" in out.stderr and out.stderr.count("\n") == 1, out.stderr
 
 
 @pytest.mark.parametrize(

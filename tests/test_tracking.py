@@ -158,6 +158,37 @@ def test_a_run_whose_process_died_is_closed_by_the_run_that_resumes_its_work(tmp
     assert client.get_run(alive.run_id).info.status == "FINISHED"
 
 
+def test_a_run_of_a_stage_that_does_not_resume_is_closed_by_the_next_run_of_that_stage(tmp_path):
+    """A killed prepare (or evaluate, or report) leaves its run RUNNING; the next run of the same
+    stage closes it as KILLED — not a live one, not another stage's, not one of resumable work."""
+    cfg = compose(["experiment=smoke"], root=tmp_path)
+    gone = f"{socket.gethostname()}:{os.getpid()}:1"
+
+    def started(stage: str, process: str | None = None) -> StageRun:
+        run = StageRun(cfg.tracking, stage, {}, {PROCESS_TAG: process} if process else None, root=tmp_path)
+        run.__enter__().begin()
+        return run
+
+    alive, dead, other = started("prepare"), started("prepare", gone), started("evaluate/topic", gone)
+    resumable = started("pretrain", gone)
+    resumable.resumes("work-1")
+    with StageRun(cfg.tracking, "prepare", {}, root=tmp_path) as next_run:
+        next_run.begin()
+    client = MlflowClient(tracking_uri=cfg.tracking.uri)
+    named = {"alive": alive, "dead": dead, "other": other, "resumable": resumable, "next_run": next_run}
+    status = {name: client.get_run(r.run_id).info.status for name, r in named.items()}
+    assert status == {
+        "alive": "RUNNING",
+        "dead": "KILLED",
+        "other": "RUNNING",
+        "resumable": "RUNNING",
+        "next_run": "FINISHED",
+    }
+    with StageRun(cfg.tracking, "evaluate/topic", {}, root=tmp_path) as evaluate:
+        evaluate.begin()
+    assert client.get_run(other.run_id).info.status == "KILLED"
+
+
 def test_a_damaged_sqlite_store_fails_before_any_work(tmp_path):
     from lmforge.stages import prepare
 

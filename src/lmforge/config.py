@@ -138,6 +138,11 @@ class TrainerConfig:
     compile: bool = False
 
 
+# where MLflow can keep runs: a folder, a database (SQLAlchemy's dialects, `dialect+driver://`) or a
+# tracking server
+TRACKING_SCHEMES = ("file", "sqlite", "postgresql", "mysql", "mssql", "http", "https", "databricks")
+
+
 @dataclass
 class TrackingConfig:
     enabled: bool = True
@@ -151,6 +156,18 @@ class TrackingConfig:
     http_retries: int = setting(
         2, ge=0
     )  # MLflow's HTTP retries after the start (its default, 7, backs off for minutes)
+
+    def check(self, key: str) -> None:
+        from urllib.parse import urlparse
+
+        scheme = urlparse(self.uri).scheme.split("+", 1)[0].lower()
+        if len(scheme) > 1 and scheme not in TRACKING_SCHEMES:  # (none, or a drive letter: a folder)
+            source = " (from $LMFORGE_TRACKING_URI)" if os.environ.get("LMFORGE_TRACKING_URI") == self.uri else ""
+            raise ConfigError(
+                f"{key}.uri={self.uri}{source}: MLflow cannot keep runs at a '{scheme}:' address; use "
+                "sqlite:///<file>, postgresql://<user>@<host>/<db>, http(s)://<host>:<port> or a folder "
+                "(tracking=none runs without tracking)"
+            )
 
 
 INITS = ("pretrained", "scratch")  # a fine-tune starts from the pretrained backbone or from scratch

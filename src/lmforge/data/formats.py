@@ -106,7 +106,7 @@ def read_text(path: Path, encoding: str = "utf-8", key: str = "task.data", file_
             f"{path}:{text.count(chr(10), 0, nul) + 1}: a NUL character: a binary file, not {encoding} "
             f"text; {file_key} must name a text file in the task's format"
         )
-    return text
+    return text.removeprefix("\ufeff")  # the byte-order mark Excel and Notepad write before UTF-8 text
 
 
 def lines(text: str) -> list[str]:

@@ -168,6 +168,9 @@ def _hf_config(cfg: HFConfig):
     return _config_from_fields(cfg)
 
 
+SAFETENSORS = ("model.safetensors", "model.safetensors.index.json")  # one file, or the index of shards
+
+
 @register("hf")
 class HFBackbone(Backbone):
     """A transformers LM (base model + LM head) as an lmforge backbone."""
@@ -191,7 +194,17 @@ class HFBackbone(Backbone):
             return cls(config)
         path = resolve_pretrained(config.pretrained)
         hf_cfg = read_config(config.pretrained)
-        model = _auto_class(model_kind(hf_cfg)).from_pretrained(path, config=hf_cfg, trust_remote_code=False)
+        local = Path(path)
+        if local.is_dir() and not any((local / f).is_file() for f in SAFETENSORS):
+            pickles = sorted(p.name for p in local.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt"))
+            raise ConfigError(
+                f"model.pretrained={config.pretrained!r}: {local} has no model.safetensors"
+                + (f" ({', '.join(pickles)}: pickles, which lmforge never loads)" if pickles else "")
+                + "; save the model with save_pretrained(dir) (safetensors by default in transformers)"
+            )
+        model = _auto_class(model_kind(hf_cfg)).from_pretrained(
+            path, config=hf_cfg, trust_remote_code=False, use_safetensors=True
+        )
         return cls(config, model=model)
 
     @classmethod

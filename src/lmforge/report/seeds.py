@@ -80,13 +80,19 @@ def markdown(groups: list[dict]) -> str:
             "| task | metric | pretrained | scratch | baseline | pretrained − scratch |",
             "| --- | --- | --- | --- | --- | --- |",
         ]
+        one = len(g["seeds"]) == 1  # no spread: a difference cannot be judged
         for task, t in sorted(g["tasks"].items()):
-            cells = [f"{t[w][0]:.3f} ± {t[w][1]:.3f}" if w in t else "–" for w in SYSTEMS]
+            cells = [("–" if w not in t else f"{t[w][0]:.3f}" + ("" if one else f" ± {t[w][1]:.3f}")) for w in SYSTEMS]
             diff = ""
             if "pretrained" in t and "scratch" in t:
-                diff = f"{t['pretrained'][0] - t['scratch'][0]:+.3f}" + (
-                    " **clear**" if t.get("clear") else " within the spread"
-                )
+                verdict = " (one seed)" if one else " **clear**" if t.get("clear") else " within the spread"
+                diff = f"{t['pretrained'][0] - t['scratch'][0]:+.3f}{verdict}"
             lines.append(f"| {task} | {t['metric']} | " + " | ".join(cells) + f" | {diff} |")
+        if one:
+            lines += [
+                "",
+                "One seed has no spread: whether a difference is more than noise cannot be judged. Queue more "
+                "seeds of this configuration (`dvc exp run --queue -S 'seed=1,2'`, then `dvc exp run --run-all`).",
+            ]
         lines.append("")
     return "\n".join(lines)

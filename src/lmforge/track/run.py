@@ -119,6 +119,10 @@ class StageRun:
         for text, artifact_file in self._texts:
             self.log_text(text, artifact_file)
         self._texts.clear()
+        # runs of this stage whose process died without a word (SIGKILL, a lost machine) are closed
+        # as KILLED; those of resumable work are closed by the run that resumes it (`resumes`)
+        stage = tags["lmforge.stage"]
+        self._guard("close killed runs", self._close_dead, f"tags.`lmforge.stage` = '{stage}'", unless=RESUME_TAG)
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if not self.enabled:
@@ -155,12 +159,15 @@ class StageRun:
         name = f"dvc exp {exp}" if exp else f"dvc repro {time.strftime('%Y-%m-%d %H:%M:%S')}"
         return self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
 
-    def _close_dead(self, where: str, tag: str = PROCESS_TAG) -> list[str]:
-        """RUNNING runs matching `where` whose process (`tag`) is gone are ended as KILLED."""
+    def _close_dead(self, where: str, tag: str = PROCESS_TAG, unless: str | None = None) -> list[str]:
+        """RUNNING runs matching `where` whose process (`tag`) is gone are ended as KILLED (not those
+        tagged `unless`)."""
         runs = self.client.search_runs([self.experiment_id], filter_string=f"{where} and attributes.status = 'RUNNING'")
         closed = []
         for r in runs:
             key = r.data.tags.get(tag)
+            if unless and unless in r.data.tags:
+                continue
             if r.info.run_id != self.run_id and key and not process_alive(key):
                 self.client.set_terminated(r.info.run_id, "KILLED")
                 closed.append(r.info.run_id)

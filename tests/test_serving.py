@@ -105,10 +105,25 @@ def test_registered_models_are_served_over_http(project):
         r = requests.post(url, json={"dataframe_records": [{"text": t} for t in texts]}, timeout=60)
         assert r.status_code == 200, r.text
         assert r.json()["predictions"] == expected
-        r = requests.post(url, json={"inputs": texts[:1]}, timeout=60)
-        assert r.status_code == 200, r.text
-        (label,) = r.json()["predictions"]
-        assert label == expected[0] and label in TOPICS
+        for inputs in ({"text": texts[:1]}, texts[:1]):  # (the server maps a bare list to the one column)
+            r = requests.post(url, json={"inputs": inputs}, timeout=60)
+            assert r.status_code == 200, r.text
+            (label,) = r.json()["predictions"]
+            assert label == expected[0] and label in TOPICS
+        # the contract: a named string column; a request without it, or with another type, is refused
+        # naming the column (MLflow ignores an extra column, logging a warning)
+        for bad, says in [
+            ({"dataframe_records": [{"txt": texts[0]}]}, "missing inputs ['text']"),
+            ({"dataframe_records": [{"text": 5}]}, "input column 'text', row 0: 5 is not a string"),
+            (
+                {"dataframe_records": [{"text": texts[0]}, {"text": None}]},
+                "input column 'text', row 1: null is not a string",
+            ),
+        ]:
+            r = requests.post(url, json=bad, timeout=60)
+            assert r.status_code == 400 and says in r.json()["message"], (bad, r.status_code, r.text)
+        r = requests.post(url, json={"dataframe_records": [{"text": texts[0], "extra": 1}]}, timeout=60)
+        assert r.status_code == 200 and r.json()["predictions"] == expected[:1]
         # the README's example, as typed: a story of the built-in world, answered with its predicted topic
         payload = readme_request()
         assert payload["dataframe_records"][0]["text"] in texts
@@ -126,7 +141,9 @@ def test_a_registered_tagger_returns_a_tag_per_word(project):
     finally:
         mlflow.set_tracking_uri(None)
     texts = [stories(compose(ARGS).seed)[0].split(". ")[0] + " .", "The council met ."]
-    tags = model.predict(texts)
+    import pandas as pd
+
+    tags = model.predict(pd.DataFrame({"text": texts}))  # the signature names its column: a bare list is refused
     labels = set(model.unwrap_python_model().saved.head["labels"])
     assert [len(t) for t in tags] == [len(t.split()) for t in texts]
     assert {t for row in tags for t in row} <= labels

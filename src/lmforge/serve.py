@@ -27,10 +27,27 @@ from typing import Any
 
 import mlflow.pyfunc
 import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 
 def columns_of(model_input: Any, names: list[str]) -> dict[str, list]:
-    """{column: values} of the accepted input shapes; one unnamed column counts as the first input."""
+    """{column: values} of the accepted input shapes (in process, one unnamed column counts as the
+    first input; served, MLflow has checked the named columns); a value that is not a string is
+    refused naming its column and row (MLflow lets a null through)."""
+    columns = _columns(model_input, names)
+    for name, values in columns.items():
+        for i, v in enumerate(values):
+            if not isinstance(v, str):
+                what = "null" if v is None or v != v else repr(v)  # (pandas reads a JSON null as NaN)
+                raise MlflowException(
+                    f"input column {name!r}, row {i}: {what} is not a string; every {name!r} must be a text",
+                    error_code=INVALID_PARAMETER_VALUE,
+                )
+    return columns
+
+
+def _columns(model_input: Any, names: list[str]) -> dict[str, list]:
     if isinstance(model_input, str):
         model_input = [model_input]
     if hasattr(model_input, "columns"):  # pandas DataFrame

@@ -51,16 +51,16 @@ def _requirements() -> list[str]:
 
 
 def _signature(signature: dict | None):
-    """An MLflow signature from {"inputs": [columns], "output": name} (string columns). A single
-    input stays unnamed: MLflow then takes a plain list of strings too (`model.predict(texts)`,
-    `{"inputs": [...]}`), which named inputs refuse."""
+    """An MLflow signature from {"inputs": [columns], "output": name}: the served model's contract.
+    Every input column is named and a string, so that MLflow refuses a request without it or with
+    another type (400, naming the column); `serve.columns_of` refuses a null."""
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
     if not signature:
         return None
     columns = signature["inputs"]
-    inputs = Schema([ColSpec("string")] if len(columns) == 1 else [ColSpec("string", c) for c in columns])
+    inputs = Schema([ColSpec("string", c) for c in columns])
     output = signature.get("output")
     kind = signature.get("output_type", "string")
     return ModelSignature(inputs=inputs, outputs=Schema([ColSpec(kind, output)]) if output else None)

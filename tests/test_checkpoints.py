@@ -56,6 +56,7 @@ def test_minilm_fine_tunes_as_it_is_through_dvc(tmp_path):
     repo = smoke_repo(tmp_path / "repo", run_in)  # every stage re-runs for MiniLM: no need for the smoke outputs
     out = run_in(["dvc", "exp", "run", *TINY], repo, timeout=1500)
     assert ran_stages(out.stdout) == {
+        "conf",
         "prepare",
         "pretrain",
         "finetune@topic",

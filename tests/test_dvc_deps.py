@@ -50,7 +50,7 @@ def dynamic_modules(stage_name: str) -> set[Path]:
     """What the stage imports by name from its config: the backbone (`model.arch`) and, for a task
     stage, the task's family."""
     found = set()
-    if not stage_name.startswith(("prepare", "report")):
+    if not stage_name.startswith(("conf", "prepare", "report")):
         found.add(module_file(f"lmforge.models.{PARAMS['model']['arch']}"))
     if "@" in stage_name:
         task = stage_name.split("@", 1)[1]
@@ -68,8 +68,8 @@ def test_deps_cover_the_code_and_conf_each_stage_uses(stage):
     argv = shlex.split(stage.cmd)
     script = ROOT / argv[1]
     code = closure(script, *dynamic_modules(stage.addressing))
-    config_name = next(a.split("=", 1)[1] for a in argv if a.startswith("--config-name="))
-    needed = code | composed_conf(config_name)
+    config_name = next((a.split("=", 1)[1] for a in argv if a.startswith("--config-name=")), None)
+    needed = code | (composed_conf(config_name) if config_name else set())  # (the conf stage composes nothing)
     missing = sorted(str(p.relative_to(ROOT)) for p in needed if not covered(p, deps))
     assert not missing, f"{stage.addressing} imports or composes files that are not its deps: {missing}"
     # no dep on code it does not import: another family's or backbone's module, or any other module
@@ -86,12 +86,27 @@ def test_deps_cover_the_code_and_conf_each_stage_uses(stage):
 @pytest.mark.parametrize("stage", stages(), ids=lambda s: s.addressing)
 def test_params_are_the_sections_the_stage_reads(stage):
     params = [p for d in stage.deps if isinstance(d, ParamsDependency) for p in d.params]
+    if stage.addressing == "conf":  # it reads params.yaml whole, as a file dep: nothing of it is a value it uses
+        assert params == []
+        return
     module = importlib.import_module(f"lmforge.stages.{stage.addressing.split('@')[0]}")
     declared = [
         f"task.{stage.addressing.split('@')[1]}" if p == "task" and "@" in stage.addressing else p
         for p in module.PARAMS
     ]
     assert sorted(params) == sorted(declared)
+
+
+def test_the_conf_stage_watches_what_params_yaml_is_composed_from_and_comes_first():
+    """An edit to any conf/ file that composes params.yaml (`config.PIPELINE_CONF`) re-runs the
+    `conf` stage, which every other stage follows (through prepare's dep on its output)."""
+    from lmforge.config import PIPELINE_CONF
+
+    by_name = {s.addressing: s for s in stages()}
+    deps = {d.def_path for d in by_name["conf"].deps}
+    assert {f"conf/{entry}" for entry in PIPELINE_CONF} <= deps
+    (out,) = [o.def_path for o in by_name["conf"].outs]
+    assert out in {d.def_path for d in by_name["prepare"].deps}
 
 
 def test_every_parameter_is_read_by_some_stage():

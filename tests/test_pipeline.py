@@ -41,6 +41,7 @@ def lock(repo: Path) -> dict:
 def test_repro_runs_every_stage_and_tracks_it(smoke_pipeline):
     repo, log = smoke_pipeline
     assert ran_stages(log) == {
+        "conf",
         "prepare",
         "pretrain",
         "report",
@@ -182,9 +183,17 @@ def test_a_stale_params_yaml_is_refused(smoke_pipeline, tmp_path):
     repo = copy_repo(smoke_pipeline[0], tmp_path / "repo")
     conf = repo / "conf/task/topic.yaml"
     conf.write_text(conf.read_text().replace("lr: 0.001", "lr: 0.0015"))
+    # the whole pipeline stops at its first stage, naming the command that recomposes params.yaml
+    out = run_in(["dvc", "repro"], repo, check=False)
+    assert out.returncode != 0 and ran_stages(out.stdout) == {"conf"}, out.stdout[-2000:]
+    (said,) = [line for line in (out.stdout + out.stderr).splitlines() if line.startswith("error: ")]
+    assert "conf/ is now" in said and "`make params`" in said
+    # and a stage run alone refuses too
     out = run_in(["dvc", "repro", "-f", "-s", "evaluate@topic"], repo, check=False)
     assert out.returncode != 0 and "was composed from another conf/" in out.stdout + out.stderr
     run_in(["python", "-m", "lmforge.params"], repo)
     assert yaml.safe_load((repo / "params.yaml").read_text())["task"]["topic"]["lr"] == 0.0015
     out = run_in(["dvc", "status"], repo)
     assert "finetune@topic" in out.stdout and "finetune@qa" not in out.stdout
+    out = run_in(["dvc", "repro"], repo)  # the check passes, and re-runs nothing of its own
+    assert ran_stages(out.stdout) == {"conf", "finetune@topic", "evaluate@topic", "report"}

@@ -311,6 +311,20 @@ def conf_digest(conf_dir: str | Path) -> str:
     return h.hexdigest()[:16]
 
 
+def check_composed_from(params: dict, path: Path, conf_dir: Path) -> None:
+    """params.yaml (`params`, read from `path`) was composed from conf/ as it is now: `dvc repro`
+    never recomposes it, so a stage would silently ignore edits to conf/ (dvc.yaml's first stage,
+    `conf`, checks this before any other runs; each stage again)."""
+    current = conf_digest(conf_dir)
+    if params.get("conf_digest") != current:
+        raise ConfigError(
+            f"{path} was composed from another conf/ (conf_digest {params.get('conf_digest')}, conf/ is now "
+            f"{current}): `dvc repro` runs params.yaml as it is, so edits to conf/ would be ignored. "
+            "Recompose it: `make params` (python -m lmforge.params), then `dvc repro`; or `dvc exp run`, which "
+            "recomposes it and runs"
+        )
+
+
 def load_params(cfg: DictConfig, sections: tuple[str, ...]) -> DictConfig:
     """The stage config of a DVC run: the app settings of `cfg` plus, from `cfg.params_file`, the
     hyperparameter `sections` the stage reads (nothing from conf/). Refuses a params.yaml composed
@@ -331,13 +345,7 @@ def load_params(cfg: DictConfig, sections: tuple[str, ...]) -> DictConfig:
             f"{path}: {unknown[0]!r} is not a parameter lmforge knows (parameters: "
             f"{', '.join(HYPERPARAMETERS)}); recompose it with `python -m lmforge.params`"
         )
-    current = conf_digest(Path(cfg.paths.root) / "conf")
-    if params.get("conf_digest") != current:
-        raise ConfigError(
-            f"{path} was composed from another conf/ (conf_digest {params.get('conf_digest')}, conf/ is now "
-            f"{current}): `dvc repro` runs params.yaml as it is, so edits to conf/ would be ignored. "
-            "Recompose it: `dvc exp run` does (and runs), or `python -m lmforge.params` (then `dvc repro`)"
-        )
+    check_composed_from(params, path, Path(cfg.paths.root) / "conf")
     out = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
     OmegaConf.set_struct(out, False)
     for name in sections:

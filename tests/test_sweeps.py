@@ -61,7 +61,7 @@ def test_sweep_is_one_parent_run_and_failed_jobs_do_not_stop_it(tmp_path):
     text = corpus(tmp_path / "corpus.txt")
     missing = tmp_path / "missing.txt"
     # 4 jobs: vocab 100 is an invalid config (fails before its stage), a missing file fails inside it
-    sweep(
+    out = sweep(
         "prepare",
         [
             "experiment=smoke",
@@ -73,6 +73,11 @@ def test_sweep_is_one_parent_run_and_failed_jobs_do_not_stop_it(tmp_path):
         tmp_path,
     )
     client, parent, children = sweep_runs(tmp_path)
+    # each failed job is one line, as a single run's bad input is: no traceback
+    failures = [line for line in out.splitlines() if "job failed:" in line]
+    assert len(failures) == 3 and "Traceback" not in out, out[-3000:]
+    assert sum("tokenizer.vocab_size" in line for line in failures) == 2
+    assert sum(str(missing) in line for line in failures) == 1
 
     assert parent.info.status == "FINISHED"
     assert (

@@ -333,7 +333,10 @@ def run_job(stage: Callable, cfg: Any) -> Any:
             connect(cfg.tracking).log_metric(run_id, OBJECTIVE, value)
         return value
     except (Exception, SystemExit) as e:
-        log.error("job failed: %s: %s\n%s", type(e).__name__, e, traceback.format_exc())
+        if isinstance(e, LmforgeError) and os.environ.get("LMFORGE_DEBUG") != "1":
+            log.error("job failed: %s", e)  # bad input: its one line, as a single run prints it
+        else:
+            log.error("job failed: %s: %s\n%s", type(e).__name__, e, traceback.format_exc())
         try:
             _record_failure(cfg, e, STARTED[before:] or None, _sections(stage))
         except Exception as e2:  # tracking itself is down: the sweep still goes on

@@ -95,3 +95,19 @@ def mlflow_server(root: Path, port: int, backend: str | None = None):
         str(root / "artifacts"),
     ]
     return serving(args, f"http://127.0.0.1:{port}/health", root / "server.log")
+
+
+def stage_process(stage: str, args: list[str], root: Path, log: Path) -> subprocess.Popen:
+    """`python pipelines/<stage>.py <args>` in project `root`, as a user starts it, its output in
+    `log`. It computes with this process's threads, so that its float sums are added in the same
+    order as an in-process run's (a resumed run must end with the same weights)."""
+    import torch
+
+    root_dir = Path(__file__).resolve().parents[1]
+    with open(log, "w") as out:
+        return subprocess.Popen(
+            [sys.executable, str(root_dir / "pipelines" / f"{stage}.py"), *args],
+            env=env(LMFORGE_ROOT=str(root), OMP_NUM_THREADS=str(torch.get_num_threads())),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )

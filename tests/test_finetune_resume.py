@@ -6,16 +6,14 @@ uninterrupted run would (`train.tasks.EpochPosition`)."""
 import re
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, compose
+from conftest import compose
 from safetensors.torch import load_file
-from servers import env
+from servers import stage_process
 
 from lmforge.stages import finetune, prepare, pretrain
 
@@ -67,13 +65,7 @@ def test_a_stopped_fine_tune_resumes_to_the_same_weights(pretrained, uninterrupt
     shutil.copytree(pretrained, root)
     ckpts = root / ".lmforge/checkpoints/finetune/topic/pretrained"
     log = tmp_path / "stopped.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "pipelines/finetune.py"), *ARGS],
-            env=env(LMFORGE_ROOT=str(root), OMP_NUM_THREADS=str(torch.get_num_threads())),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    proc = stage_process("finetune", ARGS, root, log)
     # SIGINT once training has begun (its threads are pinned just before; the first epoch then runs
     # 10 steps); SIGKILL once the first epoch's checkpoint is complete
     marker = "threads" if after == "first_step" else "best.ckpt"

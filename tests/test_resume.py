@@ -8,17 +8,15 @@ model shape is refused before training; a damaged one is moved aside."""
 import re
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, compose
+from conftest import compose
 from mlflow.tracking import MlflowClient
 from safetensors.torch import load_file
-from servers import env
+from servers import stage_process
 
 from lmforge.errors import ConfigError
 from lmforge.stages import prepare, pretrain
@@ -69,15 +67,8 @@ def uninterrupted(prepared, tmp_path_factory) -> tuple[Path, dict]:
 
 def interrupt_once_checkpointed(root: Path, signum: int, log: Path) -> int:
     """Start the stage's process, send `signum` once it has a complete checkpoint (last.ckpt links
-    to one once it is written), return its exit status. The process computes with this one's
-    threads, so that its sums are added in the same order as the in-process runs'."""
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "pipelines/pretrain.py"), *ARGS],
-            env=env(LMFORGE_ROOT=str(root), OMP_NUM_THREADS=str(torch.get_num_threads())),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    to one once it is written), return its exit status."""
+    proc = stage_process("pretrain", ARGS, root, log)
     deadline = time.time() + 180
     while time.time() < deadline and proc.poll() is None and not list((root / CHECKPOINTS).glob("*/last.ckpt")):
         time.sleep(0.02)

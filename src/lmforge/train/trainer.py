@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +93,8 @@ class StopOnSignal(L.Callback):
             os.replace(tmp, last)  # replaces a link to the newest step checkpoint, not its target
         interrupt.STATE.where = f"at step {trainer.global_step} (checkpoint {last})"
         # stop here: an epoch's end would run its validation and checkpoints, overwriting this one
-        raise interrupt.Interrupted(interrupt.received(), interrupt.STATE.where)
+        # (a rank stopped by another's signal has none of its own: it reports the preemption's)
+        raise interrupt.Interrupted(interrupt.received() or signal.SIGTERM, interrupt.STATE.where)
 
 
 def _readable(ckpt: Path) -> dict | None:

@@ -62,6 +62,7 @@ test: lint
 
 ## Open the MLflow dashboard on http://127.0.0.1:5000
 ui: install
+	@echo "lmforge's runs: http://127.0.0.1:5000/#/experiments?workflowType=machine_learning"
 	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
 
 ## An MLflow tracking server (with its dashboard) on http://127.0.0.1:$(MLFLOW_PORT): runs with

@@ -24,8 +24,12 @@ import hydra
 from omegaconf import DictConfig
 
 import lmforge.host  # noqa: F401  (starts measuring the machine's load while the app loads)
-from lmforge.config import check_composed  # the schema and resolvers, registered with Hydra on import
-from lmforge.errors import LmforgeError
+from lmforge.config import (  # the schema and resolvers, registered with Hydra on import
+    check_composed,
+    check_map_overrides,
+    composition_error,
+)
+from lmforge.errors import LmforgeError, storage_fault
 from lmforge.interrupt import Interrupted, install
 from lmforge.track.run import in_multirun, run_job
 
@@ -84,9 +88,10 @@ def check_command_line(argv: list[str]) -> None:
     override that does not compose fails in one line instead of Hydra's multi-line report, and a
     bad value fails before the stage imports torch (`model` and `task` the stage checks itself)."""
     from hydra import compose, initialize_config_dir
-    from hydra._internal.utils import get_args_parser
 
-    args, _ = get_args_parser().parse_known_args(argv)
+    from lmforge.compat import hydra_args_parser
+
+    args, _ = hydra_args_parser().parse_known_args(argv)
     if args.multirun or args.help or args.hydra_help or args.cfg or args.info or args.shell_completion:
         return  # Hydra's own modes: let it report
     try:
@@ -97,23 +102,20 @@ def check_command_line(argv: list[str]) -> None:
             raise
         _fail(composition_error(e))
     try:
+        check_map_overrides(args.overrides, cfg)
         check_composed(cfg)
     except LmforgeError as e:
         _fail(str(e))
 
 
-def composition_error(e: BaseException) -> str:
-    """Hydra's multi-line report of an override that does not compose, in one line: what failed,
-    why (the cause Hydra keeps apart), and the options a group has — not its search path."""
-    text = str(e).split("\nConfig search path:")[0]
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    options = next((i for i, line in enumerate(lines) if line.startswith("Available options")), None)
-    if options is not None:
-        lines = lines[:options] + [f"{lines[options].rstrip(':')}: {', '.join(lines[options + 1 :])}"]
-    cause = e.__cause__ or e.__context__
-    if cause is not None and str(cause).strip() and str(cause).strip().splitlines()[0] not in lines:
-        lines.append(str(cause).strip().splitlines()[0])
-    return "; ".join(lines[:4]) or type(e).__name__
+def with_override(argv: list[str], override: str) -> list[str]:
+    """`argv` with `override` added beside the overrides it has (Hydra's parser takes one run of them:
+    `a=1 --cfg job b=2` is refused), or at the end when it has none."""
+    from lmforge.compat import hydra_args_parser
+
+    given = set(hydra_args_parser().parse_known_args(argv)[0].overrides)
+    last = max((i for i, arg in enumerate(argv) if arg in given), default=len(argv) - 1)
+    return [*argv[: last + 1], override, *argv[last + 1 :]]
 
 
 def _stopped(stage: str, e: Interrupted) -> None:
@@ -132,7 +134,7 @@ def run(stage: Callable[[DictConfig], dict]) -> None:
     if not _debug():
         check_command_line(sys.argv[1:])
     # Hydra names the job after the file of the function it runs (this one): name it after the stage
-    sys.argv.append(f"hydra.job.name={Path(sys.argv[0]).stem}")
+    sys.argv[1:] = with_override(sys.argv[1:], f"hydra.job.name={Path(sys.argv[0]).stem}")
 
     @hydra.main(version_base="1.3", config_path=str(CONF), config_name="config")
     def main(cfg: DictConfig) -> dict:
@@ -148,5 +150,9 @@ def run(stage: Callable[[DictConfig], dict]) -> None:
             if _debug():
                 raise
             _fail(str(e))
+        except OSError as e:  # a full disk, a forbidden folder met where lmforge did not open the file
+            if _debug() or (fault := storage_fault(e)) is None:
+                raise
+            _fail(str(fault))
 
     main()

@@ -10,6 +10,7 @@ RANKS = {
     "lmforge": 0,
     "lmforge.errors": 0,
     "lmforge.fileio": 1,
+    "lmforge.compat": 1,
     "lmforge.schema": 1,
     "lmforge.host": 1,
     "lmforge.interrupt": 1,

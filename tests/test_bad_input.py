@@ -23,7 +23,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pytest
 from conftest import ROOT, compose
@@ -232,6 +232,13 @@ def wrong_shape_weights(model_dir: Path) -> None:
     state = load_file(str(model_dir / "model.safetensors"))
     state["backbone.wte.weight"] = state["backbone.wte.weight"][:, :-1].contiguous()
     save_file(state, str(model_dir / "model.safetensors"), metadata={"format": "pt"})
+
+
+def link_loop(path: Path) -> None:
+    """`path` a link to a link that leads back to it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.symlink_to(path.with_name("b.txt"))
+    path.with_name("b.txt").symlink_to(path)
 
 
 def corrupt_store(root: Path) -> None:
@@ -593,6 +600,29 @@ REFUSED = [
         "data.text_files.paths",
     ),
     bad(
+        "corpus: a loop of symbolic links",
+        on_stage(
+            "prepare",
+            "data=text_files",
+            "data.text_files.paths=[{root}/corpus/a.txt]",
+            damage=lambda root: link_loop(root / "corpus" / "a.txt"),
+        ),
+        "a.txt",
+        "loop of symbolic links",
+        "data.text_files.paths",
+    ),
+    bad(
+        "corpus: a link to nothing",
+        on_stage(
+            "prepare",
+            "data=text_files",
+            "data.text_files.paths=[{root}/corpus/a.txt]",
+            damage=lambda root: (root / "corpus").mkdir() or (root / "corpus/a.txt").symlink_to(root / "gone.txt"),
+        ),
+        "a.txt",
+        "a link to {root}/gone.txt, which does not exist",
+    ),
+    bad(
         "corpus: a directory",
         corpus({"a.txt": "some text\n", "folder": None}),
         "folder",
@@ -869,6 +899,75 @@ def test_outputs_follow_the_users_umask(root, umask, file_mode, dir_mode):
     modes = {str(p.relative_to(root)): p.stat().st_mode & 0o777 for p in [out, *out.rglob("*")]}
     wrong = {p: oct(m) for p, m in modes.items() if m != (dir_mode if (root / p).is_dir() else file_mode)}
     assert not wrong, f"under umask {umask:04o}: {wrong}"
+
+
+# -- faults of the machine ---------------------------------------------------------------------------------
+@pytest.fixture
+def small_disk(tmp_path) -> Iterator[Callable[..., Path]]:
+    """A real file system of a few KB (tmpfs), full or read-only; skipped where mounting is not allowed."""
+    mounts: list[Path] = []
+
+    def mount(size: str = "64k", options: str = "") -> Path:
+        where = tmp_path / f"disk{len(mounts)}"
+        where.mkdir()
+        opts = f"size={size}" + (f",{options}" if options else "")
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(where)], capture_output=True).returncode:
+            pytest.skip("mounting a tmpfs needs root (CI runs as root)")
+        mounts.append(where)
+        return where
+
+    yield mount
+    for where in mounts:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def temps(where: Path) -> list[str]:
+    return [str(p.relative_to(where)) for p in where.rglob("*") if ".tmp-" in p.name or p.suffix == ".ckpt"]
+
+
+@pytest.mark.parametrize(
+    "stage_name, key, written",
+    [
+        ("prepare", "paths.artifacts", "prepare"),  # lmforge's own atomic writers
+        ("pretrain", "paths.checkpoints", ".ckpt"),  # Lightning's checkpoint writer
+    ],
+)
+def test_a_full_disk_is_one_line_naming_the_path_and_nothing_is_left_half_written(
+    root, small_disk, stage_name, key, written
+):
+    disk = small_disk("64k")
+    with pytest.raises(LmforgeError) as caught:
+        stage_run(stage_name, f"{key}={disk}", root=root)
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith(f"cannot write {disk}/"), message
+    assert written in message and "no space left" in message and "paths.*" in message, message
+    assert temps(disk) == [], "a failed write left a partial file"
+
+
+def test_a_read_only_disk_is_one_line_naming_the_path(root, small_disk):
+    disk = small_disk("1m", "ro")
+    with pytest.raises(LmforgeError, match=rf"^cannot write {disk}/prepare: its file system is read-only"):
+        stage_run("prepare", f"paths.artifacts={disk}", root=root)
+
+
+def test_a_busy_store_waits_then_names_who_holds_it(root):
+    """Another writer holds mlflow.db: the stage waits tracking.busy_timeout_s, then says so in one
+    line naming the process, before any work; the project is as it was."""
+    hold = "import sqlite3, sys, time; db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+    hold += "db.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); time.sleep(120)"
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(root / "mlflow.db")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        before = state(root)
+        with pytest.raises(LmforgeError) as caught:
+            stage_run("pretrain", "tracking.busy_timeout_s=0.5", root=root)
+    finally:
+        holder.kill()
+        holder.wait()
+    message = str(caught.value)
+    assert "\n" not in message and "mlflow.db is busy" in message, message
+    assert f"pid {holder.pid} (python" in message and "tracking.busy_timeout_s" in message, message
+    assert state(root) == before
 
 
 # -- the real app --------------------------------------------------------------------------------------------

@@ -125,9 +125,9 @@ def test_the_closure_finds_what_a_stage_imports():
 
 def test_params_yaml_is_conf_composed(tmp_path):
     """The committed params.yaml is what DVC composes from conf/ now (else every DVC stage refuses it)."""
-    from dvc.utils.hydra import compose_and_dump
+    from lmforge.compat import dvc_compose_params
 
-    compose_and_dump(tmp_path / "params.yaml", str(ROOT / "conf"), None, "params", str(ROOT), [])
+    dvc_compose_params(tmp_path / "params.yaml", ROOT / "conf", "params", ROOT, [])
     assert yaml.safe_load((tmp_path / "params.yaml").read_text()) == PARAMS, (
         "params.yaml is stale: recompose it with `make params` (python -m lmforge.params)"
     )

@@ -57,12 +57,12 @@ def test_every_bash_block_says_how_it_is_tested():
 def compose_stage(args: list[str]) -> None:
     from hydra import compose, initialize_config_dir
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra._internal.utils import get_args_parser
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     import lmforge.config  # noqa: F401
+    from lmforge.compat import hydra_args_parser
 
-    parsed = get_args_parser().parse_args(args)
+    parsed = hydra_args_parser().parse_args(args)
     overrides = OverridesParser.create().parse_overrides(parsed.overrides)
     jobs = [[o.input_line for o in overrides]]
     if parsed.multirun:  # the sweep's jobs, as Hydra's basic sweeper expands them (Optuna's spaces stay whole)
@@ -86,10 +86,12 @@ def compose_stage(args: list[str]) -> None:
 
 def compose_params(sets: list[str], tmp_path: Path) -> None:
     """What `dvc exp run -S ...` composes (DVC's own composition and lmforge's check), every job of a grid."""
-    from dvc.utils.hydra import compose_and_dump, get_hydra_sweeps
+    from dvc.utils.hydra import get_hydra_sweeps
+
+    from lmforge.compat import dvc_compose_params
 
     for job in get_hydra_sweeps({"params.yaml": sets}) if sets else [{"params.yaml": []}]:
-        compose_and_dump(tmp_path / "params.yaml", str(ROOT / "conf"), None, "params", str(ROOT), job["params.yaml"])
+        dvc_compose_params(tmp_path / "params.yaml", ROOT / "conf", "params", ROOT, job["params.yaml"])
 
 
 def check_command(cmd: str, tmp_path: Path) -> None:

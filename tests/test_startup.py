@@ -43,6 +43,10 @@ def check(argv: list[str]) -> subprocess.CompletedProcess:
         (["tokenizer=bytes"], "Available options"),
         (["tracking.uri=ftp://store"], "tracking.uri=ftp://store: MLflow cannot keep runs at a 'ftp:' address"),
         (["tracking.uri=postgresql+psycopg2://u@h/db"], None),
+        (["task=[topic,nope]"], "task=nope: no such task (conf/task/<name>.yaml); the tasks are: ag_news,"),
+        (["task=[topic,conf/task/sst2.yaml]"], "task=conf/task/sst2.yaml: a task is named, not given as a path"),
+        (["task=sst2_local", "task.sst2_local.data.label_map={}"], "to empty it, delete it: '~task.sst2_local"),
+        (["task=sst2_local", "~task.sst2_local.data.label_map"], None),
     ],
 )
 def test_checking_a_command_line_imports_no_heavy_library(argv, error):
@@ -85,3 +89,24 @@ def test_a_stage_app_answers_a_typo_with_one_line_before_the_heavy_imports(stage
     assert out.returncode == 2, out.stderr
     assert out.stderr.startswith("error: ") and says in out.stderr and out.stderr.count("\n") == 1, out.stderr
     assert out.stdout.strip() == str(loaded)
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        ([], ["hydra.job.name=x"]),
+        (["a=1"], ["a=1", "hydra.job.name=x"]),
+        (["a=1", "--cfg", "job"], ["a=1", "hydra.job.name=x", "--cfg", "job"]),
+        (["--config-name=stage", "only_task=qa"], ["--config-name=stage", "only_task=qa", "hydra.job.name=x"]),
+        (["--cfg", "job"], ["--cfg", "job", "hydra.job.name=x"]),
+    ],
+)
+def test_the_job_name_joins_the_overrides_hydra_reads_as_one_run(argv, expected):
+    """Hydra takes one run of overrides: `a=1 --cfg job b=2` is refused, so the app's own override
+    goes beside the user's, not after a flag."""
+    sys.path.insert(0, str(ROOT / "pipelines"))
+    try:
+        import _app
+    finally:
+        sys.path.remove(str(ROOT / "pipelines"))
+    assert _app.with_override(argv, "hydra.job.name=x") == expected

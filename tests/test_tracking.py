@@ -7,6 +7,7 @@ fails fast, one lost mid-run does not stop training; the server mode end to end 
 import dataclasses
 import os
 import random
+import shutil
 import socket
 import subprocess
 import sys
@@ -132,6 +133,37 @@ def test_queued_experiment_copy_tracks_into_the_workspace_store(tmp_path):
     assert cfg.tracking.artifact_location == f"{tmp_path}/ws/mlartifacts"
     plain = compose(["experiment=smoke"], root=tmp_path / "ws")
     assert plain.tracking.uri == cfg.tracking.uri
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {str(f.relative_to(root)): f.read_bytes() for f in sorted(root.rglob("*")) if f.is_file()}
+
+
+def test_a_copied_project_tracks_only_under_its_own_root(tmp_path):
+    """`cp -a project copy`: the copy's store names the original's artifact folder; its runs must
+    write under the copy (and leave the original as it was), the original's runs stay readable."""
+    original, copy = tmp_path / "project", tmp_path / "copy"
+    cfg = compose(["experiment=smoke"], root=original)
+    with StageRun(cfg.tracking, "probe", {}, root=original) as run:
+        run.begin()
+        run.log_text("first", "note.txt")
+    shutil.copytree(original, copy, symlinks=True)
+    before = tree(original)
+    moved = compose(["experiment=smoke"], root=copy)
+    with StageRun(moved.tracking, "probe", {}, root=copy) as again:
+        again.begin()
+        again.log_text("second", "note.txt")
+    assert tree(original) == before
+    client = MlflowClient(tracking_uri=moved.tracking.uri)
+    new = client.get_run(again.run_id)
+    assert new.info.artifact_uri.startswith((copy / "mlartifacts").as_uri())
+    assert (copy / "mlartifacts" / again.run_id / "artifacts" / "note.txt").read_text() == "second"
+    exp = client.get_experiment_by_name("lmforge")
+    kept = client.get_experiment_by_name(f"lmforge (artifacts in {original}/mlartifacts)")
+    assert [r.info.run_id for r in client.search_runs([kept.experiment_id])] == [run.run_id]
+    with StageRun(moved.tracking, "probe", {}, root=copy) as third:  # settled: no second rename
+        third.begin()
+    assert client.get_run(third.run_id).info.experiment_id == exp.experiment_id
 
 
 def test_a_run_whose_process_died_is_closed_by_the_run_that_resumes_its_work(tmp_path):

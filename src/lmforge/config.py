@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional
@@ -153,6 +154,7 @@ class TrackingConfig:
     register_models: bool = True  # model registry: <model_prefix>-lm, <model_prefix>-<task>
     model_prefix: str = "lmforge"
     connect_timeout_s: float = setting(5.0, gt=0)  # an http(s) tracking server must answer /health within this
+    busy_timeout_s: float = setting(30.0, ge=0)  # how long a stage waits for another writer's lock on a SQLite store
     http_retries: int = setting(
         2, ge=0
     )  # MLflow's HTTP retries after the start (its default, 7, backs off for minutes)
@@ -409,3 +411,37 @@ def fingerprint(data: Any, inputs: str = "") -> str:
 
 
 register()
+
+
+def composition_error(e: BaseException) -> str:
+    """Hydra's multi-line report of an override that does not compose, in one line: what failed,
+    why (the cause Hydra keeps apart), and the options a group has — not its search path."""
+    text = str(e).split("\nConfig search path:")[0]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    missing = re.search(r"Could not load '([^'/]+)/([^']+)'", text)
+    conf = project_root() / "conf"
+    if missing and "Available options" not in text and (conf / missing[1]).is_dir():  # a list entry (task=[a,b])
+        group, name = missing[1], missing[2]
+        options = ", ".join(sorted(f.stem for f in (conf / group).glob("*.yaml")))
+        path = "/" in name or name.endswith(".yaml")
+        what = f"a {group} is named, not given as a path" if path else f"no such {group}"
+        return f"{group}={name}: {what} (conf/{group}/<name>.yaml); the {group}s are: {options}"
+    options = next((i for i, line in enumerate(lines) if line.startswith("Available options")), None)
+    if options is not None:
+        lines = lines[:options] + [f"{lines[options].rstrip(':')}: {', '.join(lines[options + 1 :])}"]
+    cause = e.__cause__ or e.__context__
+    if cause is not None and str(cause).strip() and str(cause).strip().splitlines()[0] not in lines:
+        lines.append(str(cause).strip().splitlines()[0])
+    return "; ".join(lines[:4]) or type(e).__name__
+
+
+def check_map_overrides(overrides: list[str], cfg: DictConfig) -> None:
+    """`key={}` on a map that has entries changes nothing (Hydra merges a map into the configured
+    one) while the user believes it emptied: refuse it, naming the way that does (`~key`)."""
+    for override in overrides:
+        m = re.fullmatch(r"\+{0,2}([\w.]+)=\{\s*\}", override.strip())
+        if m and isinstance(old := OmegaConf.select(cfg, m[1]), DictConfig) and len(old):
+            raise ConfigError(
+                f"{m[1]}={{}}: Hydra merges a map into the configured one, so this keeps "
+                f"{OmegaConf.to_container(old)}; to empty it, delete it: '~{m[1]}'"
+            )

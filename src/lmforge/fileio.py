@@ -15,7 +15,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from lmforge.errors import DataError
+from lmforge.errors import DataError, StorageError, storage_fault
+
+SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+FULL_BELOW = 1 << 20  # bytes free on a device after a failed write: it failed for want of space
 
 
 def _umask() -> int:
@@ -76,17 +79,48 @@ def remove_stale_temps(parent: Path, name: str) -> list[Path]:
     return removed
 
 
+def write_fault(e: BaseException, path: Path, written: Path | None = None) -> StorageError | None:
+    """A StorageError naming `path` when writing it failed for a fault of the machine: an OSError
+    saying so, or any error (torch and safetensors word a short write their own way) after which the
+    device that holds `written` (what was being written) has almost no space left."""
+    if isinstance(e, OSError) and e.errno is not None:
+        if written is not None and e.errno not in SPACE_ERRNOS:
+            return None  # inside our own fresh folder only space can fail: another error is not the machine's
+        return storage_fault(e, path)
+    # an error without an errno: torch, safetensors and numpy word a short write their own way
+    probe = written if written is not None and written.exists() else path.parent
+    try:
+        full = shutil.disk_usage(probe).free < FULL_BELOW
+    except OSError:
+        return None
+    return storage_fault(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), path) if full else None
+
+
+@contextmanager
+def writing(path: Path, written: Path | None = None) -> Iterator[None]:
+    """Turn a fault of the machine while writing `path` into one StorageError naming it."""
+    try:
+        yield
+    except Exception as e:
+        if (fault := write_fault(e, path, written)) is not None:
+            raise fault from None
+        raise
+
+
 @contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield a fresh temp folder beside `path`; on success it replaces `path` in one rename (again,
-    if another process replaced `path` at the same moment: the last writer wins, whole)."""
+    if another process replaced `path` at the same moment: the last writer wins, whole). A full
+    disk or a folder this user may not write is a StorageError naming `path`; nothing is left."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(path.parent, path.name)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=path.parent))
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(path.parent, path.name)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=path.parent))
     try:
-        yield tmp
-        _public_tree(tmp)
+        with writing(path, tmp):
+            yield tmp
+            _public_tree(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -107,14 +141,17 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:
+    """`data` into `path`, atomically; a full disk or a forbidden folder is a StorageError naming it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=path.parent)
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        _public(Path(tmp), directory=False)
-        os.replace(tmp, path)
+        with writing(path, Path(tmp)):
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            _public(Path(tmp), directory=False)
+            os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -126,6 +163,22 @@ def write_text(path: str | Path, text: str) -> None:
 
 def write_json(path: str | Path, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def unreachable(path: Path) -> str | None:
+    """None when `path` is there to open; else why not, in words: not found, a link to nothing, a
+    loop of links, no permission to reach it."""
+    try:
+        path.stat()
+        return None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "a loop of symbolic links (each link leads back to another)"
+        if e.errno == errno.ENOENT and path.is_symlink():
+            return f"a link to {os.readlink(path)}, which does not exist"
+        if e.errno == errno.ENOENT:
+            return "not found"
+        return e.strerror or type(e).__name__
 
 
 def read_text(path: str | Path, what: str = "file") -> str:

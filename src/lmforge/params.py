@@ -19,7 +19,7 @@ import sys
 
 from omegaconf import DictConfig, OmegaConf
 
-from lmforge.config import HYPERPARAMETERS, SCALARS, SECTIONS, conf_digest, project_root, section
+from lmforge.config import HYPERPARAMETERS, SCALARS, SECTIONS, composition_error, conf_digest, project_root, section
 from lmforge.errors import ConfigError, LmforgeError
 from lmforge.schema import unknown_key
 
@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     from dvc.repo import Repo
-    from dvc.utils.hydra import compose_and_dump
+
+    from lmforge.compat import dvc_compose_params
 
     ap = argparse.ArgumentParser(prog="python -m lmforge.params", description=main.__doc__.splitlines()[0])
     ap.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. model=lstm optim.lr=1e-3")
@@ -77,23 +78,19 @@ def main(argv: list[str] | None = None) -> int:
     root = project_root()
     hydra_cfg = Repo(str(root)).config.get("hydra", {})
     try:
-        compose_and_dump(
+        dvc_compose_params(
             root / "params.yaml",
-            str(root / hydra_cfg.get("config_dir", "conf")),
-            None,
+            root / hydra_cfg.get("config_dir", "conf"),
             hydra_cfg.get("config_name", "config"),
-            str(root / hydra_cfg.get("plugins_path", "")),
+            root / hydra_cfg.get("plugins_path", ""),
             list(args.overrides),
         )
     except LmforgeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except Exception as e:  # a Hydra override that does not compose
-        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
         cause = e.__cause__ or e.__context__
-        if isinstance(cause, LmforgeError):
-            lines = [str(cause)]
-        print(f"error: {'; '.join(lines[:3])}", file=sys.stderr)
+        print(f"error: {cause if isinstance(cause, LmforgeError) else composition_error(e)}", file=sys.stderr)
         return 2
     print(f"wrote {root / 'params.yaml'}")
     return 0

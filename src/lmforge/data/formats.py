@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from lmforge.errors import ConfigError, DataError, first_line
+from lmforge.fileio import unreachable
 
 FORMATS = ("glue_tsv", "csv", "jsonl", "conll", "squad", "parallel")
 # the columns a format's rows always have (the others: whatever the file's columns are)
@@ -82,12 +83,12 @@ def read_text(path: Path, encoding: str = "utf-8", key: str = "task.data", file_
         raise DataError(f"{path}: is a directory; {file_key} must name a data file")
     try:
         data = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(
-            f"{path}: no such file; {file_key} must name an existing data file (relative to the project root)"
-        ) from None
     except OSError as e:
-        raise DataError(f"{path}: cannot read it ({e.strerror})") from None
+        why = unreachable(path) or f"cannot read it ({e.strerror})"
+        if why == "not found":
+            why = "no such file"
+        fix = f"{file_key} must name an existing data file (relative to the project root)"
+        raise DataError(f"{path}: {why}; {fix}") from None
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError as e:

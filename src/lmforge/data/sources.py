@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from lmforge.errors import ConfigError, DataError
+from lmforge.fileio import unreachable
 
 SOURCES = ("text_files", "hub")
 VALIDATION_SPLITS = ("validation", "valid", "val", "dev")
@@ -288,8 +289,8 @@ def _file_reader(path: Path, text_column: str, encoding: str, max_doc_chars: int
     quick pass, so that a bad byte stops the stage before any work, not hours into it) — and
     return a function that reads it, one pass per call."""
     key = "data.text_files.paths"
-    if not path.exists():
-        raise DataError(f"{path}: data file not found; {key} must list existing files")
+    if why := unreachable(path):
+        raise DataError(f"{path}: {why}; {key} must list existing data files")
     if path.is_dir():
         raise DataError(f"{path}: a directory, not a data file; {key} must list files (the ones inside it)")
     if path.stat().st_size == 0:

@@ -4,6 +4,7 @@ still going from one whose process was killed)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import sqlite3
@@ -12,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from lmforge.errors import ConfigError, first_line
+
+log = logging.getLogger(__name__)
 
 MAX_PARAM_LEN = 6000  # MLflow's limit on a param value
 PART = "/part-"  # continuation keys of a long param: "<key>/part-2", "<key>/part-3", …
@@ -92,8 +95,25 @@ def context_tags(root: Path) -> dict[str, str]:
     return tags
 
 
-def _check_sqlite(uri: str) -> None:
-    """A SQLite store must be a readable, writable database (or not exist yet, in a writable folder)."""
+def _holders(path: Path) -> list[str]:
+    """The other processes that have `path` open ("pid 123 (python)"), read from /proc: who can free
+    a busy store."""
+    target, out = str(path.resolve()), []
+    for fds in Path("/proc").glob("[0-9]*/fd"):
+        pid = fds.parent.name
+        if pid == str(os.getpid()):
+            continue
+        try:
+            if any(os.readlink(fd) == target for fd in fds.iterdir()):
+                out.append(f"pid {pid} ({(fds.parent / 'comm').read_text().strip()})")
+        except OSError:  # gone, or not ours to read
+            continue
+    return out
+
+
+def _check_sqlite(uri: str, busy_timeout_s: float) -> None:
+    """A SQLite store must be a readable, writable database (or not exist yet, in a writable folder),
+    and not locked by another writer for longer than `busy_timeout_s`."""
     path = Path(uri.removeprefix("sqlite:///"))
     what = f"tracking.uri={uri}"
     fix = "use tracking=none to run without tracking, or point tracking.uri at a fresh store"
@@ -102,8 +122,18 @@ def _check_sqlite(uri: str) -> None:
         if not os.access(path, os.R_OK | os.W_OK) or not path.stat().st_mode & 0o222:
             raise ConfigError(f"{what}: {path} is read-only; {fix}")
         try:
-            with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            with sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=busy_timeout_s) as db:
+                db.execute("BEGIN IMMEDIATE")  # waits, up to the timeout, for another writer to finish
                 ok = db.execute("PRAGMA quick_check").fetchone()
+                db.rollback()
+        except sqlite3.OperationalError as e:
+            if "locked" in str(e) or "busy" in str(e):
+                who = ", ".join(_holders(path)) or "another process"
+                raise ConfigError(
+                    f"{what}: {path} is busy: {who} has held it locked for {busy_timeout_s:g} s; let it finish or "
+                    "stop it, or wait longer (tracking.busy_timeout_s)"
+                ) from None
+            raise ConfigError(f"{what}: {path} is not a readable SQLite database ({e}); {fix}") from None
         except sqlite3.Error as e:
             raise ConfigError(f"{what}: {path} is not a readable SQLite database ({e}); {fix}") from None
         if not ok or ok[0] != "ok":
@@ -121,7 +151,7 @@ def connect(tracking: Any):
 
     uri = str(tracking.uri)
     if uri.startswith("sqlite:///"):
-        _check_sqlite(uri)
+        _check_sqlite(uri, float(tracking.busy_timeout_s))
     if uri.startswith(("http://", "https://")):
         import requests
 
@@ -154,18 +184,46 @@ def check_experiment(client, tracking: Any) -> None:
         raise _unusable(tracking, e) from None
 
 
+def _local_location(tracking: Any) -> str | None:
+    """The artifact location this project's experiment must have (a file: URI), or None where the
+    store decides (a tracking server) or none is configured."""
+    if not tracking.artifact_location or str(tracking.uri).startswith(("http://", "https://")):
+        return None
+    return Path(tracking.artifact_location).as_uri()
+
+
+def _copied_store(tracking: Any, exp: Any, location: str | None) -> bool:
+    """A store that sits beside this project's artifact folder (the project's own SQLite file) but
+    whose experiment keeps its artifacts elsewhere: the project was copied or moved, and new runs
+    would write into the tree it came from."""
+    uri = str(tracking.uri)
+    if location is None or exp.artifact_location == location or not uri.startswith("sqlite:///"):
+        return False
+    return Path(uri.removeprefix("sqlite:///")).parent == Path(tracking.artifact_location).parent
+
+
 def experiment_id(client, tracking: Any) -> str:
-    """The id of tracking.experiment, created on first use (safe when processes race to create it)."""
+    """The id of tracking.experiment, created on first use (safe when processes race to create it).
+    In a copied or moved project, the experiment that came with the store (its artifacts in the tree
+    it came from) is renamed "<name> (artifacts in <path>)" and a new one is made here, so that runs
+    write only under their own root."""
+    name, location = tracking.experiment, _local_location(tracking)
     try:
-        exp = client.get_experiment_by_name(tracking.experiment)
+        exp = client.get_experiment_by_name(name)
+        if exp and _copied_store(tracking, exp, location):
+            kept = f"{name} (artifacts in {exp.artifact_location.removeprefix('file://')})"
+            try:
+                client.rename_experiment(exp.experiment_id, kept)
+                log.info("this project's store came from another folder: its runs are kept as experiment %r", kept)
+            except Exception:  # another process of this project renamed it first
+                pass
+            exp = client.get_experiment_by_name(name)
         if exp:
             return exp.experiment_id
-        server = str(tracking.uri).startswith(("http://", "https://"))  # a server stores artifacts its own way
-        location = Path(tracking.artifact_location).as_uri() if tracking.artifact_location and not server else None
         try:
-            return client.create_experiment(tracking.experiment, artifact_location=location)
+            return client.create_experiment(name, artifact_location=location)
         except Exception:  # another process created it meanwhile
-            exp = client.get_experiment_by_name(tracking.experiment)
+            exp = client.get_experiment_by_name(name)
             if exp is None:
                 raise
             return exp.experiment_id

@@ -1,5 +1,5 @@
 """The Lightning Trainer from config, checkpoints that hold a step's validation, a checkpoint where
-a signal stops training, and resume that survives a damaged checkpoint."""
+a signal stops training, a full disk named in one line, and resume that survives a damaged checkpoint."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from lmforge import interrupt
-from lmforge.fileio import write_text
+from lmforge.fileio import write_fault, write_text
 from lmforge.models import check_state
 
 log = logging.getLogger("lmforge")
@@ -39,9 +40,25 @@ def make_trainer(trainer_cfg: Any, *, callbacks: list, progress: bool = True, **
         callbacks=callbacks,
         use_distributed_sampler=False,
         num_sanity_val_steps=0,
+        plugins=[CheckpointWriter()],
     )
     kwargs.update(overrides)
     return L.Trainer(**kwargs)
+
+
+class CheckpointWriter(TorchCheckpointIO):
+    """Lightning's checkpoint writer, with a full disk or a folder this user may not write named in
+    one line (torch words a short write as a RuntimeError about stream positions) and the partial
+    file removed, so that resume never meets it."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        try:
+            super().save_checkpoint(checkpoint, path, storage_options)
+        except Exception as e:
+            if (fault := write_fault(e, Path(path))) is None:
+                raise
+            Path(path).unlink(missing_ok=True)
+            raise fault from None
 
 
 class StepCheckpoint(ModelCheckpoint):

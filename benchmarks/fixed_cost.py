@@ -13,14 +13,8 @@ benchmarks/results/fixed_cost.json.
 
 from __future__ import annotations
 
-import argparse
-import re
-import tempfile
-from pathlib import Path
+from harness import PYTHON, STARTUP_RE, Parser, checked, median_wall, report, run, scratch, stage
 
-from harness import PYTHON, ROOT, checked, median_wall, report, run
-
-STARTUP_RE = re.compile(r"done in ([\d.]+) s \(after ([\d.]+) s of process start-up\)")
 STAGES = (
     ("prepare", []),
     ("pretrain", []),
@@ -31,30 +25,24 @@ STAGES = (
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = Parser(__doc__, "fixed_cost")
     p.add_argument("--repeat", type=int, default=3, help="runs of each quick command (median)")
-    p.add_argument("--out", type=Path, default=None, help="JSON result (default: benchmarks/results/fixed_cost.json)")
     args = p.parse_args(argv)
 
-    app = lambda stage, *overrides: [PYTHON, str(ROOT / "pipelines" / f"{stage}.py"), *overrides]  # noqa: E731
     torch_s, _ = median_wall([PYTHON, "-c", "import torch"], args.repeat)
-    error_s, last = median_wall(app("pretrain", "optim.lr=-1"), args.repeat)
+    error_s, last = median_wall(stage("pretrain", "optim.lr=-1"), args.repeat)
     assert last.returncode == 2 and last.output.startswith("error: optim.lr"), last.output
-    help_s, _ = median_wall(app("pretrain", "--help"), args.repeat)
-    cfg_s, _ = median_wall(app("finetune", "--cfg", "job"), args.repeat)
+    help_s, _ = median_wall(stage("pretrain", "--help"), args.repeat)
+    cfg_s, _ = median_wall(stage("finetune", "--cfg", "job"), args.repeat)
 
     stages = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        common = [f"paths.root={Path(tmp)}", "experiment=smoke", "progress=false"]
-        for stage, overrides in STAGES:
-            timed = checked(run(app(stage, *common, *overrides)), stage)
+    with scratch() as tmp:
+        common = [f"paths.root={tmp}", "experiment=smoke", "progress=false"]
+        for name, overrides in STAGES:
+            timed = checked(run(stage(name, *common, *overrides)), name)
             work, startup = map(float, STARTUP_RE.findall(timed.output)[0])
-            stages[stage] = {
-                "wall_s": timed.wall_s,
-                "startup_s": startup,
-                "work_s": work,
-                "exit_s": timed.wall_s - startup - work,
-            }
+            exit_s = timed.wall_s - startup - work
+            stages[name] = {"wall_s": timed.wall_s, "startup_s": startup, "work_s": work, "exit_s": exit_s}
 
     rows = [
         ("import torch (reference)", f"{torch_s:.2f} s"),
@@ -74,6 +62,7 @@ def main(argv=None) -> None:
         "fixed_cost",
         rows,
         {"import_torch_s": torch_s, "config_error_s": error_s, "help_s": help_s, "cfg_job_s": cfg_s, "stages": stages},
+        args.out,
     )
 
 

@@ -99,21 +99,11 @@ rm -rf /tmp/lmforge-gpu-bench
 $PY - "$OUT" <<'EOF' | tee "$OUT/summary.txt"
 import json, sys
 from pathlib import Path
-out = Path(sys.argv[1])
-for name in ("pretrain_eager", "pretrain_compile"):
-    f = out / f"{name}.json"
-    if not f.exists():
-        print(f"{name}: no result"); continue
-    r = json.loads(f.read_text())
-    print(f"{name}: bare {r['bare_tokens_per_s']:,.0f} tok/s (MFU {100*r['bare_mfu']:.1f}%), lmforge "
-          f"{r['lmforge_tokens_per_s']:,.0f} tok/s (MFU {100*r['lmforge_mfu']:.1f}%), ratio {r['ratio']:.3f}; "
-          f"peak {r['peak_flops']/1e12:.0f} TFLOP/s {r['peak_dtype']}")
-    if "full" in r:
-        print(f"  + stage callbacks: {r['full']['tokens_per_s']:,.0f} tok/s, ratio {r['full_ratio']:.3f}, "
-              f"{r['checkpoint_s_per_save']:.2f} s per checkpoint save")
-    if r.get("sdpa"):
-        s = r["sdpa"]
-        print(f"  SDPA auto -> {s['auto_dispatches_to']}; enabled {s.get('enabled')}; fwd+bwd ms {s['fwd_bwd_ms']}")
+for name in ("pretrain_eager", "pretrain_compile"):  # each result's own table (benchmarks/harness.py report)
+    f = Path(sys.argv[1]) / f"{name}.json"
+    rows = json.loads(f.read_text())["summary"] if f.exists() else [["no result", ""]]
+    width = max(len(key) for key, _ in rows)
+    print(name, *(f"  {key.ljust(width)}  {value}" for key, value in rows), sep="\n")
 EOF
 say "done; results in $OUT"
 [[ $RC_EAGER == 0 && $RC_COMPILE == 0 ]]

@@ -34,13 +34,11 @@ import math
 import re
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from harness import PYTHON, ROOT, checked, report, run
+from harness import PYTHON, SHAKESPEARE, Parser, alternate, checked, report, run, scratch, stage
 
-TEXT = ROOT.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
 SHAPE = {"n_layer": 4, "n_head": 4, "n_embd": 128, "block_size": 64}
 BATCH, LR, MIN_LR, WARMUP, BETAS, DECAY, CLIP, EVAL_ITERS = 12, 1e-3, 1e-4, 100, (0.9, 0.99), 0.1, 1.0, 20
 
@@ -53,7 +51,7 @@ def reference(iters: int, eval_interval: int, out: Path) -> None:
     import torch.nn.functional as F
 
     torch.manual_seed(1337)
-    text = TEXT.read_text(encoding="utf-8")
+    text = SHAKESPEARE.read_text(encoding="utf-8")
     chars = sorted(set(text))
     lookup = {c: i for i, c in enumerate(chars)}
     data = np.array([lookup[c] for c in text], dtype=np.uint16)
@@ -157,63 +155,48 @@ def reference(iters: int, eval_interval: int, out: Path) -> None:
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--rounds", type=int, default=1, help="reference/lmforge pairs, alternating order (medians)")
+    p = Parser(__doc__, "nanogpt_pair", rounds=1)
     p.add_argument("--iters", type=int, default=2000)
     p.add_argument("--eval-interval", type=int, default=250)
     p.add_argument("--reference", type=Path, default=None, help=argparse.SUPPRESS)  # run the reference, write here
     p.add_argument("--lmforge", nargs="*", default=[], help="extra overrides for pipelines/pretrain.py")
-    p.add_argument("--out", type=Path, default=None, help="JSON result (default: benchmarks/results/nanogpt_pair.json)")
     args = p.parse_args(argv)
     if args.reference:
         return reference(args.iters, args.eval_interval, args.reference)
-    if not TEXT.is_file():
-        sys.exit(f"{TEXT} is absent: this benchmark needs ../shared/data/tinyshakespeare")
+    if not SHAKESPEARE.is_file():
+        sys.exit(f"{SHAKESPEARE} is absent: this benchmark needs ../shared/data/tinyshakespeare")
 
-    walls: dict[str, list[float]] = {"reference": [], "lmforge": []}
-    losses: dict[str, list[float]] = {"reference": [], "lmforge": []}
-    with tempfile.TemporaryDirectory() as tmp:
+    with scratch() as tmp:
         common = [
-            f"paths.root={tmp}",
-            "progress=false",
-            "data=text_files",
-            f"data.text_files.paths=[{TEXT}]",
-            "data.val_fraction=0.1",
-            "tokenizer=char",
-        ]
-        checked(run([PYTHON, str(ROOT / "pipelines" / "prepare.py"), *common]), "prepare")
-        pretrain = [
-            PYTHON,
-            str(ROOT / "pipelines" / "pretrain.py"),
-            *common,
-            "model=gpt_tiny",
-            f"model.max_len={SHAPE['block_size']}",
-            f"trainer.block_size={SHAPE['block_size']}",
-            f"trainer.batch_size={BATCH}",
-            f"trainer.max_steps={args.iters}",
-            f"trainer.val_check_interval={args.eval_interval}",
-            f"trainer.limit_val_batches={EVAL_ITERS}",
-            f"optim.lr={LR}",
-            f"optim.beta2={BETAS[1]}",
-            f"optim.warmup_steps={WARMUP}",
-            f"optim.min_lr_ratio={MIN_LR / LR}",
-            *args.lmforge,
-        ]
-        result = Path(tmp) / "reference.json"
-        ref_cmd = [PYTHON, __file__, "--reference", str(result), f"--iters={args.iters}"]
+            f"paths.root={tmp}", "progress=false", "data=text_files", f"data.text_files.paths=[{SHAKESPEARE}]",
+            "data.val_fraction=0.1", "tokenizer=char",
+        ]  # fmt: skip
+        checked(run(stage("prepare", *common)), "prepare")
+        pretrain = stage(
+            "pretrain", *common, "model=gpt_tiny", f"model.max_len={SHAPE['block_size']}",
+            f"trainer.block_size={SHAPE['block_size']}", f"trainer.batch_size={BATCH}",
+            f"trainer.max_steps={args.iters}", f"trainer.val_check_interval={args.eval_interval}",
+            f"trainer.limit_val_batches={EVAL_ITERS}", f"optim.lr={LR}", f"optim.beta2={BETAS[1]}",
+            f"optim.warmup_steps={WARMUP}", f"optim.min_lr_ratio={MIN_LR / LR}", *args.lmforge,
+        )  # fmt: skip
+        result = tmp / "reference.json"
+        ref_cmd = [PYTHON, __file__, f"--reference={result}", f"--iters={args.iters}"]
         ref_cmd.append(f"--eval-interval={args.eval_interval}")
-        for r in range(args.rounds):
-            for side in ("reference", "lmforge") if r % 2 == 0 else ("lmforge", "reference"):
-                timed = checked(run(ref_cmd if side == "reference" else pretrain), side)
-                walls[side].append(timed.wall_s)
-                if side == "reference":
-                    losses[side].append(json.loads(result.read_text())["val_loss"])
-                else:
-                    summary = json.loads((Path(tmp) / "artifacts" / "pretrain" / "summary.json").read_text())
-                    losses[side].append(summary["val_loss"])
-                    tokens_s = re.findall(r"([\d.]+)k? tokens/s", timed.output)
-                    print(f"lmforge: {timed.wall_s:.1f} s {tokens_s[-1:] if tokens_s else ''}", flush=True)
 
+        def ref_side() -> tuple[float, float]:
+            timed = checked(run(ref_cmd), "reference")
+            return timed.wall_s, json.loads(result.read_text())["val_loss"]
+
+        def lmforge_side() -> tuple[float, float]:
+            timed = checked(run(pretrain), "lmforge")
+            tokens_s = re.findall(r"([\d.]+)k? tokens/s", timed.output)
+            print(f"lmforge: {timed.wall_s:.1f} s {tokens_s[-1:] if tokens_s else ''}", flush=True)
+            return timed.wall_s, json.loads((tmp / "artifacts" / "pretrain" / "summary.json").read_text())["val_loss"]
+
+        rounds = list(alternate({"reference": ref_side, "lmforge": lmforge_side}, args.rounds))
+
+    walls = {side: [r[side][0] for r in rounds] for side in rounds[0]}
+    losses = {side: [r[side][1] for r in rounds] for side in rounds[0]}
     med = {side: statistics.median(w) for side, w in walls.items()}
     loss = {side: statistics.median(v) for side, v in losses.items()}
     ratio = med["reference"] / med["lmforge"]

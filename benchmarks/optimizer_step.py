@@ -19,39 +19,19 @@ Writes benchmarks/results/optimizer_step.json.
 
 from __future__ import annotations
 
-import argparse
-import json
 import platform
 import statistics
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))  # measure this checkout's lmforge, installed or not
+from harness import ROOT, TORCH_THREADS, Parser, alternate, report
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0].replace("\n", " "),
-        epilog=__doc__.split("\n\n", 1)[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--rounds", type=int, default=5)
+def main(argv=None) -> None:
+    p = Parser(__doc__, "optimizer_step", rounds=5, threads=TORCH_THREADS, quick={"rounds": 1, "steps": 3})
     p.add_argument("--steps", type=int, default=20, help="timed steps per side and round")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--tokens", type=int, default=16, help="tokens per example")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    p.add_argument("--quick", action="store_true", help="1 round of 3 steps")
-    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "optimizer_step.json")
     args = p.parse_args(argv)
-    if args.quick:
-        args.rounds, args.steps = 1, 3
-    return args
-
-
-def main(argv=None) -> dict:
-    args = parse_args(argv)
     import torch
     from omegaconf import OmegaConf
 
@@ -70,10 +50,7 @@ def main(argv=None) -> dict:
     ids = torch.randint(1000, model.backbone.cfg.vocab_size, (args.batch, args.tokens), generator=gen)
     mask = torch.ones_like(ids)
     labels = torch.randint(0, 2, (args.batch,), generator=gen)
-    opts = {
-        "per_tensor": adamw(model, 1e-5, 0.01, (0.9, 0.999), fused=False),
-        "fused": adamw(model, 1e-5, 0.01, (0.9, 0.999), fused=True),
-    }
+    opts = {fused: adamw(model, 1e-5, 0.01, (0.9, 0.999), fused=fused) for fused in (False, True)}
 
     def backward():
         with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -81,7 +58,8 @@ def main(argv=None) -> dict:
         torch.nn.functional.cross_entropy(logits.float(), labels).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
 
-    def timed(opt, whole: bool, steps: int) -> float:
+    def timed(fused: bool, whole: bool, steps: int) -> float:
+        """Milliseconds per step: the optimiser step alone, or with the forward and backward."""
         total = 0.0
         for _ in range(steps):
             if not whole:
@@ -89,46 +67,52 @@ def main(argv=None) -> dict:
             t0 = time.perf_counter()
             if whole:
                 backward()
-            opt.step()
+            opts[fused].step()
             total += time.perf_counter() - t0
-            opt.zero_grad(set_to_none=False)
-        return total / steps
+            opts[fused].zero_grad(set_to_none=False)
+        return 1e3 * total / steps
 
-    for opt in opts.values():  # warm-up: allocate the optimiser states
-        timed(opt, True, 2)
+    for fused in opts:  # warm-up: allocate the optimiser states
+        timed(fused, True, 2)
+
+    def side(what: str, name: str):
+        return lambda: timed(name == "fused", what == "whole", args.steps)
+
+    sides = {f"{what}_{name}_ms": side(what, name) for what in ("step", "whole") for name in ("per_tensor", "fused")}
     rounds = []
-    for r in range(args.rounds):
-        order = list(opts) if r % 2 == 0 else list(reversed(opts))
-        row = {}
-        for what in ("step", "whole"):
-            for name in order:
-                row[f"{what}_{name}_ms"] = 1e3 * timed(opts[name], what == "whole", args.steps)
+    for row in alternate(sides, args.rounds):
         rounds.append(row)
         print(
-            f"round {r + 1}: optimiser step {row['step_per_tensor_ms']:.1f} → {row['step_fused_ms']:.1f} ms; "
+            f"round {len(rounds)}: optimiser step {row['step_per_tensor_ms']:.1f} → {row['step_fused_ms']:.1f} ms; "
             f"whole step {row['whole_per_tensor_ms']:.1f} → {row['whole_fused_ms']:.1f} ms",
             flush=True,
         )
-    result = {
-        "model": "all-MiniLM-L6-v2 + SequenceClassifier",
-        "parameters": n_params,
-        "batch": args.batch,
-        "tokens": args.tokens,
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "machine": platform.processor() or platform.machine(),
-        "rounds": rounds,
-        "optimizer_step_ratio": statistics.median(r["step_per_tensor_ms"] / r["step_fused_ms"] for r in rounds),
-        "whole_step_ratio": statistics.median(r["whole_per_tensor_ms"] / r["whole_fused_ms"] for r in rounds),
+    ratio = {
+        what: statistics.median(r[f"{what}_per_tensor_ms"] / r[f"{what}_fused_ms"] for r in rounds)
+        for what in ("step", "whole")
     }
-    print(
-        f"fused AdamW: optimiser step {result['optimizer_step_ratio']:.2f}× faster, whole fine-tuning step "
-        f"{result['whole_step_ratio']:.2f}× faster ({n_params / 1e6:.1f}M parameters, {result['threads']} threads)"
+    threads = torch.get_num_threads()
+    report(
+        "optimizer_step",
+        [
+            ("fused AdamW, optimiser step", f"{ratio['step']:.2f}x faster"),
+            ("fused AdamW, whole fine-tuning step", f"{ratio['whole']:.2f}x faster"),
+            ("model", f"{n_params / 1e6:.1f}M parameters, batch {args.batch} x {args.tokens}, {threads} threads"),
+        ],
+        {
+            "model": "all-MiniLM-L6-v2 + SequenceClassifier",
+            "parameters": n_params,
+            "batch": args.batch,
+            "tokens": args.tokens,
+            "threads": threads,
+            "torch": torch.__version__,
+            "machine": platform.processor() or platform.machine(),
+            "rounds": rounds,
+            "optimizer_step_ratio": ratio["step"],
+            "whole_step_ratio": ratio["whole"],
+        },
+        args.out,
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result))
-    return result
 
 
 if __name__ == "__main__":

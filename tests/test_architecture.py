@@ -11,6 +11,7 @@ RANKS = {
     "lmforge.errors": 0,
     "lmforge.fileio": 1,
     "lmforge.compat": 1,
+    "lmforge.plugins": 1,
     "lmforge.schema": 1,
     "lmforge.host": 1,
     "lmforge.interrupt": 1,

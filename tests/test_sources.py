@@ -199,7 +199,7 @@ def test_non_text_column_is_a_data_error(tmp_path, cache):
 
 def test_missing_empty_and_directory_paths(tmp_path, cache):
     missing = tmp_path / "nope.txt"
-    with pytest.raises(DataError, match=f"{missing}: data file not found"):
+    with pytest.raises(DataError, match=f"{missing}: not found; data.text_files.paths must list existing data files"):
         load_corpus("text_files", paths=[str(missing)], cache_dir=cache)  # before any pass
     empty = write(tmp_path / "empty.txt", "")
     with pytest.raises(DataError, match=f"{empty}: an empty data file"):

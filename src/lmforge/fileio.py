@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Iterator
 
 from lmforge.errors import DataError, StorageError, storage_fault
 
@@ -140,8 +140,11 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def write_bytes(path: str | Path, data: bytes) -> None:
-    """`data` into `path`, atomically; a full disk or a forbidden folder is a StorageError naming it."""
+@contextmanager
+def atomic_file(path: str | Path) -> Iterator[BinaryIO]:
+    """Yield a binary file beside `path`; once the block ends it is flushed to disk and replaces
+    `path` in one rename. A killed or failed write leaves the old `path` (or none), never part of
+    the new; a full disk or a forbidden folder is a StorageError naming `path`."""
     path = Path(path)
     with writing(path):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -149,12 +152,19 @@ def write_bytes(path: str | Path, data: bytes) -> None:
     try:
         with writing(path, Path(tmp)):
             with os.fdopen(fd, "wb") as f:
-                f.write(data)
+                yield f
+                f.flush()
+                os.fsync(f.fileno())
             _public(Path(tmp), directory=False)
             os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    with atomic_file(path) as f:
+        f.write(data)
 
 
 def write_text(path: str | Path, text: str) -> None:

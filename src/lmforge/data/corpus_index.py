@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from lmforge.errors import DataError
+from lmforge.fileio import write_text
 
 META_FILE = "meta.json"
 VERSION = 1
@@ -171,10 +172,7 @@ class CorpusIndexWriter:
             "stored": {kind: s.stored for kind, s in self._sets.items()},
             "chunks": {kind: s.files for kind, s in self._sets.items()},
         }
-        path = self.directory / META_FILE
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        write_text(self.directory / META_FILE, json.dumps(meta, indent=2) + "\n")
         return meta
 
     def __enter__(self) -> CorpusIndexWriter:

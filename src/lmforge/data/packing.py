@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from tokenizers import Tokenizer
 from tqdm.auto import tqdm
 
 from lmforge.errors import DataError
+from lmforge.fileio import atomic_file, write_text
 
 META_FILE = "meta.json"
 REQUIRED_META = ("vocab_size", "dtype")
@@ -78,9 +78,8 @@ def pack_texts(
     total = len(texts) if hasattr(texts, "__len__") else None  # type: ignore[arg-type]
     bar = tqdm(total=total, unit="doc", desc=f"pack {out_path.name}", disable=not progress)
     n_tokens = 0
-    fd, tmp_name = tempfile.mkstemp(prefix=out_path.name + ".", suffix=".tmp", dir=out_path.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
+        with atomic_file(out_path) as f:
             for batch in _batches(texts, batch_size):
                 encodings = encode(batch, add_special_tokens=False)
                 lengths = [len(e.ids) + 1 for e in encodings]
@@ -93,15 +92,6 @@ def pack_texts(
                 chunk.tofile(f)
                 n_tokens += chunk.size
                 bar.update(len(batch))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_name, out_path)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
     finally:
         bar.close()
     return n_tokens
@@ -133,9 +123,7 @@ def write_meta(directory: str | os.PathLike, **fields: Any) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / META_FILE
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(_jsonable(fields), indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_text(path, json.dumps(_jsonable(fields), indent=2, sort_keys=True) + "\n")
     return path
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
 from lmforge.errors import ConfigError, DataError, first_line
+from lmforge.fileio import write_text
 
 SPECIAL_TOKENS = ["<pad>", "<eos>", "<unk>", "<mask>", "<sep>", "<cls>"]
 """Special tokens, in id order: ``<pad>`` = 0, ``<eos>`` = 1, ..., ``<cls>`` = 5."""
@@ -225,9 +226,7 @@ def _declared_special_tokens(directory: Path) -> dict[str, str]:
 
 
 def _write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
 
 def save_tokenizer(tok: Tokenizer, directory: str | os.PathLike, model_max_length: int | None = None) -> Path:
@@ -243,9 +242,7 @@ def save_tokenizer(tok: Tokenizer, directory: str | os.PathLike, model_max_lengt
     special_ids(tok, strict=True)  # fails clearly if a special token is missing
 
     tok_path = directory / TOKENIZER_FILE
-    tmp = tok_path.with_name(tok_path.name + ".tmp")
-    tok.save(str(tmp), pretty=True)
-    os.replace(tmp, tok_path)
+    write_text(tok_path, tok.to_str(pretty=True))
 
     config = {
         # The class name transformers 4.x and 5.x both resolve to their tokenizers-backed class.

@@ -19,7 +19,6 @@ a module path (`my_package.my_backbone`) for a backbone that lives outside lmfor
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar, Optional
@@ -28,6 +27,7 @@ import torch
 from torch import nn
 
 from lmforge.errors import ConfigError, DataError
+from lmforge.plugins import Registry
 from lmforge.saved_model import MANIFEST, REMAKE, SavedModel
 from lmforge.schema import build, check_values, setting
 
@@ -104,42 +104,9 @@ class Backbone(nn.Module):
         return 6 * self.num_params()
 
 
-_REGISTRY: dict[str, type[Backbone]] = {}
-
-
-def register(arch: str):
-    """Class decorator: make a Backbone subclass available as `model.arch=<arch>`."""
-
-    def add(cls: type[Backbone]) -> type[Backbone]:
-        cls.arch = arch
-        _REGISTRY[arch] = cls
-        return cls
-
-    return add
-
-
-def backbone_class(arch: str) -> type[Backbone]:
-    """The registered backbone `arch` (importing `lmforge.models.<arch>`, or the module path `arch`)."""
-    if arch not in _REGISTRY:
-        module = arch if "." in arch else f"lmforge.models.{arch}"
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as e:
-            if e.name and module.startswith(e.name):
-                known = sorted(
-                    {
-                        *_REGISTRY,
-                        *(p.stem for p in Path(__file__).parent.glob("*.py") if p.stem not in ("__init__", "heads")),
-                    }
-                )
-                raise ConfigError(
-                    f"model.arch={arch!r} is not a backbone lmforge knows ({', '.join(known)}; "
-                    f"or a module path that registers one)"
-                ) from None
-            raise
-        if arch not in _REGISTRY:
-            raise ConfigError(f"model.arch={arch!r}: module {module} registers no backbone of that name")
-    return _REGISTRY[arch]
+BACKBONES: Registry[type[Backbone]] = Registry("models", "backbone", "arch", "model.arch={name}", ("heads",))
+register = BACKBONES.register  # class decorator: a Backbone subclass as `model.arch=<arch>`
+backbone_class = BACKBONES.get  # the registered backbone `arch`, importing the module that registers it
 
 
 def settings(model: Any) -> tuple[type[Backbone], Any]:

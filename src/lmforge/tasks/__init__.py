@@ -14,49 +14,19 @@ summarization and translation (both prefix-LM on a causal backbone, `prefix_lm.p
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
 from lmforge.errors import ConfigError
+from lmforge.plugins import Registry
 from lmforge.schema import build
 from lmforge.tasks.base import DATA_SOURCES, Family, TaskConfig
 
-_REGISTRY: dict[str, type[Family]] = {}
-
-
-def register(name: str):
-    """Class decorator: make a Family subclass available as `family: <name>`."""
-
-    def add(cls: type[Family]) -> type[Family]:
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return add
-
-
-def family_class(name: str) -> type[Family]:
-    """The registered family `name` (importing `lmforge.tasks.<name>`, or the module path `name`)."""
-    if name not in _REGISTRY:
-        module = name if "." in name else f"lmforge.tasks.{name}"
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as e:
-            if e.name and module.startswith(e.name):
-                builtin = sorted(
-                    p.stem
-                    for p in Path(__file__).parent.glob("*.py")
-                    if p.stem not in ("__init__", "base", "splits", "prefix_lm")
-                )
-                raise ConfigError(
-                    f"family {name!r} is not a task family lmforge knows ({', '.join(builtin)}; "
-                    "or a module path that registers one)"
-                ) from None
-            raise
-        if name not in _REGISTRY:
-            raise ConfigError(f"family {name!r}: module {module} registers no family of that name")
-    return _REGISTRY[name]
+FAMILIES: Registry[type[Family]] = Registry(
+    "tasks", "task family", "name", "family {name}", ("base", "splits", "prefix_lm")
+)
+register = FAMILIES.register  # class decorator: a Family subclass as `family: <name>`
+family_class = FAMILIES.get  # the registered family `name`, importing the module that registers it
 
 
 def configure(task: str, node: Any) -> Family:

@@ -47,7 +47,10 @@ COMPANIONS = {
 def options() -> list[tuple[str, str]]:
     """Every group option one can choose (conf/finetune/ is picked by the model, not chosen)."""
     out = []
-    for group_dir in sorted(p for p in (ROOT / "conf").rglob("*") if p.is_dir() and p.name != "finetune"):
+    # (finetune and task_defaults are included by the task configs, not chosen)
+    for group_dir in sorted(
+        p for p in (ROOT / "conf").rglob("*") if p.is_dir() and not {"finetune", "task_defaults"} & set(p.parts)
+    ):
         group = str(group_dir.relative_to(ROOT / "conf"))
         out += [(group, option.stem) for option in sorted(group_dir.glob("*.yaml"))]
     return out
@@ -82,12 +85,14 @@ def test_every_model_file_lists_every_setting_of_its_backbone(path):
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "conf/task").glob("*.yaml")), ids=lambda p: p.stem)
-def test_every_task_file_lists_every_setting_of_its_family(path):
-    """A task file holds one task (named as the file) with every setting of its family and of its
-    data source, each a valid value."""
-    ((name, task),) = body(path).items()
+def test_every_task_composes_to_every_setting_of_its_family(path, tmp_path):
+    """A task file holds one task (named as the file); composed with its family's and data source's
+    defaults (conf/task_defaults/) it has every setting of both — so params.yaml shows them all —
+    each a valid value."""
+    ((name, own),) = body(path).items()
     assert name == path.stem
-    cls = tasks.family_class(task["family"])
+    task = OmegaConf.to_container(compose([f"task={name}"], root=tmp_path).task[name])
+    cls = tasks.family_class(own["family"])
     assert set(task) == settings_of(cls.config_class)
     data = task["data"]
     assert set(data) == settings_of(DATA_SOURCES[data["source"]])

@@ -229,6 +229,7 @@ PIPELINE_CONF = (
     "objective",
     "trainer",
     "task",
+    "task_defaults",
     "finetune",
     "experiment",
 )

@@ -65,18 +65,22 @@ def register_resolvers() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m lmforge.params [overrides]`: compose conf/pipeline.yaml into params.yaml, as
-    `dvc exp run -S …` would, without running the pipeline."""
+    `dvc exp run -S …` would, without running the pipeline (after writing conf/task_defaults/ from
+    the task families' settings classes)."""
     import argparse
 
     from dvc.repo import Repo
 
     from lmforge.compat import dvc_compose_params
+    from lmforge.tasks.defaults import write as write_task_defaults
 
     ap = argparse.ArgumentParser(prog="python -m lmforge.params", description=main.__doc__.splitlines()[0])
     ap.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. model=lstm optim.lr=1e-3")
     args = ap.parse_args(argv)
     root = project_root()
     hydra_cfg = Repo(str(root)).config.get("hydra", {})
+    for path in write_task_defaults(root / hydra_cfg.get("config_dir", "conf")):
+        print(f"wrote {path} (from its settings class)")
     try:
         dvc_compose_params(
             root / "params.yaml",

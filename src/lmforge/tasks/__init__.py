@@ -23,7 +23,7 @@ from lmforge.schema import build
 from lmforge.tasks.base import DATA_SOURCES, Family, TaskConfig
 
 FAMILIES: Registry[type[Family]] = Registry(
-    "tasks", "task family", "name", "family {name}", ("base", "splits", "prefix_lm")
+    "tasks", "task family", "name", "family {name}", ("base", "splits", "prefix_lm", "defaults")
 )
 register = FAMILIES.register  # class decorator: a Family subclass as `family: <name>`
 family_class = FAMILIES.get  # the registered family `name`, importing the module that registers it

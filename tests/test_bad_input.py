@@ -1041,7 +1041,11 @@ UNREMOVABLE: tuple[str, ...] = ()  # warning lines lmforge cannot filter at thei
 
 @pytest.mark.parametrize(
     "stage_name, overrides",
-    [("pretrain", []), ("finetune", ["task=topic", "inits=[pretrained]", "task.topic.max_epochs=1"])],
+    [
+        ("pretrain", []),
+        ("finetune", ["task=topic", "inits=[pretrained]", "task.topic.max_epochs=1"]),
+        ("finetune", ["task=topic", "inits=[pretrained]", "task.topic.max_epochs=1", "task.topic.method=lora"]),
+    ],
 )
 def test_a_stage_prints_no_library_warnings(root, stage_name, overrides):
     """A normal stage run (registering its model in MLflow) prints lmforge's own progress and

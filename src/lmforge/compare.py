@@ -6,6 +6,7 @@ chart of the metric.
     python -m lmforge.compare --sweep <run id>      # a given sweep (its parent run)
     python -m lmforge.compare --exps                # every DVC experiment (`dvc exp show`)
     python -m lmforge.compare --exps exp-a exp-b --metric tasks.topic.pretrained.accuracy
+    python -m lmforge.compare --metric final/best_val_score,final/trainable_params,final/peak_memory_mb
     python -m lmforge.compare --seeds               # experiments that differ by seed: mean ± std, and
                                                     # which pretrained-vs-scratch gaps beat the spread
 
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="DVC experiments that differ by seed (default: all): mean ± std per task and system",
     )
-    ap.add_argument("--metric", default=None, help="metric to rank by")
+    ap.add_argument("--metric", default=None, help="metric to rank by (several: comma-separated, ranked by the first)")
     ap.add_argument("--tracking-uri", default=None, help="default: sqlite:///<root>/mlflow.db")
     ap.add_argument("--experiment", default="lmforge")
     ap.add_argument("--out", type=Path, default=None, help="default: <root>/reports/compare")

@@ -109,3 +109,24 @@ DEFAULT_THREADS: int | None = None  # torch's own choice, before any change (set
 # started when lmforge.host is first imported (a stage app imports it before its heavy libraries):
 # the first window spans the imports, so a stage's first reading needs no wait of its own
 METER = CoreMeter()
+
+
+def reset_peak_memory() -> None:
+    """Start measuring this process's peak resident memory afresh (Linux; elsewhere a no-op)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def peak_memory_mb() -> float | None:
+    """This process's peak resident memory since it started or `reset_peak_memory` (Linux: VmHWM)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None

@@ -97,6 +97,11 @@ class Backbone(nn.Module):
         """The token embedding table (what `task.<t>.freeze_embeddings` freezes); None: none to name."""
         return None
 
+    def lora_targets(self) -> tuple[str, ...]:
+        """The linear layers LoRA adapts by default (`task.<t>.method=lora`: module names or their
+        last parts); none: LoRA needs them named (`task.<t>.lora_targets`)."""
+        return ()
+
     def num_params(self, non_embedding: bool = True) -> int:
         return sum(p.numel() for p in self.parameters())
 

@@ -272,6 +272,12 @@ class HFBackbone(Backbone):
     def input_embeddings(self) -> nn.Embedding:
         return self.base.get_input_embeddings()
 
+    def lora_targets(self) -> tuple[str, ...]:
+        """peft's own choice for the architecture (BERT and MiniLM: the attention's query and value)."""
+        from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as DEFAULTS
+
+        return tuple(DEFAULTS.get(getattr(self.model.config, "model_type", ""), ()))
+
     def lm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         for name in _HEAD_ATTRS:
             head = getattr(self.model, name, None)

@@ -211,6 +211,9 @@ class Transformer(Backbone):
     def input_embeddings(self) -> nn.Embedding:
         return self.wte
 
+    def lora_targets(self) -> tuple[str, ...]:
+        return ("attn.c_attn", "attn.c_proj")  # the attention's projections (q, k, v together; out)
+
     def lm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Tied LM head, cut back to the real vocabulary."""
         return F.linear(hidden, self.wte.weight)[..., : self.cfg.vocab_size]

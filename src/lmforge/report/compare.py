@@ -21,11 +21,13 @@ def differing(rows: list[dict]) -> list[str]:
 
 
 def table(rows: list[dict], metric: str | None, title: str) -> str:
-    """Markdown: one row per run, the differing params and the metric (best first when given)."""
+    """Markdown: one row per run, the differing params and the metric — or the comma-separated
+    metrics, ranked by the first (best first when given)."""
     keys = differing(rows)
-    metric_keys = [metric] if metric else sorted({k for r in rows for k in r["metrics"]})[:6]
+    metric_keys = metric.split(",") if metric else sorted({k for r in rows for k in r["metrics"]})[:6]
     if metric:
-        rows = sorted(rows, key=lambda r: (r["metrics"].get(metric) is None, r["metrics"].get(metric, 0.0)))
+        first = metric_keys[0]
+        rows = sorted(rows, key=lambda r: (r["metrics"].get(first) is None, r["metrics"].get(first, 0.0)))
     head = ["run", "status", *keys, *metric_keys]
     lines = [
         f"# {title}",
@@ -68,6 +70,7 @@ def write(rows: list[dict], metric: str | None, out_dir: Path, title: str) -> st
     md = table(rows, metric, title)
     (out_dir / "compare.md").write_text(md)
     (out_dir / "compare.png").unlink(missing_ok=True)
-    if metric and any(isinstance(r["metrics"].get(metric), (int, float)) for r in rows):
-        figure(rows, metric, out_dir / "compare.png")
+    first = metric.split(",")[0] if metric else None
+    if first and any(isinstance(r["metrics"].get(first), (int, float)) for r in rows):
+        figure(rows, first, out_dir / "compare.png")
     return md

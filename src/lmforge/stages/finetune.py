@@ -24,7 +24,9 @@ from lmforge.config import fingerprint, to_container
 from lmforge.data.tokenizer import load_tokenizer, special_ids
 from lmforge.errors import ConfigError, DataError
 from lmforge.fileio import atomic_dir, content_digest, write_json
+from lmforge.host import peak_memory_mb, reset_peak_memory
 from lmforge.models import build_backbone, load_backbone
+from lmforge.models.adapters import add_lora, freeze, merge_lora
 from lmforge.saved_model import MANIFEST, SavedModel
 from lmforge.stages.common import StageContext, log, stage, task_names
 from lmforge.tasks import Family, configure, configure_all
@@ -63,6 +65,7 @@ class Setup:
     tok: object
     pretrained: SavedModel
     data: TaskData
+    params: dict  # trainable_params, total_params (the saved model's)
 
 
 def setup(ctx: StageContext, task: str, init: str) -> Setup:
@@ -91,6 +94,18 @@ def setup(ctx: StageContext, task: str, init: str) -> Setup:
     model = family.build(backbone, head)
 
     task_cfg = family.config
+    n_params = sum(p.numel() for p in model.parameters())
+    if task_cfg.method == "frozen":
+        freeze(model.backbone)
+    elif task_cfg.method == "lora":
+        add_lora(
+            model.backbone,
+            task_cfg.lora_rank,
+            task_cfg.lora_alpha,
+            task_cfg.lora_dropout,
+            task_cfg.lora_targets,
+            f"task.{task}",
+        )
     if task_cfg.freeze_embeddings:
         table = backbone.input_embeddings()
         if table is None:
@@ -111,8 +126,19 @@ def setup(ctx: StageContext, task: str, init: str) -> Setup:
     steps_per_epoch = math.ceil(len(feats["train"]) / task_cfg.batch_size)
     total = task_cfg.max_epochs * steps_per_epoch // cfg.trainer.accumulate_grad_batches
     module = TaskModule(family, model, head, int(task_cfg.warmup_ratio * total), max(total, 1))
-    log.info("finetune %s/%s: %d training records (%d features)", task, init, len(splits["train"]), len(feats["train"]))
-    return Setup(family, splits, module, head, tok, pretrained, data)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    log.info(
+        "finetune %s/%s: %d training records (%d features); method %s trains %s of %s parameters",
+        task,
+        init,
+        len(splits["train"]),
+        len(feats["train"]),
+        task_cfg.method,
+        f"{trainable:,}",
+        f"{n_params:,}",
+    )
+    counts = {"trainable_params": trainable, "total_params": n_params}
+    return Setup(family, splits, module, head, tok, pretrained, data, counts)
 
 
 @dataclass
@@ -176,14 +202,21 @@ def fit(ctx: StageContext, s: Setup, init: str) -> Fitted:
         max_epochs=task_cfg.max_epochs,
         log_every_n_steps=min(trainer_cfg.log_every_n_steps, steps_per_epoch),
     )
+    reset_peak_memory()
     with interrupt.stop_at_step_end():
         trainer.fit(s.module, datamodule=s.data, ckpt_path=str(resume) if resume else None)
+    peak = peak_memory_mb()
     state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
     s.module.load_state_dict(state)
+    if task_cfg.method == "lora":
+        merge_lora(s.module.model.backbone)  # saved as a full model (adapters folded into their weights)
     summary = {
         "task": family.task,
         "family": family.name,
         "init": init,
+        "method": task_cfg.method,
+        **s.params,
+        "peak_memory_mb": peak,
         "val_metric": family.val_metric,
         "best_val_score": float(best.best_model_score),
         "epochs": trainer.current_epoch,
@@ -214,6 +247,7 @@ def save(ctx: StageContext, s: Setup, fitted: Fitted, init: str) -> None:
         fitted.history.write_csv(tmp / "curves" / "train.csv", "train/loss")
         fitted.history.write_csv(tmp / "curves" / "val.csv", "val/loss", s.module.score_key)
         fitted.summary["wall_s"] = ctx.elapsed()
+        fitted.summary["saved_mb"] = round(sum(f.stat().st_size for f in (tmp / "model").iterdir()) / 2**20, 2)
         write_json(tmp / "summary.json", fitted.summary)
         # tracked from what this process wrote, before it is renamed into place
         ctx.run.log_artifact(tmp / "model", "model")
@@ -223,7 +257,16 @@ def save(ctx: StageContext, s: Setup, fitted: Fitted, init: str) -> None:
         )
     if not ctx.cfg.trainer.keep_checkpoints:
         shutil.rmtree(fitted.checkpoint_dir, ignore_errors=True)
-    ctx.run.log_metrics({"final/best_val_score": fitted.summary["best_val_score"]})
+    ctx.run.log_metrics(
+        {
+            "final/best_val_score": fitted.summary["best_val_score"],
+            **{
+                f"final/{k}": fitted.summary[k]
+                for k in ("trainable_params", "total_params", "saved_mb", "peak_memory_mb", "wall_s")
+                if fitted.summary.get(k) is not None
+            },
+        }
+    )
 
 
 def finetune(cfg: DictConfig, task: str, init: str) -> dict:

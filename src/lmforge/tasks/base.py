@@ -121,6 +121,13 @@ class TaskConfig:
     dropout: float = setting(0.1, ge=0, lt=1)
     freeze_embeddings: bool = False  # keep the backbone's token embeddings as pretrained (fewer weights to move)
     n_predictions: int = setting(20, ge=0, eval_only=True)  # the predictions sample evaluate writes
+    # what fine-tuning trains: every weight, low-rank adapters beside the backbone's projections (saved
+    # merged), or the head alone on a fixed backbone (a linear probe)
+    method: str = setting("full", choices=("full", "lora", "frozen"))
+    lora_rank: int = setting(8, gt=0)
+    lora_alpha: float = setting(16.0, gt=0)  # the adapters' output is scaled by alpha / rank
+    lora_dropout: float = setting(0.0, ge=0, lt=1)
+    lora_targets: list[str] = field(default_factory=list)  # linear layers by name (or last parts); []: the backbone's
 
 
 def training_settings(config: TaskConfig) -> dict:

@@ -30,7 +30,7 @@ from lmforge.config import (  # the schema and resolvers, registered with Hydra 
     composition_error,
 )
 from lmforge.errors import LmforgeError, storage_fault
-from lmforge.interrupt import Interrupted, install
+from lmforge.interrupt import Interrupted, chain_requeue, hand_over, install
 from lmforge.track.run import in_multirun, run_job
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
@@ -123,6 +123,7 @@ def _stopped(stage: str, e: Interrupted) -> None:
     print(
         f"{stage}: stopped by {signal.Signals(e.signum).name} {where}; run the same command to resume", file=sys.stderr
     )
+    hand_over(e.signum)  # a SLURM job's preemption: submitit requeues it (and exits)
     sys.exit(e.exit_status)
 
 
@@ -139,6 +140,7 @@ def run(stage: Callable[[DictConfig], dict]) -> None:
     @hydra.main(version_base="1.3", config_path=str(CONF), config_name="config")
     def main(cfg: DictConfig) -> dict:
         logging.getLogger("lmforge").setLevel(logging.INFO)
+        chain_requeue()  # (in a SLURM launcher's job, this runs in the job's own process)
         try:
             if in_multirun():  # a failed job is recorded (with the sections its stage declares) and the
                 # sweep goes on; returns the optimized metric when cfg.optimized_metric is set

@@ -97,16 +97,25 @@ def mlflow_server(root: Path, port: int, backend: str | None = None):
     return serving(args, f"http://127.0.0.1:{port}/health", root / "server.log")
 
 
-def stage_process(stage: str, args: list[str], root: Path, log: Path) -> subprocess.Popen:
+def stage_process(stage: str, args: list[str], root: Path, log: Path, prelude: str = "") -> subprocess.Popen:
     """`python pipelines/<stage>.py <args>` in project `root`, as a user starts it, its output in
-    `log`. It computes with this process's threads, so that its float sums are added in the same
-    order as an in-process run's (a resumed run must end with the same weights)."""
+    `log` (after running the Python code `prelude` in the same process, when given: what a job
+    runner sets up around it). It computes with this process's threads, so that its float sums are
+    added in the same order as an in-process run's (a resumed run must end with the same weights)."""
     import torch
 
-    root_dir = Path(__file__).resolve().parents[1]
+    script = Path(__file__).resolve().parents[1] / "pipelines" / f"{stage}.py"
+    command = [sys.executable, str(script), *args]
+    if prelude:
+        run = f"sys.path.insert(0, {str(script.parent)!r}); sys.argv = [{str(script)!r}, *{args!r}]"
+        command = [
+            sys.executable,
+            "-c",
+            f"{prelude}\nimport runpy, sys\n{run}\nrunpy.run_path(sys.argv[0], run_name='__main__')",
+        ]
     with open(log, "w") as out:
         return subprocess.Popen(
-            [sys.executable, str(root_dir / "pipelines" / f"{stage}.py"), *args],
+            command,
             env=env(LMFORGE_ROOT=str(root), OMP_NUM_THREADS=str(torch.get_num_threads())),
             stdout=out,
             stderr=subprocess.STDOUT,

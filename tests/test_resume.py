@@ -65,10 +65,10 @@ def uninterrupted(prepared, tmp_path_factory) -> tuple[Path, dict]:
     return a, load_file(str(a / "artifacts/pretrain/model/model.safetensors"))
 
 
-def interrupt_once_checkpointed(root: Path, signum: int, log: Path) -> int:
+def interrupt_once_checkpointed(root: Path, signum: int, log: Path, prelude: str = "") -> int:
     """Start the stage's process, send `signum` once it has a complete checkpoint (last.ckpt links
     to one once it is written), return its exit status."""
-    proc = stage_process("pretrain", ARGS, root, log)
+    proc = stage_process("pretrain", ARGS, root, log, prelude)
     deadline = time.time() + 180
     while time.time() < deadline and proc.poll() is None and not list((root / CHECKPOINTS).glob("*/last.ckpt")):
         time.sleep(0.02)
@@ -204,3 +204,32 @@ def test_a_damaged_checkpoint_is_moved_aside(prepared, tmp_path, caplog):
     older.write_bytes(b"not a checkpoint")
     assert latest_checkpoint(ckpt_dir) is None  # nothing readable left: a fresh start
     assert not list(ckpt_dir.glob("*.ckpt"))
+
+
+# what submitit's handler of its preemption signal does in a SLURM job: requeue the job, then exit
+SUBMITIT = """
+import signal, sys
+def requeue(signum, frame):
+    open({marker!r}, "w").write("requeued")
+    sys.exit(-1)
+signal.signal(signal.SIGUSR2, requeue)
+"""
+
+
+def test_a_slurm_preemption_checkpoints_where_it_stands_then_submitit_requeues(prepared, uninterrupted, tmp_path):
+    """In a job of the SLURM launcher, submitit's USR2 handler requeues the job: lmforge's runs first
+    (the step ends, a checkpoint is saved there), then hands the signal over; the requeued run
+    resumes from that step to an uninterrupted run's weights."""
+    root = project(prepared, tmp_path / "r")
+    log, marker = tmp_path / "stopped.log", tmp_path / "requeued"
+    status = interrupt_once_checkpointed(root, signal.SIGUSR2, log, SUBMITIT.format(marker=str(marker)))
+    assert status == 255 and marker.read_text() == "requeued", log.read_text()[-3000:]
+    last = next(line for line in reversed(log.read_text().splitlines()) if line.startswith("pretrain: stopped"))
+    step = re.fullmatch(
+        r"pretrain: stopped by SIGUSR2 at step (\d+) \(checkpoint (.+)\); run the same command to resume", last
+    )
+    assert step, last
+    assert torch.load(step[2], map_location="cpu", weights_only=True)["global_step"] == int(step[1])
+    summary = pretrain.run(compose(ARGS, root=root))
+    assert summary["resumed_from_step"] == int(step[1]) and summary["steps"] == 100
+    assert_same_weights(root, uninterrupted[1])

@@ -6,10 +6,16 @@ saves a checkpoint there and stops the Trainer. Any other work stops at once (ou
 atomically, so nothing is left half-written). Either way `Interrupted` reaches the stage: its MLflow
 run ends KILLED with the signal named, the app prints one line saying how to resume (the same
 command) and exits with 128 + the signal's number. A second signal stops at once.
+
+In a job of the SLURM launcher (submitit), submitit's own handler of the preemption signal (USR2)
+requeues the job; `chain_requeue` puts lmforge's in front of it, so that the job first checkpoints
+where it stands, then `hand_over` gives the signal to submitit, which requeues it: the requeued
+job resumes from that step.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 from contextlib import contextmanager
 from typing import Iterator
@@ -50,6 +56,26 @@ def install() -> None:
     """Handle SIGTERM and SIGINT as above (a stage app, in its main thread)."""
     for signum in SIGNALS:
         signal.signal(signum, _handle)
+
+
+_CHAINED: dict[int, object] = {}  # signal -> the handler lmforge's runs before (submitit's requeue)
+
+
+def chain_requeue() -> None:
+    """In a submitit job: stop at the step's end on its preemption signal, checkpoint, then let its
+    handler requeue the job (`hand_over`). Elsewhere (nothing handles the signal) a no-op."""
+    signum = getattr(signal, f"SIG{os.environ.get('SUBMITIT_PREEMPT_SIGNAL', 'USR2')}", None)
+    previous = signal.getsignal(signum) if signum else None
+    if callable(previous) and previous is not _handle:
+        _CHAINED[signum] = previous
+        signal.signal(signum, _handle)
+
+
+def hand_over(signum: int) -> None:
+    """Give `signum` to the handler `chain_requeue` put lmforge's in front of (it requeues the job
+    and exits); nothing when there is none."""
+    if (previous := _CHAINED.get(signum)) is not None:
+        previous(signum, None)
 
 
 def received() -> int | None:

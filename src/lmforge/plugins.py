@@ -33,9 +33,14 @@ class Registry(Generic[T]):
 
         return add
 
-    def known(self) -> list[str]:
+    def builtin(self) -> list[str]:
+        """The names of the plug-ins lmforge ships (its modules in `lmforge.<package>`)."""
         folder = Path(importlib.import_module(f"lmforge.{self.package}").__file__).parent
-        return sorted({*self.classes, *(p.stem for p in folder.glob("*.py") if p.stem not in self.helpers)})
+        return sorted(p.stem for p in folder.glob("*.py") if p.stem not in self.helpers)
+
+    def known(self) -> list[str]:
+        """The built-in names and those registered from elsewhere."""
+        return sorted({*self.classes, *self.builtin()})
 
     def get(self, name: str) -> T:
         """The class registered as `name`, importing the module that registers it."""

@@ -62,7 +62,7 @@ def files() -> dict[str, str]:
         return "".join(lines)
 
     out = {}
-    for name in FAMILIES.known():
+    for name in FAMILIES.builtin():  # (a family from outside lmforge keeps its defaults in its own configs)
         cls = FAMILIES.get(name).config_class
         out[f"{FOLDER}/{name}.yaml"] = text(cls, defaults(cls, skip=("family", "data")))
     for source, cls in DATA_SOURCES.items():

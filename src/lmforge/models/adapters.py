@@ -10,8 +10,6 @@ from torch import nn
 
 from lmforge.errors import ConfigError
 
-METHODS = ("full", "lora", "frozen")
-
 
 def freeze(module: nn.Module) -> None:
     for p in module.parameters():

@@ -1,18 +1,25 @@
 """Two processes through Lightning's DDP (CPU, gloo) at smoke size: pretrain and a fine-tune each
 leave one MLflow run, one output and one registered model version, and end at the validation loss
 of one process with the same global batch and seed (fp32; within 1e-4 — the gradient all-reduce
-sums in another order)."""
+sums in another order). Stopped by SIGTERM, a DDP pretrain stops every rank at one step with one
+checkpoint, and its re-run ends with the uninterrupted DDP run's weights."""
 
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
+import torch
 from conftest import ROOT, compose
 from mlflow.tracking import MlflowClient
-from servers import env
+from safetensors.torch import load_file
+from servers import env, stage_process
 
 pytestmark = pytest.mark.slow
 
@@ -88,3 +95,35 @@ def test_one_run_one_output_one_model_version(runs):
     assert [int(v.version) for v in client.search_model_versions("name='lmforge-lm'")] == [1]
     assert [int(v.version) for v in client.search_model_versions("name='lmforge-topic'")] == [1]
     assert not list(ddp.joinpath("artifacts").rglob(".*.tmp-*"))  # no second writer's leftovers
+
+
+def test_a_stopped_ddp_run_resumes_to_the_same_weights(runs, tmp_path):
+    """SIGTERM to the process a user started (rank 0; Lightning started rank 1): the ranks agree to
+    stop at the end of one step, save one checkpoint there and exit 143 without hanging."""
+    _, ddp = runs
+    root = tmp_path / "r"
+    shutil.copytree(ddp / "artifacts/prepare", root / "artifacts/prepare")
+    args = [*DDP, "trainer.checkpoint_every_n_steps=5", "tracking=none"]
+    log = tmp_path / "stopped.log"
+    proc = stage_process("pretrain", [*COMMON, *args], root, log)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and not list(root.glob(".lmforge/checkpoints/*/*/last.ckpt")):
+        time.sleep(0.02)
+    assert proc.poll() is None, f"the run ended before it could be stopped:\n{log.read_text()[-3000:]}"
+    proc.send_signal(signal.SIGTERM)
+    try:
+        status = proc.wait(timeout=120)
+    finally:
+        proc.kill()
+    text = log.read_text()
+    assert status == 128 + signal.SIGTERM and "Traceback" not in text, text[-3000:]
+    steps = set(re.findall(r"pretrain: stopped by SIGTERM at step (\d+) ", text))
+    assert len(steps) == 1, text[-3000:]  # every rank at the same step
+    assert not (root / "artifacts/pretrain").exists()
+
+    stage("pretrain", root, *args)
+    assert summary(root, "artifacts/pretrain/summary.json")["resumed_from_step"] == int(steps.pop())
+    resumed, reference = (load_file(str(r / "artifacts/pretrain/model/model.safetensors")) for r in (root, ddp))
+    assert resumed.keys() == reference.keys()
+    for k, v in reference.items():
+        assert torch.equal(resumed[k], v), k

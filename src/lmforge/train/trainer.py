@@ -98,6 +98,12 @@ class StopOnSignal(L.Callback):
     def __init__(self, ckpt_dir: Path):
         self.ckpt_dir = Path(ckpt_dir)
 
+    def on_train_start(self, trainer, pl_module) -> None:
+        # Lightning has put its own SIGTERM handler in front of lmforge's by now; under DDP it
+        # broadcasts from inside the handler, out of step with the collectives the ranks are in,
+        # and they hang. lmforge's only sets a flag, which the ranks agree on at a step's end.
+        interrupt.install()
+
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         stop = interrupt.received() is not None
         if trainer.world_size > 1:

@@ -1,7 +1,8 @@
 """A fine-tune stopped in the middle of an epoch (SIGINT: its checkpoint at that step) or killed
 after an epoch's checkpoint (SIGKILL) resumes to the curves and weights of an uninterrupted run,
-byte for byte: the resumed epoch leaves out the batches it already trained on, and dropout draws where the
-uninterrupted run would (`train.tasks.EpochPosition`)."""
+byte for byte, with every weight trained or with LoRA adapters: the resumed epoch leaves out the
+batches it already trained on, and dropout draws where the uninterrupted run would
+(`train.tasks.EpochPosition`)."""
 
 import re
 import shutil
@@ -41,12 +42,20 @@ def pretrained(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(pretrained, tmp_path_factory) -> dict:
-    root = tmp_path_factory.mktemp("uninterrupted")
-    shutil.copytree(pretrained, root, dirs_exist_ok=True)
-    summary = finetune.run(compose(ARGS, root=root))
-    assert summary["topic"]["pretrained"]["steps"] == 4 * STEPS_PER_EPOCH  # (no early stop: every epoch runs)
-    return {"weights": load_file(str(root / MODEL)), "curves": curves(root)}
+def uninterrupted(pretrained, tmp_path_factory):
+    """method -> the uninterrupted fine-tune's weights and curves (each made once)."""
+    made: dict[str, dict] = {}
+
+    def get(method: str) -> dict:
+        if method not in made:
+            root = tmp_path_factory.mktemp(f"uninterrupted-{method}")
+            shutil.copytree(pretrained, root, dirs_exist_ok=True)
+            summary = finetune.run(compose([*ARGS, f"task.topic.method={method}"], root=root))
+            assert summary["topic"]["pretrained"]["steps"] == 4 * STEPS_PER_EPOCH  # (no early stop)
+            made[method] = {"weights": load_file(str(root / MODEL)), "curves": curves(root)}
+        return made[method]
+
+    return get
 
 
 def curves(root: Path) -> dict[str, str]:
@@ -56,16 +65,21 @@ def curves(root: Path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize(
-    "signum, after",
-    [(signal.SIGINT, "first_step"), (signal.SIGKILL, "best.ckpt")],
-    ids=["SIGINT mid-epoch", "SIGKILL after an epoch"],
+    "signum, after, method",
+    [
+        (signal.SIGINT, "first_step", "full"),
+        (signal.SIGKILL, "best.ckpt", "full"),
+        (signal.SIGINT, "first_step", "lora"),
+    ],
+    ids=["SIGINT mid-epoch", "SIGKILL after an epoch", "LoRA, SIGINT mid-epoch"],
 )
-def test_a_stopped_fine_tune_resumes_to_the_same_weights(pretrained, uninterrupted, tmp_path, signum, after):
+def test_a_stopped_fine_tune_resumes_to_the_same_weights(pretrained, uninterrupted, tmp_path, signum, after, method):
+    args, reference = [*ARGS, f"task.topic.method={method}"], uninterrupted(method)
     root = tmp_path / "r"
     shutil.copytree(pretrained, root)
     ckpts = root / ".lmforge/checkpoints/finetune/topic/pretrained"
     log = tmp_path / "stopped.log"
-    proc = stage_process("finetune", ARGS, root, log)
+    proc = stage_process("finetune", args, root, log)
     # SIGINT once training has begun (its threads are pinned just before; the first epoch then runs
     # 10 steps); SIGKILL once the first epoch's checkpoint is complete
     marker = "threads" if after == "first_step" else "best.ckpt"
@@ -83,11 +97,11 @@ def test_a_stopped_fine_tune_resumes_to_the_same_weights(pretrained, uninterrupt
         stopped_at = int(re.search(r"finetune: stopped by SIGINT at step (\d+) ", text)[1])
         assert 0 < stopped_at < 4 * STEPS_PER_EPOCH
 
-    summary = finetune.run(compose(ARGS, root=root))["topic"]["pretrained"]
+    summary = finetune.run(compose(args, root=root))["topic"]["pretrained"]
     assert summary["steps"] == 4 * STEPS_PER_EPOCH
-    assert curves(root) == uninterrupted["curves"]
-    assert len(uninterrupted["curves"]["train.csv"].splitlines()) > 4 * STEPS_PER_EPOCH // 2  # (logged often)
+    assert curves(root) == reference["curves"]
+    assert len(reference["curves"]["train.csv"].splitlines()) > 4 * STEPS_PER_EPOCH // 2  # (logged often)
     resumed = load_file(str(root / MODEL))
-    assert resumed.keys() == uninterrupted["weights"].keys()
-    for k, v in uninterrupted["weights"].items():
+    assert resumed.keys() == reference["weights"].keys()
+    for k, v in reference["weights"].items():
         assert torch.equal(resumed[k], v), k

@@ -414,6 +414,14 @@ def fingerprint(data: Any, inputs: str = "") -> str:
 register()
 
 
+def unknown_option(group: str, name: str) -> str:
+    """One line for a config group option conf/ does not have, listing the ones it has."""
+    options = ", ".join(sorted(f.stem for f in (project_root() / "conf" / group).glob("*.yaml")))
+    path = "/" in name or name.endswith(".yaml")
+    what = f"a {group} is named, not given as a path" if path else f"no such {group}"
+    return f"{group}={name}: {what} (conf/{group}/<name>.yaml); the {group}s are: {options}"
+
+
 def composition_error(e: BaseException) -> str:
     """Hydra's multi-line report of an override that does not compose, in one line: what failed,
     why (the cause Hydra keeps apart), and the options a group has — not its search path."""
@@ -422,11 +430,7 @@ def composition_error(e: BaseException) -> str:
     missing = re.search(r"Could not load '([^'/]+)/([^']+)'", text)
     conf = project_root() / "conf"
     if missing and "Available options" not in text and (conf / missing[1]).is_dir():  # a list entry (task=[a,b])
-        group, name = missing[1], missing[2]
-        options = ", ".join(sorted(f.stem for f in (conf / group).glob("*.yaml")))
-        path = "/" in name or name.endswith(".yaml")
-        what = f"a {group} is named, not given as a path" if path else f"no such {group}"
-        return f"{group}={name}: {what} (conf/{group}/<name>.yaml); the {group}s are: {options}"
+        return unknown_option(missing[1], missing[2])
     options = next((i for i, line in enumerate(lines) if line.startswith("Available options")), None)
     if options is not None:
         lines = lines[:options] + [f"{lines[options].rstrip(':')}: {', '.join(lines[options + 1 :])}"]

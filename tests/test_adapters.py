@@ -83,7 +83,7 @@ def test_settings_a_backbone_cannot_take_are_refused(make, targets, says):
 
 @pytest.fixture(scope="module")
 def lora_project(tmp_path_factory) -> tuple[Path, dict]:
-    from lmforge.stages import evaluate, finetune, prepare, pretrain
+    from lmforge.stages import evaluate, finetune, prepare, pretrain, report
 
     root = tmp_path_factory.mktemp("lora")
     args = [
@@ -100,6 +100,7 @@ def lora_project(tmp_path_factory) -> tuple[Path, dict]:
     pretrain.run(compose(args, root=root))
     summaries = finetune.run(compose(args, root=root))
     evaluate.run(compose(args, root=root))
+    report.run(compose(args, root=root))
     return root, summaries
 
 
@@ -119,6 +120,10 @@ def test_every_built_in_task_fine_tunes_with_lora_and_is_saved_merged(lora_proje
     assert saved["task_config"]["method"] == "lora"
     metrics = json.loads((root / "reports" / "metrics" / f"{task}.json").read_text())
     assert metrics  # scored by evaluate like any task model
+    share = f"{summary['trainable_params']:,} of {summary['total_params']:,} "
+    share += f"({100 * summary['trainable_params'] / summary['total_params']:.2f} %)"
+    row = f"| {task} | pretrained | lora | {share} | {summary['peak_memory_mb']} | {summary['saved_mb']} |"
+    assert row in (root / "reports" / "report.md").read_text()  # the report's cost table
 
 
 def test_the_comparison_table_shows_each_methods_cost_beside_its_score():

@@ -64,6 +64,22 @@ def _backbone(pretrain: dict) -> str:
     return text
 
 
+def cost_table(finetune: dict[tuple[str, str], dict]) -> list[str]:
+    """Markdown rows: each fine-tune's method, trainable share, peak memory, saved size and time."""
+    rows = [
+        "| task | init | method | trainable parameters | peak memory (MB) | saved (MB) | seconds |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for (task, init), s in sorted(finetune.items()):
+        trainable, total = s.get("trainable_params"), s.get("total_params")
+        share = f"{trainable:,} of {total:,} ({100 * trainable / total:.2f} %)" if trainable and total else "–"
+        rows.append(
+            f"| {task} | {init} | {s.get('method', 'full')} | {share} | {s.get('peak_memory_mb', '–')} "
+            f"| {s.get('saved_mb', '–')} | {s['wall_s']:.1f} |"
+        )
+    return rows
+
+
 def markdown(
     metrics: dict, prepare: dict, pretrain: dict, finetune: dict[tuple[str, str], dict], evaluate: dict[str, dict]
 ) -> str:
@@ -99,6 +115,14 @@ def markdown(
             f"| {name} | {result.get('family', '')} | {said.get('model', '')} | {said.get('metric', '')} "
             f"| {said.get('baseline', '')} |"
         )
+    lines += [
+        "",
+        "## Fine-tuning cost",
+        "",
+        "What each fine-tune trained (`task.<t>.method`: full, lora or frozen) and what it took:",
+        "",
+        *cost_table(finetune),
+    ]
     lines += ["", "Secondary metrics:", ""]
     for name, scores in metrics["tasks"].items():
         for who in INIT_ORDER:

@@ -1021,6 +1021,24 @@ def test_the_app_exits_2_with_one_line(root, stage_name, overrides, damage, says
     assert state(root) == before
 
 
+def test_a_folder_this_user_may_not_write_is_one_line_naming_the_path(root, tmp_path):
+    """EACCES: prepare's output folder is not writable for this user. Root writes anywhere, so as
+    root the stage runs without the capability to override permissions (`setpriv`)."""
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    prefix = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("root without setpriv (util-linux) cannot be refused a write")
+        prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"]
+    args = [*prefix, sys.executable, str(ROOT / "pipelines/prepare.py"), *ARGS, f"paths.artifacts={locked}"]
+    out = subprocess.run(args, cwd=root, env=env(LMFORGE_ROOT=str(root)), capture_output=True, text=True, timeout=300)
+    lines = out.stderr.splitlines()
+    assert out.returncode == 2 and len(lines) == 1, out.stderr[-4000:]
+    assert lines[0].startswith(f"error: cannot write {locked}/prepare: permission denied: "), lines[0]
+    assert list(locked.iterdir()) == []  # nothing half-written
+
+
 @pytest.mark.parametrize("debug", ["LMFORGE_DEBUG", "HYDRA_FULL_ERROR"])
 def test_debug_shows_the_traceback(root, debug):
     out = subprocess.run(

@@ -9,7 +9,7 @@ TORCH := torch==2.13.0
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install dev lint params repro baseline push pull test ui server sweep bench clean
+.PHONY: install dev lint params repro seeds baseline push pull test ui server sweep bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,14 @@ dev: $(VENV)/.dev-installed
 ## Run the default pipeline (prepare → pretrain → finetune → evaluate → report).
 repro: install
 	dvc repro
+
+## Error bars: the default pipeline once per seed (DVC experiments, run one after another in
+## temporary copies), then each task's score as mean ± std (reports/compare/seeds.md).
+SEEDS ?= 1,2,3
+seeds: install
+	dvc exp run --queue -S 'seed=$(SEEDS)'
+	dvc exp run --run-all
+	$(BIN)/python -m lmforge.compare --seeds
 
 ## After a change that moves results: the default pipeline, then the smoke pipeline's results as
 ## the tests' baseline (tests/smoke_baseline.json); commit both with dvc.lock and reports/metrics.json.

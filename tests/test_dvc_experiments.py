@@ -64,3 +64,8 @@ def test_a_queued_seed_grid_tracks_into_the_workspace_and_aggregates(repo):
     ]
     mean = sum(scores) / 2
     assert "## seeds 7, 8" in seeds and f"| topic | accuracy | {mean:.3f} ± " in seeds
+
+    # one still queued shows its baseline's metrics: not a seed of the spread until it has run
+    run_in(["dvc", "exp", "run", "--queue", "-S", "seed=9", "-S", "task=[topic]"], repo)
+    run_in(["python", "-m", "lmforge.compare", "--seeds"], repo)
+    assert "## seeds 7, 8 (" in (repo / "reports/compare/seeds.md").read_text()

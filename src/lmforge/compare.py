@@ -76,12 +76,18 @@ def exp_rows(root: Path, names: list[str] | None = None) -> list[dict]:
         raise SystemExit(f"dvc exp show failed: {out.stderr.strip()}")
     rows = []
     for baseline in json.loads(out.stdout or "[]"):
-        entries = [baseline] + [rev for exp in baseline.get("experiments") or [] for rev in exp.get("revs", [])[:1]]
-        for e in entries:
-            name = e.get("name") or (e.get("rev") or "")[:7]
-            if e is baseline and e.get("rev") != "workspace":
+        # an experiment still queued or running shows its baseline's metrics: its status says so
+        entries = [(baseline, "")] + [
+            (rev, ((exp.get("executor") or {}).get("state") or "").replace("success", ""))
+            for exp in baseline.get("experiments") or []
+            for rev in exp.get("revs", [])[:1]
+        ]
+        for e, status in entries:
+            rev = e.get("rev") or ""
+            name = e.get("name") or (rev if rev == "workspace" else rev[:7])
+            if e is baseline and rev != "workspace":
                 name = f"{name} (baseline)"
-            rows.append({"name": name, "status": "", "params": _data(e, "params"), "metrics": _data(e, "metrics")})
+            rows.append({"name": name, "status": status, "params": _data(e, "params"), "metrics": _data(e, "metrics")})
     if names:
         rows = [r for r in rows if r["name"] in names]
     return [r for r in rows if r["metrics"] or r["params"]]
@@ -109,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.seeds is not None:
         from lmforge.report.seeds import aggregate, markdown
 
-        groups = aggregate([r for r in exp_rows(root, args.seeds or None) if not r["name"].endswith("(baseline)")])
+        # finished experiments only: not the workspace or a commit, whose metrics may predate its params
+        rows = exp_rows(root, args.seeds or None)
+        groups = aggregate([r for r in rows if r["name"] != "workspace" and "(" not in r["name"] and not r["status"]])
         if not groups:
             raise SystemExit(
                 "no DVC experiments with task metrics and a seed: run some first, e.g. "

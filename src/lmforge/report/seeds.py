@@ -72,7 +72,9 @@ def markdown(groups: list[dict]) -> str:
     ]
     for g in groups:
         differing = ", ".join(
-            f"{k}={v}" for k, v in sorted(g["config"].items()) if k.startswith(("model.name", "objective"))
+            f"{k}={v}"
+            for k, v in sorted(g["config"].items())
+            if k.startswith(("model.name", "objective")) or (k.endswith(".method") and v != "full")
         )
         lines += [
             f"## seeds {', '.join(map(str, g['seeds']))}" + (f" ({differing})" if differing else ""),

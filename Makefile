@@ -32,11 +32,12 @@ dev: $(VENV)/.dev-installed
 repro: install
 	dvc repro
 
-## Error bars: the default pipeline once per seed (DVC experiments, run one after another in
-## temporary copies), then each task's score as mean ± std (reports/compare/seeds.md).
+## Error bars: the fine-tunes and evaluations once per seed on the current pretrained model (DVC
+## experiments, one after another in temporary copies), then each task's score as mean ± std
+## (reports/compare/seeds.md). The whole pipeline per seed: dvc exp run --queue -S 'seed=1,2,3'.
 SEEDS ?= 1,2,3
 seeds: install
-	dvc exp run --queue -S 'seed=$(SEEDS)'
+	dvc exp run --queue -S 'finetune_seed=$(SEEDS)'
 	dvc exp run --run-all
 	$(BIN)/python -m lmforge.compare --seeds
 

@@ -190,6 +190,7 @@ def test_misspelt_key_and_wrong_type_are_rejected():
         (["+model.vocab_size=5"], r"model\.vocab_size is derived by lmforge"),
         (["tokenizer.vocab_size=100"], r"tokenizer\.vocab_size=100 is smaller than the 6 special tokens"),
         (["seed=-1"], r"seed=-1 must be a non-negative integer"),
+        (["finetune_seed=-2"], r"finetune_seed=-2 must be a non-negative integer or null \(null: seed\)"),
         (["max_task_records=0"], r"max_task_records=0 must be a positive integer or null"),
         (["data=text_files"], r"data\.text_files\.paths is empty"),
         (["model=lstm", "objective=mlm", "task=topic"], r"objective=mlm with model=lstm cannot work"),

@@ -41,6 +41,20 @@ def test_mean_std_and_which_differences_are_clear():
     assert "+1.000 within the spread" in md
 
 
+def test_fine_tune_seeds_on_one_pretrained_model_are_one_group():
+    rows = [row(1234, p, s) for p, s in ((0.90, 0.60), (0.94, 0.64), (0.92, 0.62))]
+    for r, ft in zip(rows, (1, 2, 3)):
+        r["params"]["finetune_seed"] = str(ft)
+    (group,) = aggregate(rows)
+    assert group["seeds"] == ["1", "2", "3"] and group["tasks"]["topic"]["pretrained"][2] == 3
+    assert "## fine-tune seeds 1, 2, 3 (pretraining seed 1234)" in markdown([group])
+    # a whole-pipeline grid (finetune_seed null) names its seeds as such
+    (whole,) = aggregate(
+        [{**row(s, 0.9, 0.6), "params": {**row(s, 0.9, 0.6)["params"], "finetune_seed": "null"}} for s in (1, 2)]
+    )
+    assert whole["seeds"] == ["1", "2"] and "## seeds 1, 2" in markdown([whole])
+
+
 def test_configurations_are_kept_apart_and_one_seed_is_never_clear():
     groups = aggregate([row(1, 0.9, 0.6), row(2, 0.9, 0.6, lr="0.004"), {"name": "x", "params": {}, "metrics": {}}])
     assert sorted(len(g["seeds"]) for g in groups) == [1, 1]

@@ -3,7 +3,8 @@ in one line that lists the options, instead of Hydra's report with its search pa
 source placed last in DVC's search path, so that it is asked only for what conf/ lacks."""
 
 from hydra.core.config_search_path import ConfigSearchPath
-from hydra.plugins.config_source import ConfigLoadError, ConfigResult, ConfigSource
+from hydra.errors import MissingConfigException
+from hydra.plugins.config_source import ConfigResult, ConfigSource
 from hydra.plugins.search_path_plugin import SearchPathPlugin
 
 from lmforge.config import unknown_option
@@ -34,7 +35,7 @@ class UnknownOption(ConfigSource):
         return group in GROUPS and bool(name)
 
     def load_config(self, config_path: str) -> ConfigResult:
-        raise ConfigLoadError(unknown_option(*_split(config_path)))
+        raise MissingConfigException(unknown_option(*_split(config_path)), config_path)
 
     def list(self, config_path: str, results_filter) -> list[str]:
         return []

@@ -181,6 +181,9 @@ class PipelineConfig:
     sections, defaults included (a backbone's and a task's settings are complete in their files)."""
 
     seed: int = 1234
+    # the seed of the task stages (fine-tune and evaluate: task data, head, batch order, dropout);
+    # null: `seed`. Varying it alone re-runs only them, on the same pretrained model (`make seeds`)
+    finetune_seed: Optional[int] = None
     data: DataConfig = field(default_factory=DataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     model: dict[str, Any] = field(default_factory=dict)  # arch + that backbone's settings (lmforge.models)
@@ -210,8 +213,19 @@ class Config(PipelineConfig):
     optimized_direction: str = "minimize"  # minimize | maximize
 
 
-HYPERPARAMETERS = ("seed", "data", "tokenizer", "model", "objective", "optim", "trainer", "task", "max_task_records")
-SCALARS = ("seed", "max_task_records")
+HYPERPARAMETERS = (
+    "seed",
+    "finetune_seed",
+    "data",
+    "tokenizer",
+    "model",
+    "objective",
+    "optim",
+    "trainer",
+    "task",
+    "max_task_records",
+)
+SCALARS = ("seed", "finetune_seed", "max_task_records")
 SECTIONS = {
     "data": DataConfig,
     "tokenizer": TokenizerConfig,
@@ -277,12 +291,23 @@ def register() -> None:
     ConfigStore.instance().store(name="pipeline_schema", node=PipelineConfig)
 
 
+def task_seed(cfg) -> int:
+    """The task stages' seed: `finetune_seed`, else `seed`."""
+    return cfg["seed"] if cfg.get("finetune_seed") is None else cfg["finetune_seed"]
+
+
 # -- sections ----------------------------------------------------------------------------------------
 def section(cfg: DictConfig, name: str) -> Any:
     """A checked hyperparameter section as its dataclass (the top-level numbers as themselves)."""
     value = OmegaConf.select(cfg, name)
     if name == "seed" and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
         raise ConfigError(f"seed={value!r} must be a non-negative integer")
+    if (
+        name == "finetune_seed"
+        and value is not None
+        and (not isinstance(value, int) or isinstance(value, bool) or value < 0)
+    ):
+        raise ConfigError(f"finetune_seed={value!r} must be a non-negative integer or null (null: seed)")
     if name == "max_task_records" and value is not None and (not isinstance(value, int) or value < 1):
         raise ConfigError(f"max_task_records={value!r} must be a positive integer or null")
     if name in SCALARS:

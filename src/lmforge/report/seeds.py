@@ -1,11 +1,12 @@
-"""Error bars: the same pipeline run with several seeds (`dvc exp run --queue -S 'seed=1,2,3'`,
-then `dvc exp run --run-all`), aggregated per task and system as mean ± standard deviation, with
-each pretrained-vs-scratch difference marked when it is larger than the spread (the two standard
-deviations added: a difference the seeds alone would rarely make).
+"""Error bars: the same pipeline run with several seeds — of the fine-tunes alone on one pretrained
+model (`make seeds`: `dvc exp run --queue -S 'finetune_seed=1,2,3'`, then `dvc exp run --run-all`)
+or of the whole pipeline (`-S 'seed=1,2,3'`) — aggregated per task and system as mean ± standard
+deviation, with each pretrained-vs-scratch difference marked when it is larger than the spread (the
+two standard deviations added: a difference the seeds alone would rarely make).
 
 Rows are experiments as `python -m lmforge.compare` reads them (flat params and metrics of
-reports/metrics.json); experiments whose params differ in anything but `seed` (and `conf_digest`)
-are kept apart, so one call can hold several configurations.
+reports/metrics.json); experiments whose params differ in anything but `seed`, `finetune_seed`
+(and `conf_digest`) are kept apart, so one call can hold several configurations.
 """
 
 from __future__ import annotations
@@ -14,7 +15,12 @@ import math
 from collections import defaultdict
 
 SYSTEMS = ("pretrained", "scratch", "baseline")
-IGNORED = ("seed", "conf_digest")
+IGNORED = ("seed", "finetune_seed", "conf_digest")
+
+
+def _finetune_seed(row: dict) -> str | None:
+    value = row["params"].get("finetune_seed")
+    return None if value in (None, "null", "None") else str(value)
 
 
 def _stats(values: list[float]) -> tuple[float, float]:
@@ -53,7 +59,15 @@ def aggregate(rows: list[dict]) -> list[dict]:
                 (mp, sp, n), (ms, ss, _) = entry["pretrained"], entry["scratch"]
                 entry["clear"] = n > 1 and abs(mp - ms) > sp + ss
             tasks[task] = entry
-        out.append({"config": dict(key), "seeds": sorted(r["params"]["seed"] for r in members), "tasks": tasks})
+        out.append(
+            {
+                "config": dict(key),
+                "seeds": sorted(_finetune_seed(r) or r["params"]["seed"] for r in members),
+                "finetune_only": all(_finetune_seed(r) for r in members),
+                "pretrain_seeds": sorted({r["params"]["seed"] for r in members}),
+                "tasks": tasks,
+            }
+        )
     return out
 
 
@@ -77,7 +91,13 @@ def markdown(groups: list[dict]) -> str:
             if k.startswith(("model.name", "objective")) or (k.endswith(".method") and v != "full")
         )
         lines += [
-            f"## seeds {', '.join(map(str, g['seeds']))}" + (f" ({differing})" if differing else ""),
+            (
+                f"## fine-tune seeds {', '.join(map(str, g['seeds']))} (pretraining seed "
+                f"{', '.join(map(str, g['pretrain_seeds']))})"
+                if g.get("finetune_only")
+                else f"## seeds {', '.join(map(str, g['seeds']))}"
+            )
+            + (f" ({differing})" if differing else ""),
             "",
             "| task | metric | pretrained | scratch | baseline | pretrained − scratch |",
             "| --- | --- | --- | --- | --- | --- |",

@@ -24,7 +24,7 @@ from typing import Any, Iterator
 
 from omegaconf import DictConfig, OmegaConf
 
-from lmforge.config import INITS, SCALARS, SECTIONS, TrackingConfig, flatten, load_params, narrow, section
+from lmforge.config import INITS, SCALARS, SECTIONS, TrackingConfig, flatten, load_params, narrow, section, task_seed
 from lmforge.errors import ConfigError
 from lmforge.host import METER, choose_threads, process_age
 from lmforge.schema import build
@@ -123,7 +123,7 @@ def stage(cfg: DictConfig, name: str, sections: tuple[str, ...], tags: dict | No
         build(TrackingConfig, cfg.tracking, "tracking")
     first = not _OPENED
     _OPENED.append(name)
-    seed_everything(checked.get("seed", 0))
+    seed_everything(task_seed(checked) if "finetune_seed" in checked else checked.get("seed", 0))
     choose_threads(METER)  # torch's threads for the cores free now (lmforge.host)
     main = is_main_process()
     tracking = cfg.tracking if main else OmegaConf.create({"enabled": False})

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf
 
+from lmforge.config import task_seed
 from lmforge.data.corpus_index import CorpusIndex
 from lmforge.data.tokenizer import load_tokenizer
 from lmforge.errors import DataError
@@ -23,7 +24,7 @@ from lmforge.tasks import configure, configure_all, load_task_model
 from lmforge.tasks.base import training_settings
 from lmforge.tasks.splits import load_splits
 
-PARAMS = ("seed", "max_task_records", "task")
+PARAMS = ("seed", "finetune_seed", "max_task_records", "task")
 
 
 def _csv_cell(x: str) -> str:
@@ -72,7 +73,7 @@ def evaluate(cfg: DictConfig, task: str) -> dict:
         paths = ctx.paths
         family = configure(task, ctx.cfg.task[task])
         ctx.record(f"task.{task}", family.config)
-        splits = load_splits(family, ctx.cfg.seed, ctx.cfg.max_task_records, paths.corpus_index, paths.root)
+        splits = load_splits(family, task_seed(ctx.cfg), ctx.cfg.max_task_records, paths.corpus_index, paths.root)
         test = splits["test"]
         scored = models(ctx, family)
         ctx.run.begin()  # the inputs checked out: the work (and its MLflow run) begins
@@ -94,7 +95,7 @@ def evaluate(cfg: DictConfig, task: str) -> dict:
             tok = load_tokenizer(paths.finetuned(task, init) / "model")
             predictions[init] = family.predict(model, test, tok, head)
             results[init] = family.scores(predictions[init], test, head)
-        predictions["baseline"] = family.baseline(splits["train"], test, head, ctx.cfg.seed)
+        predictions["baseline"] = family.baseline(splits["train"], test, head, task_seed(ctx.cfg))
         results["baseline"] = family.scores(predictions["baseline"], test, head)
         index = CorpusIndex(paths.corpus_index)
         results["contamination"] = {

@@ -20,7 +20,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from lmforge import interrupt
-from lmforge.config import fingerprint, to_container
+from lmforge.config import fingerprint, task_seed, to_container
 from lmforge.data.tokenizer import load_tokenizer, special_ids
 from lmforge.errors import ConfigError, DataError
 from lmforge.fileio import atomic_dir, content_digest, write_json
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from lmforge.train.callbacks import History
     from lmforge.train.tasks import TaskData, TaskModule
 
-PARAMS = ("seed", "max_task_records", "model", "objective", "trainer", "task")
+PARAMS = ("seed", "finetune_seed", "max_task_records", "model", "objective", "trainer", "task")
 
 
 def check_pretrained(cfg: DictConfig, pretrained: SavedModel, where: Path) -> None:
@@ -82,7 +82,7 @@ def setup(ctx: StageContext, task: str, init: str) -> Setup:
         )
     pretrained = SavedModel.load(paths.pretrained_model)
     check_pretrained(cfg, pretrained, paths.pretrained_model)
-    splits = load_splits(family, cfg.seed, cfg.max_task_records, paths.corpus_index, paths.root)
+    splits = load_splits(family, task_seed(cfg), cfg.max_task_records, paths.corpus_index, paths.root)
     tok = load_tokenizer(paths.pretrained_model)
     backbone, _ = load_backbone(paths.pretrained_model)
     if init == "scratch":  # the same architecture, freshly initialised (seeded)
@@ -120,7 +120,7 @@ def setup(ctx: StageContext, task: str, init: str) -> Setup:
         feats["validation"],
         task_cfg.batch_size,
         special_ids(tok)["pad"],
-        cfg.seed,
+        task_seed(cfg),
         f"task.{task}.batch_size",
     )
     steps_per_epoch = math.ceil(len(feats["train"]) / task_cfg.batch_size)
@@ -157,7 +157,7 @@ def fit(ctx: StageContext, s: Setup, init: str) -> Fitted:
 
     family, task_cfg, trainer_cfg = s.family, s.family.config, ctx.cfg.trainer
     settings = {
-        "seed": ctx.cfg.seed,
+        "seed": task_seed(ctx.cfg),
         "trainer": to_container(ctx.cfg)["trainer"],
         "init": init,
         "task": training_settings(task_cfg),

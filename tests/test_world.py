@@ -387,3 +387,17 @@ def _suffix(word: str, suffixes: tuple[str, ...]) -> str:
 
 def _singular(plural: str) -> str:
     return next(s for s, p in NOUNS.items() if p == plural)
+
+
+def test_a_sample_seed_draws_from_the_world_it_is_given():
+    """A fine-tune seed (`finetune_seed`) draws other records from the pretraining corpus's world:
+    its invented language is that world's lexicon, not the lexicon of the sample's seed."""
+    sizes, against = {"train": 40, "validation": 5, "test": 5}, CorpusSets([])
+    own = world.make_splits("translation", maker("translation"), 2, sizes, against)
+    drawn = world.make_splits("translation", maker("translation"), 2, sizes, against, world_seed=1)
+    same_world = world.make_splits("translation", maker("translation"), 1, sizes, against)
+    assert drawn["train"] != same_world["train"]  # another sample …
+    words = {s: {w for r in v["train"] for w in _words(r["target"])} for s, v in (("own", own), ("drawn", drawn))}
+    lexicon = {1: set(Lexicon(1).words.values()), 2: set(Lexicon(2).words.values())}
+    assert len(words["drawn"] & lexicon[1]) > 20 and not words["drawn"] & (lexicon[2] - lexicon[1])  # … of world 1
+    assert len(words["own"] & lexicon[2]) > 20

@@ -73,7 +73,9 @@ def evaluate(cfg: DictConfig, task: str) -> dict:
         paths = ctx.paths
         family = configure(task, ctx.cfg.task[task])
         ctx.record(f"task.{task}", family.config)
-        splits = load_splits(family, task_seed(ctx.cfg), ctx.cfg.max_task_records, paths.corpus_index, paths.root)
+        splits = load_splits(
+            family, task_seed(ctx.cfg), ctx.cfg.max_task_records, paths.corpus_index, paths.root, ctx.cfg.seed
+        )
         test = splits["test"]
         scored = models(ctx, family)
         ctx.run.begin()  # the inputs checked out: the work (and its MLflow run) begins

@@ -82,7 +82,7 @@ def setup(ctx: StageContext, task: str, init: str) -> Setup:
         )
     pretrained = SavedModel.load(paths.pretrained_model)
     check_pretrained(cfg, pretrained, paths.pretrained_model)
-    splits = load_splits(family, task_seed(cfg), cfg.max_task_records, paths.corpus_index, paths.root)
+    splits = load_splits(family, task_seed(cfg), cfg.max_task_records, paths.corpus_index, paths.root, cfg.seed)
     tok = load_tokenizer(paths.pretrained_model)
     backbone, _ = load_backbone(paths.pretrained_model)
     if init == "scratch":  # the same architecture, freshly initialised (seeded)

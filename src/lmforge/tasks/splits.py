@@ -37,7 +37,7 @@ class Splits:
         return self.records[split]
 
 
-def _builtin(family: Family, seed: int, max_records: int | None, corpus_index: Path) -> Splits:
+def _builtin(family: Family, seed: int, max_records: int | None, corpus_index: Path, world_seed: int | None) -> Splits:
     from lmforge.data.corpus_index import CorpusIndex
     from lmforge.data.world import make_splits
 
@@ -52,7 +52,7 @@ def _builtin(family: Family, seed: int, max_records: int | None, corpus_index: P
     sizes = {"train": data_cfg.n_train, "validation": data_cfg.n_validation, "test": data_cfg.n_test}
     if max_records:
         sizes = {s: min(n, max_records) for s, n in sizes.items()}
-    made = make_splits(name, family.world_tasks[name], seed, sizes, CorpusIndex(corpus_index))
+    made = make_splits(name, family.world_tasks[name], seed, sizes, CorpusIndex(corpus_index), world_seed)
     if data_cfg.max_train and len(made["train"]) > data_cfg.max_train:  # fewer labels (seeded)
         made["train"] = random.Random(f"lmforge-task-split:{seed}").sample(made["train"], data_cfg.max_train)
     labels = family.world_tasks[name].labels
@@ -147,11 +147,19 @@ def _files(family: Family, seed: int, root: Path) -> Splits:
     return Splits(records, None, skipped, where)
 
 
-def load_splits(family: Family, seed: int, max_task_records: int | None, corpus_index: Path, root: Path) -> Splits:
+def load_splits(
+    family: Family,
+    seed: int,
+    max_task_records: int | None,
+    corpus_index: Path,
+    root: Path,
+    world_seed: int | None = None,
+) -> Splits:
     """The checked splits of `family`'s task (see the module docstring); data files are named
-    relative to the project root `root`."""
+    relative to the project root `root`; a built-in task's records are drawn with `seed` from the
+    world of `world_seed` (default: `seed`)."""
     if family.config.data.source == "builtin":
-        splits = _builtin(family, seed, max_task_records, corpus_index)
+        splits = _builtin(family, seed, max_task_records, corpus_index, world_seed)
     else:
         splits = _files(family, seed, Path(root))
     for split in SPLITS:

@@ -104,10 +104,14 @@ def corpus(seed: int, n: int, progress: bool = False) -> Iterator[tuple[str, lis
         yield render_sentences(sents), [s.text for s in sents]
 
 
-def make_splits(name: str, task: WorldTask, seed: int, sizes: dict[str, int], against: Corpus) -> dict[str, list[dict]]:
-    """The train/validation/test records of world task `name`: `sizes[split]` records each,
-    none leaking into the corpus `against`, none in two splits."""
-    ctx = Ctx(seed)
+def make_splits(
+    name: str, task: WorldTask, seed: int, sizes: dict[str, int], against: Corpus, world_seed: int | None = None
+) -> dict[str, list[dict]]:
+    """The train/validation/test records of world task `name`: `sizes[split]` records each, drawn
+    with `seed` from the world of `world_seed` (default: `seed`; the pretraining corpus's world, so
+    that a fine-tune seed changes the sample, not the entities and lexicon), none leaking into the
+    corpus `against`, none in two splits."""
+    ctx = Ctx(seed if world_seed is None else world_seed)
     seen: set[str] = set()
     out: dict[str, list[dict]] = {}
     for split in ("test", "validation", "train"):  # held-out splits first: train never shifts them

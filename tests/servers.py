@@ -97,6 +97,22 @@ def mlflow_server(root: Path, port: int, backend: str | None = None):
     return serving(args, f"http://127.0.0.1:{port}/health", root / "server.log")
 
 
+def signal_at_step(at: int, signum: int) -> str:
+    """A `stage_process` prelude: the training stage sends itself `signum` the moment step `at`
+    has trained (before that step's checkpoint, validation and stop) — a real signal at a chosen
+    step, not at a moment a timer guesses."""
+    return f"""
+import os
+from lmforge.train.trainer import StopOnSignal
+_end = StopOnSignal.on_train_batch_end
+def on_train_batch_end(self, trainer, *args):
+    if trainer.global_step == {at}:
+        os.kill(os.getpid(), {int(signum)})
+    _end(self, trainer, *args)
+StopOnSignal.on_train_batch_end = on_train_batch_end
+"""
+
+
 def stage_process(stage: str, args: list[str], root: Path, log: Path, prelude: str = "") -> subprocess.Popen:
     """`python pipelines/<stage>.py <args>` in project `root`, as a user starts it, its output in
     `log` (after running the Python code `prelude` in the same process, when given: what a job

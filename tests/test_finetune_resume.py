@@ -4,7 +4,6 @@ byte for byte, with every weight trained or with LoRA adapters: the resumed epoc
 batches it already trained on, and dropout draws where the uninterrupted run would
 (`train.tasks.EpochPosition`)."""
 
-import re
 import shutil
 import signal
 import time
@@ -14,7 +13,7 @@ import pytest
 import torch
 from conftest import compose
 from safetensors.torch import load_file
-from servers import stage_process
+from servers import signal_at_step, stage_process
 
 from lmforge.stages import finetune, prepare, pretrain
 
@@ -65,37 +64,36 @@ def curves(root: Path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize(
-    "signum, after, method",
+    "signum, at, method",
     [
-        (signal.SIGINT, "first_step", "full"),
+        (signal.SIGINT, 5, "full"),
+        (signal.SIGTERM, 2 * STEPS_PER_EPOCH, "full"),
         (signal.SIGKILL, "best.ckpt", "full"),
-        (signal.SIGINT, "first_step", "lora"),
+        (signal.SIGINT, 13, "lora"),
     ],
-    ids=["SIGINT mid-epoch", "SIGKILL after an epoch", "LoRA, SIGINT mid-epoch"],
+    ids=["SIGINT mid-epoch", "SIGTERM at an epoch's last step", "SIGKILL after an epoch", "LoRA, SIGINT mid-epoch"],
 )
-def test_a_stopped_fine_tune_resumes_to_the_same_weights(pretrained, uninterrupted, tmp_path, signum, after, method):
+def test_a_stopped_fine_tune_resumes_to_the_same_weights(pretrained, uninterrupted, tmp_path, signum, at, method):
     args, reference = [*ARGS, f"task.topic.method={method}"], uninterrupted(method)
     root = tmp_path / "r"
     shutil.copytree(pretrained, root)
-    ckpts = root / ".lmforge/checkpoints/finetune/topic/pretrained"
     log = tmp_path / "stopped.log"
-    proc = stage_process("finetune", args, root, log)
-    # SIGINT once training has begun (its threads are pinned just before; the first epoch then runs
-    # 10 steps); SIGKILL once the first epoch's checkpoint is complete
-    marker = "threads" if after == "first_step" else "best.ckpt"
-    deadline = time.time() + 180
-    while time.time() < deadline and proc.poll() is None and not list(ckpts.glob(f"*/{marker}")):
-        time.sleep(0.01)
-    time.sleep(0.3 if after == "first_step" else 0)
-    assert proc.poll() is None, f"the fine-tune ended before it could be stopped:\n{log.read_text()[-3000:]}"
-    proc.send_signal(signum)
+    if signum == signal.SIGKILL:  # once the first epoch's checkpoint is complete
+        proc = stage_process("finetune", args, root, log)
+        ckpts = root / ".lmforge/checkpoints/finetune/topic/pretrained"
+        deadline = time.time() + 180
+        while time.time() < deadline and proc.poll() is None and not list(ckpts.glob(f"*/{at}")):
+            time.sleep(0.01)
+        assert proc.poll() is None, f"the fine-tune ended before it could be stopped:\n{log.read_text()[-3000:]}"
+        proc.send_signal(signum)
+    else:
+        proc = stage_process("finetune", args, root, log, signal_at_step(at, signum))
     status = proc.wait(timeout=60)
     text = log.read_text()
-    assert status == (130 if signum == signal.SIGINT else -signal.SIGKILL), text[-3000:]
+    assert status == (-signum if signum == signal.SIGKILL else 128 + signum), text[-3000:]
     assert not (root / MODEL).exists()
-    if signum == signal.SIGINT:
-        stopped_at = int(re.search(r"finetune: stopped by SIGINT at step (\d+) ", text)[1])
-        assert 0 < stopped_at < 4 * STEPS_PER_EPOCH
+    if signum != signal.SIGKILL:  # at the step's end (after the epoch's validation, when it has one)
+        assert f"finetune: stopped by {signal.Signals(signum).name} at step {at} " in text, text[-3000:]
 
     summary = finetune.run(compose(args, root=root))["topic"]["pretrained"]
     assert summary["steps"] == 4 * STEPS_PER_EPOCH

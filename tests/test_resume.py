@@ -16,7 +16,7 @@ import torch
 from conftest import compose
 from mlflow.tracking import MlflowClient
 from safetensors.torch import load_file
-from servers import stage_process
+from servers import signal_at_step, stage_process
 
 from lmforge.errors import ConfigError
 from lmforge.stages import prepare, pretrain
@@ -111,39 +111,46 @@ def test_killed_run_resumes_to_the_same_weights_curves_and_history(prepared, uni
         rows = metric_rows(uri_b, resuming.info.run_id, key)
         assert rows and rows == metric_rows(uri_a, uninterrupted_run.info.run_id, key), key
     assert [s for s, _ in metric_rows(uri_b, resuming.info.run_id, "val/loss")] == [20, 40, 60, 80, 100]
-    csvs = sorted(p.name for p in (a / "artifacts/pretrain/curves").glob("*.csv"))
-    assert csvs == ["train.csv", "val.csv"]
-    for name in csvs:
-        assert (b / "artifacts/pretrain/curves" / name).read_text() == (
-            a / "artifacts/pretrain/curves" / name
-        ).read_text()
+    assert sorted(p.name for p in (a / "artifacts/pretrain/curves").glob("*.csv")) == ["train.csv", "val.csv"]
+    assert curves(b) == curves(a)
     assert not (b / CHECKPOINTS).exists() or not any((b / CHECKPOINTS).rglob("*.ckpt"))
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def curves(root: Path) -> dict[str, str]:
+    return {name: (root / "artifacts/pretrain/curves" / name).read_text() for name in ("train.csv", "val.csv")}
+
+
+@pytest.mark.parametrize(
+    "signum, at",
+    [(signal.SIGTERM, 40), (signal.SIGINT, 13)],
+    ids=["SIGTERM at a validated step", "SIGINT between validations"],
+)
 def test_a_signal_stops_at_a_checkpoint_and_the_rerun_resumes_to_the_same_weights(
-    prepared, uninterrupted, tmp_path, signum
+    prepared, uninterrupted, tmp_path, signum, at
 ):
     root = project(prepared, tmp_path / "r")
     log = tmp_path / "stopped.log"
-    assert interrupt_once_checkpointed(root, signum, log) == 128 + signum
+    proc = stage_process("pretrain", ARGS, root, log, signal_at_step(at, signum))
+    assert proc.wait(timeout=180) == 128 + signum, log.read_text()[-3000:]
     text = log.read_text()
     assert "Traceback" not in text
     name = signal.Signals(signum).name
     last = text.strip().splitlines()[-1]
-    assert re.fullmatch(rf"pretrain: stopped by {name} .*; run the same command to resume", last), last
+    # at the step's end (a validated step's: after its validation and checkpoint)
+    step = re.fullmatch(
+        rf"pretrain: stopped by {name} at step (\d+) \(checkpoint (.+)\); run the same command to resume", last
+    )
+    assert step and int(step[1]) == at, last
     assert not (root / "artifacts/pretrain").exists()
     (stopped,) = pretrain_runs(f"sqlite:///{root}/mlflow.db")
     assert stopped.info.status == "KILLED" and name in stopped.data.tags["lmforge.error"]
-    if step := re.search(r"at step (\d+) \(checkpoint (.+)\)", last):  # (stopped in a step, not in validation)
-        saved = torch.load(step[2], map_location="cpu", weights_only=True)
-        assert saved["global_step"] == int(step[1]) and not Path(step[2]).is_symlink()
+    saved = torch.load(step[2], map_location="cpu", weights_only=True)
+    assert saved["global_step"] == at and not Path(step[2]).is_symlink()
 
     summary = pretrain.run(compose(ARGS, root=root))
-    assert 0 < summary["resumed_from_step"] < 100 and summary["steps"] == 100
-    if step:
-        assert summary["resumed_from_step"] == int(step[1])
+    assert summary["resumed_from_step"] == at and summary["steps"] == 100
     assert_same_weights(root, uninterrupted[1])
+    assert curves(root) == curves(uninterrupted[0])
 
 
 def test_checkpoint_of_another_shape_is_refused(prepared, tmp_path):

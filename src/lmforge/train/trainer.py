@@ -11,7 +11,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from lmforge import interrupt
@@ -90,13 +90,20 @@ class StepCheckpoint(ModelCheckpoint):
         self._save_last_checkpoint(trainer, candidates)
 
 
-class StopOnSignal(L.Callback):
+class StopOnSignal(Checkpoint):
     """After a SIGTERM or SIGINT (`lmforge.interrupt`): at the end of the step it arrived in, save
     the resume checkpoint (`last.ckpt` in `ckpt_dir`, replaced atomically) and stop the fit
-    (`Interrupted`). In a multi-process run the ranks agree first: a signal to any of them stops all."""
+    (`Interrupted`). A step whose end validates (an epoch's last, every `val_check_interval`) first
+    runs its validation, and the checkpoint is saved where Lightning saves its own after one: at the
+    validation's end, or at the epoch's end when the epoch ends there (a run resumed from a checkpoint
+    saved ahead of a pending validation leaves that validation out). As a `Checkpoint` callback it
+    runs after every other callback and after the checkpoint callbacks listed before it, so the best
+    checkpoint and early stopping have counted that validation in the state it saves. In a
+    multi-process run the ranks agree first: a signal to any of them stops all."""
 
     def __init__(self, ckpt_dir: Path):
         self.ckpt_dir = Path(ckpt_dir)
+        self._stop_after: str | None = None  # "validation" or "epoch": a stop waits for its end
 
     def on_train_start(self, trainer, pl_module) -> None:
         # Lightning has put its own SIGTERM handler in front of lmforge's by now; under DDP it
@@ -110,13 +117,29 @@ class StopOnSignal(L.Callback):
             stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
         if not stop or trainer.should_stop:
             return
+        loop = trainer.fit_loop.epoch_loop
+        if loop._should_check_val_fx(trainer.fit_loop._data_fetcher):  # (the same on every rank)
+            self._stop_after = "epoch" if loop.batch_progress.is_last_batch else "validation"
+            return
+        self._stop(trainer)
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if self._stop_after == "validation":
+            self._stop(trainer)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if self._stop_after == "epoch":
+            self._stop(trainer)
+
+    def _stop(self, trainer) -> None:
         last, tmp = self.ckpt_dir / "last.ckpt", self.ckpt_dir / f".last.ckpt.{os.getpid()}"
         trainer.save_checkpoint(tmp, weights_only=False)  # every rank takes part; rank 0 writes
         if trainer.is_global_zero:
             os.replace(tmp, last)  # replaces a link to the newest step checkpoint, not its target
         interrupt.STATE.where = f"at step {trainer.global_step} (checkpoint {last})"
-        # stop here: an epoch's end would run its validation and checkpoints, overwriting this one
-        # (a rank stopped by another's signal has none of its own: it reports the preemption's)
+        # stop here: going on would run the next step (or the epoch's end: its checkpoints would
+        # overwrite this one). A rank stopped by another's signal has none of its own: it reports
+        # the preemption's.
         raise interrupt.Interrupted(interrupt.received() or signal.SIGTERM, interrupt.STATE.where)
 
 

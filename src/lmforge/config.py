@@ -225,7 +225,12 @@ HYPERPARAMETERS = (
     "task",
     "max_task_records",
 )
-SCALARS = ("seed", "finetune_seed", "max_task_records")
+# the top-level numbers: (the least value, whether null is allowed, what they must be)
+SCALARS = {
+    "seed": (0, False, "a non-negative integer"),
+    "finetune_seed": (0, True, "a non-negative integer or null (null: seed)"),
+    "max_task_records": (1, True, "a positive integer or null"),
+}
 SECTIONS = {
     "data": DataConfig,
     "tokenizer": TokenizerConfig,
@@ -300,17 +305,12 @@ def task_seed(cfg) -> int:
 def section(cfg: DictConfig, name: str) -> Any:
     """A checked hyperparameter section as its dataclass (the top-level numbers as themselves)."""
     value = OmegaConf.select(cfg, name)
-    if name == "seed" and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-        raise ConfigError(f"seed={value!r} must be a non-negative integer")
-    if (
-        name == "finetune_seed"
-        and value is not None
-        and (not isinstance(value, int) or isinstance(value, bool) or value < 0)
-    ):
-        raise ConfigError(f"finetune_seed={value!r} must be a non-negative integer or null (null: seed)")
-    if name == "max_task_records" and value is not None and (not isinstance(value, int) or value < 1):
-        raise ConfigError(f"max_task_records={value!r} must be a positive integer or null")
     if name in SCALARS:
+        least, nullable, must = SCALARS[name]
+        if not (value is None and nullable) and (
+            not isinstance(value, int) or isinstance(value, bool) or value < least
+        ):
+            raise ConfigError(f"{name}={value!r} must be {must}")
         return value
     return build(SECTIONS[name], value, name)
 
@@ -439,14 +439,6 @@ def fingerprint(data: Any, inputs: str = "") -> str:
 register()
 
 
-def unknown_option(group: str, name: str) -> str:
-    """One line for a config group option conf/ does not have, listing the ones it has."""
-    options = ", ".join(sorted(f.stem for f in (project_root() / "conf" / group).glob("*.yaml")))
-    path = "/" in name or name.endswith(".yaml")
-    what = f"a {group} is named, not given as a path" if path else f"no such {group}"
-    return f"{group}={name}: {what} (conf/{group}/<name>.yaml); the {group}s are: {options}"
-
-
 def composition_error(e: BaseException) -> str:
     """Hydra's multi-line report of an override that does not compose, in one line: what failed,
     why (the cause Hydra keeps apart), and the options a group has — not its search path."""
@@ -455,7 +447,11 @@ def composition_error(e: BaseException) -> str:
     missing = re.search(r"Could not load '([^'/]+)/([^']+)'", text)
     conf = project_root() / "conf"
     if missing and "Available options" not in text and (conf / missing[1]).is_dir():  # a list entry (task=[a,b])
-        return unknown_option(missing[1], missing[2])
+        group, name = missing[1], missing[2]
+        options = ", ".join(sorted(f.stem for f in (conf / group).glob("*.yaml")))
+        path = "/" in name or name.endswith(".yaml")
+        what = f"a {group} is named, not given as a path" if path else f"no such {group}"
+        return f"{group}={name}: {what} (conf/{group}/<name>.yaml); the {group}s are: {options}"
     options = next((i for i, line in enumerate(lines) if line.startswith("Available options")), None)
     if options is not None:
         lines = lines[:options] + [f"{lines[options].rstrip(':')}: {', '.join(lines[options + 1 :])}"]

@@ -26,7 +26,6 @@ ARGS = [
     "inits=[pretrained]",
     "task.topic.batch_size=4",
     "task.topic.max_epochs=4",
-    "task.topic.patience=4",
 ]
 STEPS_PER_EPOCH = 10
 MODEL = Path("artifacts/finetune/topic/pretrained/model/model.safetensors")
@@ -42,17 +41,20 @@ def pretrained(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def uninterrupted(pretrained, tmp_path_factory):
-    """method -> the uninterrupted fine-tune's weights and curves (each made once)."""
-    made: dict[str, dict] = {}
+    """args -> the uninterrupted fine-tune's weights, curves and steps (each made once)."""
+    made: dict[tuple, dict] = {}
 
-    def get(method: str) -> dict:
-        if method not in made:
-            root = tmp_path_factory.mktemp(f"uninterrupted-{method}")
+    def get(args: list[str]) -> dict:
+        if tuple(args) not in made:
+            root = tmp_path_factory.mktemp("uninterrupted")
             shutil.copytree(pretrained, root, dirs_exist_ok=True)
-            summary = finetune.run(compose([*ARGS, f"task.topic.method={method}"], root=root))
-            assert summary["topic"]["pretrained"]["steps"] == 4 * STEPS_PER_EPOCH  # (no early stop)
-            made[method] = {"weights": load_file(str(root / MODEL)), "curves": curves(root)}
-        return made[method]
+            summary = finetune.run(compose(args, root=root))["topic"]["pretrained"]
+            made[tuple(args)] = {
+                "weights": load_file(str(root / MODEL)),
+                "curves": curves(root),
+                "steps": summary["steps"],
+            }
+        return made[tuple(args)]
 
     return get
 
@@ -63,18 +65,32 @@ def curves(root: Path) -> dict[str, str]:
     return {name: (root / MODEL.parent.parent / "curves" / name).read_text() for name in ("train.csv", "val.csv")}
 
 
+# the smoke model's validation accuracy stays flat on this task: with patience 1, early stopping
+# ends the fine-tune after its second epoch (the test checks it does)
+EARLY_STOP = 2 * STEPS_PER_EPOCH
+
+
 @pytest.mark.parametrize(
-    "signum, at, method",
+    "signum, at, settings",
     [
-        (signal.SIGINT, 5, "full"),
-        (signal.SIGTERM, 2 * STEPS_PER_EPOCH, "full"),
-        (signal.SIGKILL, "best.ckpt", "full"),
-        (signal.SIGINT, 13, "lora"),
+        (signal.SIGINT, 5, []),
+        (signal.SIGTERM, 2 * STEPS_PER_EPOCH, []),
+        (signal.SIGKILL, "best.ckpt", []),
+        (signal.SIGINT, 13, ["task.topic.method=lora"]),
+        (signal.SIGTERM, EARLY_STOP, ["task.topic.patience=1"]),
     ],
-    ids=["SIGINT mid-epoch", "SIGTERM at an epoch's last step", "SIGKILL after an epoch", "LoRA, SIGINT mid-epoch"],
+    ids=[
+        "SIGINT mid-epoch",
+        "SIGTERM at an epoch's last step",
+        "SIGKILL after an epoch",
+        "LoRA, SIGINT mid-epoch",
+        "SIGTERM in the epoch early stopping ends",
+    ],
 )
-def test_a_stopped_fine_tune_resumes_to_the_same_weights(pretrained, uninterrupted, tmp_path, signum, at, method):
-    args, reference = [*ARGS, f"task.topic.method={method}"], uninterrupted(method)
+def test_a_stopped_fine_tune_resumes_to_the_same_weights(pretrained, uninterrupted, tmp_path, signum, at, settings):
+    args = [*ARGS, "task.topic.patience=4", *settings]  # (the last of a key wins)
+    reference = uninterrupted(args)
+    assert reference["steps"] == (EARLY_STOP if "task.topic.patience=1" in settings else 4 * STEPS_PER_EPOCH)
     root = tmp_path / "r"
     shutil.copytree(pretrained, root)
     log = tmp_path / "stopped.log"
@@ -96,9 +112,9 @@ def test_a_stopped_fine_tune_resumes_to_the_same_weights(pretrained, uninterrupt
         assert f"finetune: stopped by {signal.Signals(signum).name} at step {at} " in text, text[-3000:]
 
     summary = finetune.run(compose(args, root=root))["topic"]["pretrained"]
-    assert summary["steps"] == 4 * STEPS_PER_EPOCH
+    assert summary["steps"] == reference["steps"]
     assert curves(root) == reference["curves"]
-    assert len(reference["curves"]["train.csv"].splitlines()) > 4 * STEPS_PER_EPOCH // 2  # (logged often)
+    assert len(reference["curves"]["train.csv"].splitlines()) > reference["steps"] // 2  # (logged often)
     resumed = load_file(str(root / MODEL))
     assert resumed.keys() == reference["weights"].keys()
     for k, v in reference["weights"].items():

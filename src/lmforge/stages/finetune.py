@@ -149,10 +149,10 @@ class Fitted:
 
 
 def fit(ctx: StageContext, s: Setup, init: str) -> Fitted:
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+    from lightning.pytorch.callbacks import ModelCheckpoint
 
     from lmforge.train.callbacks import History
-    from lmforge.train.tasks import EpochPosition
+    from lmforge.train.tasks import EpochPosition, ResumableEarlyStopping
     from lmforge.train.trainer import StopOnSignal, check_checkpoint, latest_checkpoint, make_trainer, pin_threads
 
     family, task_cfg, trainer_cfg = s.family, s.family.config, ctx.cfg.trainer
@@ -190,7 +190,7 @@ def fit(ctx: StageContext, s: Setup, init: str) -> Fitted:
     callbacks = [
         best,
         history,
-        EarlyStopping(monitor=score, mode="max", patience=task_cfg.patience),
+        ResumableEarlyStopping(monitor=score, mode="max", patience=task_cfg.patience),
         EpochPosition(),
         StopOnSignal(ckpt_dir),
     ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import EarlyStopping
 from torchmetrics import MeanMetric
 
 from lmforge.optim import FusedClipping, adamw, fused_ok, scheduled
@@ -61,6 +62,17 @@ class EpochPosition(L.Callback):
     def load_state_dict(self, state: dict) -> None:
         self._resume = {"epoch": state["epoch"], "done": state["done"]}
         torch.set_rng_state(state["rng"])
+
+
+class ResumableEarlyStopping(EarlyStopping):
+    """Lightning's early stopping, which a resumed fit obeys: resumed from a checkpoint saved as
+    early stopping ended the run (its patience spent), the fit ends there as the uninterrupted run
+    did, instead of training another epoch (a checkpoint keeps the callback's count, not the
+    trainer's `should_stop`)."""
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if self.wait_count >= self.patience:
+            trainer.should_stop = True
 
 
 class TaskModule(FusedClipping, L.LightningModule):

@@ -41,7 +41,7 @@ def pretrained(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def uninterrupted(pretrained, tmp_path_factory):
-    """args -> the uninterrupted fine-tune's weights, curves and steps (each made once)."""
+    """args -> the uninterrupted fine-tune's weights, curves, steps and epochs (each made once)."""
     made: dict[tuple, dict] = {}
 
     def get(args: list[str]) -> dict:
@@ -53,6 +53,7 @@ def uninterrupted(pretrained, tmp_path_factory):
                 "weights": load_file(str(root / MODEL)),
                 "curves": curves(root),
                 "steps": summary["steps"],
+                "epochs": summary["epochs"],
             }
         return made[tuple(args)]
 
@@ -112,7 +113,7 @@ def test_a_stopped_fine_tune_resumes_to_the_same_weights(pretrained, uninterrupt
         assert f"finetune: stopped by {signal.Signals(signum).name} at step {at} " in text, text[-3000:]
 
     summary = finetune.run(compose(args, root=root))["topic"]["pretrained"]
-    assert summary["steps"] == reference["steps"]
+    assert (summary["steps"], summary["epochs"]) == (reference["steps"], reference["epochs"])
     assert curves(root) == reference["curves"]
     assert len(reference["curves"]["train.csv"].splitlines()) > reference["steps"] // 2  # (logged often)
     resumed = load_file(str(root / MODEL))

@@ -1,7 +1,8 @@
-"""A fine-tune stopped in the middle of an epoch (SIGINT: its checkpoint at that step) or killed
-after an epoch's checkpoint (SIGKILL) resumes to the curves and weights of an uninterrupted run,
-byte for byte, with every weight trained or with LoRA adapters: the resumed epoch leaves out the
-batches it already trained on, and dropout draws where the uninterrupted run would
+"""A fine-tune stopped by a signal (its checkpoint at that step's end: mid-epoch, or after the
+validation of an epoch's last step) or killed after an epoch's checkpoint (SIGKILL) resumes to the
+steps, curves and weights of an uninterrupted run, byte for byte, with every weight trained or with
+LoRA adapters, and stops where early stopping stopped it: the resumed epoch leaves out the batches
+it already trained on, and dropout draws where the uninterrupted run would
 (`train.tasks.EpochPosition`)."""
 
 import shutil

@@ -77,6 +77,10 @@ def interrupt_once_checkpointed(root: Path, signum: int, log: Path, prelude: str
     return proc.wait(timeout=60)
 
 
+def curves(root: Path) -> dict[str, str]:
+    return {name: (root / "artifacts/pretrain/curves" / name).read_text() for name in ("train.csv", "val.csv")}
+
+
 def assert_same_weights(root: Path, reference: dict) -> None:
     resumed = load_file(str(root / "artifacts/pretrain/model/model.safetensors"))
     assert resumed.keys() == reference.keys()
@@ -114,10 +118,6 @@ def test_killed_run_resumes_to_the_same_weights_curves_and_history(prepared, uni
     assert sorted(p.name for p in (a / "artifacts/pretrain/curves").glob("*.csv")) == ["train.csv", "val.csv"]
     assert curves(b) == curves(a)
     assert not (b / CHECKPOINTS).exists() or not any((b / CHECKPOINTS).rglob("*.ckpt"))
-
-
-def curves(root: Path) -> dict[str, str]:
-    return {name: (root / "artifacts/pretrain/curves" / name).read_text() for name in ("train.csv", "val.csv")}
 
 
 @pytest.mark.parametrize(

@@ -115,7 +115,7 @@ class OptimConfig:
     min_lr_ratio: float = setting(0.1, ge=0, le=1)
 
 
-PRECISIONS = ("32-true", "32", "bf16-mixed", "bf16-true", "16-mixed", "16-true", "64-true")
+PRECISIONS = ("auto", "32-true", "32", "bf16-mixed", "bf16-true", "16-mixed", "16-true", "64-true")
 
 
 @dataclass
@@ -124,7 +124,7 @@ class TrainerConfig:
     devices: Any = 1  # per node: a count, "auto", or a list of device indices
     num_nodes: int = setting(1, gt=0)
     strategy: str = "auto"  # auto | ddp | fsdp | any Lightning strategy name
-    precision: str = setting("bf16-mixed", choices=PRECISIONS)
+    precision: str = setting("auto", choices=PRECISIONS)  # auto: lmforge.host.auto_precision
     max_steps: int = setting(2000, gt=0)
     max_time: Optional[str] = None  # "DD:HH:MM:SS"
     batch_size: int = setting(16, gt=0)  # global: split evenly over devices × nodes

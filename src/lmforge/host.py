@@ -111,6 +111,28 @@ DEFAULT_THREADS: int | None = None  # torch's own choice, before any change (set
 METER = CoreMeter()
 
 
+def native_bf16_cpu() -> bool:
+    """Whether this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX; Linux's /proc/cpuinfo).
+    Without it torch's bf16 matmul takes a reference path: 1.1 GFLOP/s against fp32's 75 on one
+    core of an AVX2-only EPYC, where bf16 autocast made pretraining 40x slower."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        return False
+    return bool({"avx512_bf16", "amx_bf16"} & set(flags.split()))
+
+
+def auto_precision(device: str) -> str:
+    """`trainer.precision=auto`: bf16 autocast where `device` ("cpu", "cuda") computes bf16 natively,
+    else full fp32."""
+    if device == "cuda":
+        import torch
+
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"
+    return "bf16-mixed" if device == "cpu" and native_bf16_cpu() else "32-true"
+
+
 def reset_peak_memory() -> None:
     """Start measuring this process's peak resident memory afresh (Linux; elsewhere a no-op)."""
     try:

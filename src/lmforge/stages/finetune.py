@@ -224,6 +224,7 @@ def fit(ctx: StageContext, s: Setup, init: str) -> Fitted:
         "n_train": len(s.splits["train"]),
         "n_train_features": len(s.data.train),
         "skipped": s.splits.skipped,
+        "precision": trainer.precision,  # `auto` resolved for this device
         "threads": threads,
     }
     return Fitted(summary, history, ckpt_dir)

@@ -16,7 +16,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
 from omegaconf import DictConfig
 
 from lmforge import interrupt
@@ -55,10 +54,6 @@ class Fitted:
     history: History  # every logged scalar by step: the curves
     checkpoint_dir: Path | None  # None: nothing was trained
     state: dict | None = None  # the trained weights, whole (gathered from every process when sharded)
-
-
-def compute_device(accelerator: str) -> str:
-    return "cuda" if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available() else "cpu"
 
 
 def checked_model(cfg: DictConfig) -> tuple[type[Backbone], Any]:
@@ -116,7 +111,7 @@ def measure(ctx: StageContext, s: Setup, data: PackedLMData) -> Fitted:
     """A checkpoint taken as it is (`Backbone.trains` says no): no training, only its loss on the
     corpus's validation windows, so the report still says how well it models the corpus."""
     from lmforge.train.callbacks import History
-    from lmforge.train.trainer import make_trainer
+    from lmforge.train.trainer import make_trainer, precision_of
 
     history = History(sink=ctx.run.log_metrics)
     trainer = make_trainer(
@@ -144,7 +139,7 @@ def measure(ctx: StageContext, s: Setup, data: PackedLMData) -> Fitted:
             "mfu": 0.0,
             "peak_flops": 0.0,
             "device": "cpu",
-            "precision": ctx.cfg.trainer.precision,
+            "precision": precision_of(ctx.cfg.trainer),
         },
         history,
         None,
@@ -159,9 +154,11 @@ def fit(ctx: StageContext, s: Setup) -> Fitted:
         StepCheckpoint,
         StopOnSignal,
         check_checkpoint,
+        compute_device,
         latest_checkpoint,
         make_trainer,
         pin_threads,
+        precision_of,
     )
 
     trainer_cfg = ctx.cfg.trainer
@@ -190,7 +187,8 @@ def fit(ctx: StageContext, s: Setup) -> Fitted:
         log.info("resuming from %s (step %d)", resume, resumed_step)
 
     device = compute_device(trainer_cfg.accelerator)
-    peak = measure_matmul_peak(device, precision_dtype(trainer_cfg.precision))
+    precision = precision_of(trainer_cfg)
+    peak = measure_matmul_peak(device, precision_dtype(precision))
     throughput = Throughput(
         trainer_cfg.batch_size * trainer_cfg.block_size, s.backbone.flops_per_token(trainer_cfg.block_size), peak
     )
@@ -241,7 +239,7 @@ def fit(ctx: StageContext, s: Setup) -> Fitted:
             "mfu": throughput.mfu,
             "peak_flops": peak,
             "device": device,
-            "precision": trainer_cfg.precision,
+            "precision": precision,
             "threads": threads,
         },
         history,

@@ -16,9 +16,21 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from lmforge import interrupt
 from lmforge.fileio import write_fault, write_text
+from lmforge.host import auto_precision
 from lmforge.models import check_state
 
 log = logging.getLogger("lmforge")
+
+
+def compute_device(accelerator: str) -> str:
+    return "cuda" if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available() else "cpu"
+
+
+def precision_of(trainer_cfg: Any) -> str:
+    """The precision a run trains in: `trainer.precision`, `auto` resolved for the device."""
+    if trainer_cfg.precision != "auto":
+        return trainer_cfg.precision
+    return auto_precision(compute_device(trainer_cfg.accelerator))
 
 
 def make_trainer(trainer_cfg: Any, *, callbacks: list, progress: bool = True, **overrides) -> L.Trainer:
@@ -30,7 +42,7 @@ def make_trainer(trainer_cfg: Any, *, callbacks: list, progress: bool = True, **
         devices=trainer_cfg.devices,
         num_nodes=trainer_cfg.num_nodes,
         strategy=trainer_cfg.strategy,
-        precision=trainer_cfg.precision,
+        precision=precision_of(trainer_cfg),
         gradient_clip_val=trainer_cfg.gradient_clip_val,
         accumulate_grad_batches=trainer_cfg.accumulate_grad_batches,
         log_every_n_steps=trainer_cfg.log_every_n_steps,

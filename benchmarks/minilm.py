@@ -142,6 +142,9 @@ def main(argv=None) -> bool:
                 else:
                     fin = read_json(root / "artifacts" / "finetune" / task / "pretrained" / "summary.json") or {}
                     met = read_json(root / "reports" / "metrics" / f"{task}.json") or {}
+                    ran = root / "reports" / "runtime"
+                    fin_ran = read_json(ran / "finetune" / task / "pretrained.json") or {}
+                    met_ran = read_json(ran / "evaluate" / f"{task}.json") or {}
                     key = met.get("metric")
                     row |= {
                         "metric": key,
@@ -150,8 +153,8 @@ def main(argv=None) -> bool:
                         "n_test": met.get("n_test"),
                         **{k: fin.get(k) for k in ("n_train", "steps", "epochs", "val_metric")},
                         "best_val": fin.get("best_val_score"),
-                        "finetune_stage_wall_s": fin.get("wall_s"),
-                        "evaluate_stage_wall_s": met.get("wall_s"),
+                        "finetune_stage_wall_s": fin_ran.get("wall_s"),
+                        "evaluate_stage_wall_s": met_ran.get("wall_s"),
                     }
 
     rows = [(name, f"{s['wall_s']:.1f} s, rc {s['rc']}") for name, s in result["stages"].items()]

@@ -6,11 +6,11 @@
     dvc repro                                (again: nothing changed, so nothing may run; target <= 2 s)
 
 Per-stage wall times come from two places: DVC's own log ("Running stage 'x'" lines, timed as
-they arrive, and the start-up each stage's process reports on its "done" line) and the files the
-stages write (artifacts/prepare/stats.json, artifacts/*/summary.json, reports/metrics/*.json:
-`wall_s`); what DVC's time for a stage holds beyond the stage's own is its process start, exit and
-DVC. reports/metrics.json (results only) is copied into the result, and every task's test score is
-printed: pretrained, scratch and baseline, with whether pretrained beats both.
+they arrive, and the start-up each stage's process reports on its "done" line) and the runtime
+records the stages write (reports/runtime/: `wall_s`); what DVC's time for a stage holds beyond
+the stage's own is its process start, exit and DVC. reports/metrics.json (results only) is copied
+into the result, and every task's test score is printed: pretrained, scratch and baseline, with
+whether pretrained beats both.
 
 `--experiment <name>` composes the clone's params.yaml with that preset
 (`python -m lmforge.params experiment=<name>`, what `dvc exp run -S experiment=<name>` composes)
@@ -55,11 +55,11 @@ OVERLAY = tuple("src pipelines conf hydra_plugins .dvc/config dvc.yaml params.ya
 def stage_files(stage: str) -> list[str]:
     """The files in which a stage of dvc.yaml records its own wall_s (a finetune: one per init)."""
     if stage in ("prepare", "pretrain"):
-        return [f"artifacts/{stage}/{'stats' if stage == 'prepare' else 'summary'}.json"]
+        return [f"reports/runtime/{stage}.json"]
     if m := re.fullmatch(r"finetune@(.+)", stage):
-        return [f"artifacts/finetune/{m.group(1)}/{init}/summary.json" for init in ("pretrained", "scratch")]
+        return [f"reports/runtime/finetune/{m.group(1)}/{init}.json" for init in ("pretrained", "scratch")]
     if m := re.fullmatch(r"evaluate@(.+)", stage):
-        return [f"reports/metrics/{m.group(1)}.json"]
+        return [f"reports/runtime/evaluate/{m.group(1)}.json"]
     return []
 
 

@@ -122,8 +122,12 @@ def test_every_built_in_task_fine_tunes_with_lora_and_is_saved_merged(lora_proje
     assert metrics  # scored by evaluate like any task model
     share = f"{summary['trainable_params']:,} of {summary['total_params']:,} "
     share += f"({100 * summary['trainable_params'] / summary['total_params']:.2f} %)"
-    row = f"| {task} | pretrained | lora | {share} | {summary['peak_memory_mb']} | {summary['saved_mb']} |"
-    assert row in (root / "reports" / "report.md").read_text()  # the report's cost table
+    row = f"| {task} | pretrained | lora | {share} | {summary['saved_mb']} |"
+    assert row in (root / "reports" / "report.md").read_text()  # the report's method table
+    measured = json.loads((root / "reports" / "runtime" / "finetune" / task / "pretrained.json").read_text())
+    assert measured["peak_memory_mb"] == summary["peak_memory_mb"] and measured["wall_s"] > 0
+    row += f" {measured['peak_memory_mb']} | {measured['wall_s']:.1f} |"
+    assert row in (root / "reports" / "runtime.md").read_text()  # beside what it cost on this machine
 
 
 def test_the_comparison_table_shows_each_methods_cost_beside_its_score():

@@ -122,7 +122,7 @@ def test_a_stopped_ddp_run_resumes_to_the_same_weights(runs, tmp_path):
     assert not (root / "artifacts/pretrain").exists()
 
     stage("pretrain", root, *args)
-    assert summary(root, "artifacts/pretrain/summary.json")["resumed_from_step"] == int(steps.pop())
+    assert summary(root, "reports/runtime/pretrain.json")["resumed_from_step"] == int(steps.pop())
     resumed, reference = (load_file(str(r / "artifacts/pretrain/model/model.safetensors")) for r in (root, ddp))
     assert resumed.keys() == reference.keys()
     for k, v in reference.items():

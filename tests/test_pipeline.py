@@ -61,13 +61,30 @@ def test_repro_runs_every_stage_and_tracks_it(smoke_pipeline):
     assert metrics["tasks"]["topic"]["baseline"]["accuracy"] < 0.75
     assert metrics["tasks"]["summarization"]["baseline"]["rouge1"] > 10
     timings = (repo / "reports/plots/timings.csv").read_text().splitlines()
-    assert timings[0] == "stage,seconds" and any(row.startswith("pretrain,") for row in timings)
-    speed = json.loads((repo / "artifacts/pretrain/summary.json").read_text())
+    assert timings[0] == "stage,seconds" and len(timings) == 1 + 2 + 3 * len(TASKS)  # every stage that ran
+    stages = {row.split(",")[0] for row in timings[1:]}
+    assert stages >= {"prepare", "pretrain", "finetune@qa (scratch)", "evaluate@ner"}
+    speed = json.loads((repo / "reports/runtime/pretrain.json").read_text())
     assert speed["tokens_per_s"] > 0 and speed["mfu"] > 0  # measured even on a run of a few steps
     report = (repo / "reports/report.md").read_text()
     assert "perplexity" in report and "| topic | accuracy | 0–1 |" in report and "Contamination" in report
     assert "| translation | bleu | 0–100 |" in report and "| ner/test |" in report
-    assert "## Fine-tuning cost" in report and "| topic | scratch | full |" in report
+    assert "## Fine-tuning methods" in report and "| topic | scratch | full |" in report
+    runtime = (repo / "reports/runtime.md").read_text()
+    assert f"{speed['tokens_per_s']:,.0f} tokens/s" in runtime and "| finetune@topic (scratch) | " in runtime
+
+
+def test_no_out_holds_what_the_machine_measured(smoke_pipeline):
+    """Wall times, threads, memory, throughput and resume points live in reports/runtime/, so that
+    the same work gives the same outs (and dvc.lock) on any machine."""
+    repo, _ = smoke_pipeline
+    measured = {"wall_s", "threads", "peak_memory_mb", "tokens_per_s", "mfu", "peak_flops", "resumed_from_step"}
+    outs = [repo / "artifacts/prepare/stats.json", repo / "artifacts/pretrain/summary.json"]
+    outs += [*(repo / "artifacts/finetune").glob("*/*/summary.json"), *(repo / "reports/metrics").glob("*.json")]
+    assert len(outs) == 2 + 3 * len(TASKS)
+    for path in outs:
+        assert not measured & set(json.loads(path.read_text())), path
+    assert not any(word in (repo / "reports/report.md").read_text() for word in ("tokens/s", "seconds", "MFU"))
     for task in TASKS:
         assert (repo / f"reports/plots/scores/{task}.csv").read_text().startswith("system,score\npretrained,")
     model_dir = repo / "artifacts/pretrain/model"
@@ -165,17 +182,18 @@ def test_a_key_no_stage_reads_fails_before_any_stage(smoke_pipeline, tmp_path):
     assert (repo / "params.yaml").read_text() == params
 
 
-def test_an_unchanged_rerun_leaves_the_metrics_diff_empty(smoke_pipeline, tmp_path):
+def test_an_unchanged_rerun_leaves_the_metrics_diff_and_the_lock_unchanged(smoke_pipeline, tmp_path):
+    """The same work gives the same records: no wall time or other measurement in an out."""
     repo = copy_repo(smoke_pipeline[0], tmp_path / "repo")
     run_in(["git", "add", "reports/metrics.json", "dvc.lock"], repo)
     run_in(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "results"], repo)
-    before = (repo / "reports/metrics.json").read_text()
-    out = run_in(
-        ["dvc", "repro", "-f", "-s", "finetune@topic", "evaluate@topic", "evaluate@summarization", "report"], repo
-    )
-    assert ran_stages(out.stdout) == {"finetune@topic", "evaluate@topic", "evaluate@summarization", "report"}
+    before, lock_before = (repo / "reports/metrics.json").read_text(), (repo / "dvc.lock").read_text()
+    stages = ["prepare", "pretrain", "finetune@topic", "evaluate@topic", "evaluate@summarization", "report"]
+    out = run_in(["dvc", "repro", "-f", "-s", *stages], repo)
+    assert ran_stages(out.stdout) == set(stages)
     assert run_in(["dvc", "metrics", "diff"], repo).stdout.strip() == ""
     assert (repo / "reports/metrics.json").read_text() == before
+    assert (repo / "dvc.lock").read_text() == lock_before
 
 
 def test_a_stale_params_yaml_is_refused(smoke_pipeline, tmp_path):

@@ -27,25 +27,13 @@ def summary_metrics(pretrain: dict, tasks: dict[str, dict]) -> dict:
     }
 
 
-def timings(
-    prepare: dict, pretrain: dict, finetune: dict[tuple[str, str], dict], evaluate: dict[str, dict]
-) -> list[dict]:
-    """Each stage's wall time (and pretraining's throughput): machine-dependent, kept apart from
-    the results (`reports/plots/timings.csv`, a `dvc plots` bar chart)."""
-    rows = [
-        {"stage": "prepare", "seconds": prepare["wall_s"]},
-        {
-            "stage": "pretrain",
-            "seconds": pretrain["wall_s"],
-            "tokens_per_s": pretrain.get("tokens_per_s"),
-            "mfu": pretrain.get("mfu"),
-        },
+def timings(runtime: dict[str, dict]) -> list[dict]:
+    """Each stage's wall time (and pretraining's throughput), from `reports/runtime/`: machine-
+    dependent, kept apart from the results (`reports/runtime.md`; `reports/plots/timings.csv`, a
+    `dvc plots` bar chart). `runtime`: stage label → what that run recorded."""
+    return [
+        {"stage": label, "seconds": r["wall_s"], "tokens_per_s": r.get("tokens_per_s")} for label, r in runtime.items()
     ]
-    rows += [
-        {"stage": f"finetune@{task} ({init})", "seconds": s["wall_s"]} for (task, init), s in sorted(finetune.items())
-    ]
-    rows += [{"stage": f"evaluate@{task}", "seconds": e["wall_s"]} for task, e in sorted(evaluate.items())]
-    return rows
 
 
 def _fmt(x: float) -> str:
@@ -64,19 +52,21 @@ def _backbone(pretrain: dict) -> str:
     return text
 
 
-def cost_table(finetune: dict[tuple[str, str], dict]) -> list[str]:
-    """Markdown rows: each fine-tune's method, trainable share, peak memory, saved size and time."""
-    rows = [
-        "| task | init | method | trainable parameters | peak memory (MB) | saved (MB) | seconds |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-    ]
+def cost_table(finetune: dict[tuple[str, str], dict], measured: dict[tuple[str, str], dict] | None = None) -> list[str]:
+    """Markdown rows: each fine-tune's method, trainable share and saved size; with `measured` (its
+    runtime record) also its peak memory and wall time."""
+    head = ["task", "init", "method", "trainable parameters", "saved (MB)"]
+    if measured is not None:
+        head += ["peak memory (MB)", "seconds"]
+    rows = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for (task, init), s in sorted(finetune.items()):
         trainable, total = s.get("trainable_params"), s.get("total_params")
         share = f"{trainable:,} of {total:,} ({100 * trainable / total:.2f} %)" if trainable and total else "–"
-        rows.append(
-            f"| {task} | {init} | {s.get('method', 'full')} | {share} | {s.get('peak_memory_mb', '–')} "
-            f"| {s.get('saved_mb', '–')} | {s['wall_s']:.1f} |"
-        )
+        cells = [task, init, s.get("method", "full"), share, s.get("saved_mb", "–")]
+        if measured is not None:
+            r = measured.get((task, init), {})
+            cells += [r.get("peak_memory_mb") or "–", f"{r['wall_s']:.1f}" if "wall_s" in r else "–"]
+        rows.append("| " + " | ".join(map(str, cells)) + " |")
     return rows
 
 
@@ -95,9 +85,8 @@ def markdown(
         f"{lm.get('n_params', 0):,} parameters, {lm.get('steps')} steps; every task below fine-tunes this "
         f"backbone (`pretrained`) or the same architecture freshly initialised (`scratch`)",
         f"- validation loss **{lm['val_loss']:.3f}**, perplexity **{lm['val_ppl']:.1f}**",
-        f"- throughput {pretrain.get('tokens_per_s', 0):,.0f} tokens/s, MFU {100 * pretrain.get('mfu', 0):.1f}% "
-        f"(against a matmul peak of {pretrain.get('peak_flops', 0) / 1e9:.0f} GFLOP/s measured at start, "
-        f"{pretrain.get('device', '?')}, {pretrain.get('precision', '?')})",
+        f"- {pretrain.get('device', '?')}, {pretrain.get('precision', '?')}; throughput, memory and wall time "
+        "of each stage: `runtime.md` (what this machine measured; not tracked by DVC)",
         "",
         "## Tasks (test split)",
         "",
@@ -117,9 +106,10 @@ def markdown(
         )
     lines += [
         "",
-        "## Fine-tuning cost",
+        "## Fine-tuning methods",
         "",
-        "What each fine-tune trained (`task.<t>.method`: full, lora or frozen) and what it took:",
+        "What each fine-tune trained (`task.<t>.method`: full, lora or frozen) and saved (its peak memory "
+        "and time: `runtime.md`):",
         "",
         *cost_table(finetune),
     ]
@@ -146,12 +136,39 @@ def markdown(
                 f"| {task}/{split} | {c['docs']} | {c['docs_with_overlap']} | {c['fraction_docs']:.4f} "
                 f"| {c['fraction_ngrams']:.4f} |"
             )
-    lines += ["", "## Wall time", "", "| stage | seconds | tokens/s |", "| --- | --- | --- |"]
-    for row in timings(prepare, pretrain, finetune, evaluate):
-        tps = f"{row['tokens_per_s']:,.0f}" if row.get("tokens_per_s") else ""
-        lines.append(f"| {row['stage']} | {row['seconds']:.1f} | {tps} |")
     lines += ["", "Figures: `figures/pretrain_loss.png`, `figures/tasks.png`.", ""]
     return "\n".join(lines)
+
+
+def runtime_markdown(
+    pretrain: dict, finetune: dict[tuple[str, str], dict], runtime: dict[str, dict], finetune_runtime: dict
+) -> str:
+    """`reports/runtime.md`: what the last run of each stage measured on this machine — kept out of
+    DVC's outs (a stage restored from its cache, or run elsewhere, has no row)."""
+    pre = runtime.get("pretrain", {})
+    lines = [
+        "# lmforge runtime",
+        "",
+        "What the last run of each stage measured on this machine (`reports/runtime/`); machine-dependent, "
+        "so not tracked by DVC. The results: `report.md`.",
+        "",
+        f"- pretraining throughput {pre.get('tokens_per_s', 0):,.0f} tokens/s, MFU {100 * pre.get('mfu', 0):.1f}% "
+        f"(against a matmul peak of {pre.get('peak_flops', 0) / 1e9:.0f} GFLOP/s measured at start, "
+        f"{pretrain.get('device', '?')}, {pretrain.get('precision', '?')}, {pre.get('threads', '?')} threads)",
+        "",
+        "## Fine-tuning cost",
+        "",
+        *cost_table(finetune, finetune_runtime),
+        "",
+        "## Wall time",
+        "",
+        "| stage | seconds | tokens/s |",
+        "| --- | --- | --- |",
+    ]
+    for row in timings(runtime):
+        tps = f"{row['tokens_per_s']:,.0f}" if row.get("tokens_per_s") else ""
+        lines.append(f"| {row['stage']} | {row['seconds']:.1f} | {tps} |")
+    return "\n".join(lines) + "\n"
 
 
 def _read_curve(path: Path) -> tuple[list[float], list[float]]:

@@ -9,6 +9,10 @@ and — on the main process only (global rank 0; the others of a multi-process r
 write) — connects to the MLflow store. The stage's MLflow run is created when its work begins
 (`ctx.run.begin()`, once its inputs have checked out): a stage refused for bad input leaves the
 store as it was.
+
+What a run measured about the machine — wall time, threads, peak memory, throughput, where it
+resumed — goes to `reports/runtime/` (`StageContext.record_runtime`), not into the stage's DVC outs:
+the same work then gives the same outs, and the same `dvc.lock`, on any machine and after a resume.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lmforge.config import INITS, SCALARS, SECTIONS, TrackingConfig, flatten, load_params, narrow, section, task_seed
 from lmforge.errors import ConfigError
+from lmforge.fileio import write_json
 from lmforge.host import METER, choose_threads, process_age
 from lmforge.schema import build
 from lmforge.track.run import StageRun
@@ -82,6 +87,7 @@ class Paths:
         self.pretrained_model = self.pretrain / "model"
         self.finetune = art / "finetune"
         self.reports = rep
+        self.runtime = rep / "runtime"  # how each run went on this machine (not a DVC out)
         self.checkpoints = Path(cfg.paths.checkpoints)
         self.cache = self.checkpoints.parent  # .lmforge/: checkpoints, re-tokenized corpora
 
@@ -99,6 +105,11 @@ class StageContext:
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
+
+    def record_runtime(self, name: str, **measured: Any) -> None:
+        """`reports/runtime/<name>.json`: this run's wall time and what else it measured about the
+        machine (kept out of the DVC outs, see the module docstring; the report gathers them)."""
+        write_json(self.paths.runtime / f"{name}.json", {"wall_s": round(self.elapsed(), 2), **measured})
 
     def record(self, name: str, settings: Any) -> None:
         """Log a checked section (a dataclass, e.g. a task family's settings) as params `name.*`."""

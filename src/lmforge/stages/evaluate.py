@@ -103,7 +103,6 @@ def evaluate(cfg: DictConfig, task: str) -> dict:
         results["contamination"] = {
             split: index.overlap(family.document(r) for r in splits[split]) for split in ("validation", "test")
         }
-        results["wall_s"] = ctx.elapsed()
         systems = (*scored, "baseline")
         write_json(paths.reports / "metrics" / f"{task}.json", results)
         for init in scored:
@@ -124,6 +123,7 @@ def evaluate(cfg: DictConfig, task: str) -> dict:
 
         ctx.run.log_metrics({f"{who}/{k}": v for who in systems for k, v in results[who].items()})
         ctx.run.log_artifact(paths.reports / "predictions" / f"{task}.jsonl", "predictions")
+        ctx.record_runtime(f"evaluate/{task}")
         log.info(
             "evaluate %s (inits %s): %s",
             task,

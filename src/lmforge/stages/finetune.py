@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from lmforge.train.tasks import TaskData, TaskModule
 
 PARAMS = ("seed", "finetune_seed", "max_task_records", "model", "objective", "trainer", "task")
+# what the run measured about the machine: reports/runtime/finetune/<task>/<init>.json, not the out
+RUNTIME = ("peak_memory_mb", "threads")
 
 
 def check_pretrained(cfg: DictConfig, pretrained: SavedModel, where: Path) -> None:
@@ -247,9 +249,8 @@ def save(ctx: StageContext, s: Setup, fitted: Fitted, init: str) -> None:
         ).save(tmp / "model", s.module.model.state_dict(), ctx.paths.pretrained_model)
         fitted.history.write_csv(tmp / "curves" / "train.csv", "train/loss")
         fitted.history.write_csv(tmp / "curves" / "val.csv", "val/loss", s.module.score_key)
-        fitted.summary["wall_s"] = ctx.elapsed()
         fitted.summary["saved_mb"] = round(sum(f.stat().st_size for f in (tmp / "model").iterdir()) / 2**20, 2)
-        write_json(tmp / "summary.json", fitted.summary)
+        write_json(tmp / "summary.json", {k: v for k, v in fitted.summary.items() if k not in RUNTIME})
         # tracked from what this process wrote, before it is renamed into place
         ctx.run.log_artifact(tmp / "model", "model")
         ctx.run.log_artifact(tmp / "curves", "curves")
@@ -258,6 +259,8 @@ def save(ctx: StageContext, s: Setup, fitted: Fitted, init: str) -> None:
         )
     if not ctx.cfg.trainer.keep_checkpoints:
         shutil.rmtree(fitted.checkpoint_dir, ignore_errors=True)
+    fitted.summary["wall_s"] = ctx.elapsed()
+    ctx.record_runtime(f"finetune/{family.task}/{init}", **{k: fitted.summary[k] for k in RUNTIME})
     ctx.run.log_metrics(
         {
             "final/best_val_score": fitted.summary["best_val_score"],

@@ -108,11 +108,11 @@ def run(cfg: DictConfig) -> dict:
                 "docs": n_docs,
                 "tokens": n_tokens,
                 "vocab_size": vocab,
-                "wall_s": ctx.elapsed(),
             }
             write_json(tmp / "stats.json", stats)
             ctx.run.log_artifact(tmp / "stats.json")  # what this process wrote, before the rename
         ctx.run.log_metrics({"tokens_train": n_tokens["train"], "tokens_val": n_tokens["val"]})
+        ctx.record_runtime("prepare")
         log.info(
             "prepare: %d + %d documents, %d + %d tokens, vocabulary %d",
             n_docs["train"],

@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from lmforge.train.lm import LMModule, PackedLMData
 
 PARAMS = ("seed", "model", "objective", "optim", "trainer")
+# what the run measured about the machine and how it went: reports/runtime/pretrain.json, not the out
+RUNTIME = ("tokens_per_s", "mfu", "peak_flops", "threads", "resumed_from_step")
 
 
 @dataclass
@@ -261,8 +263,7 @@ def save(ctx: StageContext, s: Setup, fitted: Fitted) -> None:
         fitted.history.write_csv(tmp / "curves" / "train.csv", "train/loss", "train/lr")
         fitted.history.write_csv(tmp / "curves" / "val.csv", "val/loss")
         summary = fitted.summary
-        summary["wall_s"] = ctx.elapsed()
-        write_json(tmp / "summary.json", summary)
+        write_json(tmp / "summary.json", {k: v for k, v in summary.items() if k not in RUNTIME})
         # tracked from what this process wrote, before it is renamed into place
         ctx.run.log_artifact(tmp / "model", "model")
         ctx.run.log_artifact(tmp / "curves", "curves")
@@ -274,7 +275,10 @@ def save(ctx: StageContext, s: Setup, fitted: Fitted) -> None:
         )
     if fitted.checkpoint_dir and not ctx.cfg.trainer.keep_checkpoints:
         shutil.rmtree(fitted.checkpoint_dir, ignore_errors=True)
-    ctx.run.log_metrics({"final/" + k: v for k, v in summary.items() if isinstance(v, (int, float))})
+    ctx.record_runtime("pretrain", **{k: summary[k] for k in RUNTIME if k in summary})
+    ctx.run.log_metrics(
+        {"final/" + k: v for k, v in summary.items() if isinstance(v, (int, float))} | {"final/wall_s": ctx.elapsed()}
+    )
 
 
 def run(cfg: DictConfig) -> dict:

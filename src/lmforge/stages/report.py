@@ -1,7 +1,8 @@
 """report: `reports/metrics.json` (results only, for `dvc metrics`), `reports/report.md`, figures,
-and plot data (`dvc plots`: every task's score, every stage's wall time). It reports the tasks of
-this pipeline (`cfg.task`), nothing left over from earlier runs. Last stage of every pipeline: it
-also closes the pipeline's parent MLflow run."""
+and plot data (`dvc plots`: every task's score); and, from what each stage measured on this
+machine (`reports/runtime/`, not DVC outs), `reports/runtime.md` and `reports/plots/timings.csv`.
+It reports the tasks of this pipeline (`cfg.task`), nothing left over from earlier runs. Last stage
+of every pipeline: it also closes the pipeline's parent MLflow run."""
 
 from __future__ import annotations
 
@@ -10,10 +11,23 @@ from omegaconf import DictConfig
 from lmforge.errors import DataError
 from lmforge.fileio import read_json, write_json, write_text
 from lmforge.report.plots import task_scores_csv, timings_csv
-from lmforge.report.report import figures, markdown, summary_metrics, timings
-from lmforge.stages.common import log, stage
+from lmforge.report.report import figures, markdown, runtime_markdown, summary_metrics, timings
+from lmforge.stages.common import Paths, log, stage
 
 PARAMS = ("task",)
+
+
+def write_runtime(paths: Paths, names: list[str], pretrain: dict, finetune: dict[tuple[str, str], dict]) -> None:
+    """`reports/runtime.md` and the timings plot from the stages' runtime records; a stage whose
+    outs came from elsewhere (DVC's cache, a remote, a queued experiment's copy) has none."""
+    labels = {"prepare": "prepare", "pretrain": "pretrain"}
+    labels |= {f"finetune/{t}/{i}": f"finetune@{t} ({i})" for t, i in sorted(finetune)}
+    labels |= {f"evaluate/{t}": f"evaluate@{t}" for t in names}
+    files = {label: paths.runtime / f"{name}.json" for name, label in labels.items()}
+    runtime = {label: read_json(path) for label, path in files.items() if path.is_file()}
+    ran = {(t, i): runtime[f"finetune@{t} ({i})"] for t, i in finetune if f"finetune@{t} ({i})" in runtime}
+    write_text(paths.reports / "runtime.md", runtime_markdown(pretrain, finetune, runtime, ran))
+    timings_csv(timings(runtime), paths.reports / "plots" / "timings.csv")
 
 
 def run(cfg: DictConfig) -> dict:
@@ -40,8 +54,8 @@ def run(cfg: DictConfig) -> dict:
         write_text(paths.reports / "report.md", markdown(metrics, prepare, pretrain, finetune, evaluate))
         figures(paths.reports / "figures", paths.pretrain, metrics)
         task_scores_csv(metrics, paths.reports / "plots" / "tasks.csv")
-        timings_csv(timings(prepare, pretrain, finetune, evaluate), paths.reports / "plots" / "timings.csv")
-        for path in (paths.reports / "report.md", paths.reports / "metrics.json", paths.reports / "figures"):
+        write_runtime(paths, names, pretrain, finetune)
+        for path in (paths.reports / n for n in ("report.md", "runtime.md", "metrics.json", "figures")):
             ctx.run.log_artifact(path, "figures" if path.is_dir() else None)
         log.info("report written to %s", paths.reports / "report.md")
         ctx.run.close_parent()

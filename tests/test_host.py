@@ -3,6 +3,7 @@ process beside the test, not assumed."""
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 import time
@@ -72,3 +73,39 @@ def test_a_resumed_run_takes_the_thread_count_of_its_checkpoints(tmp_path, resto
     torch.set_num_threads(2)
     assert pin_threads(tmp_path, resuming=True) == 1 == torch.get_num_threads()
     assert pin_threads(tmp_path, resuming=False) == 1  # a new run records its own
+
+
+@pytest.mark.parametrize(
+    "flags, native",
+    [
+        ("fpu sse2 avx2 fma", False),  # AVX2 only: bf16 matmuls take torch's slow reference path
+        ("avx2 avx512f avx512bw avx512_vnni", False),
+        ("avx2 avx512f avx512_bf16", True),
+        ("avx2 avx512f amx_bf16 amx_tile", True),
+        (None, False),  # no /proc/cpuinfo (not Linux): fp32
+    ],
+)
+def test_bf16_is_native_only_with_its_instructions(monkeypatch, flags, native):
+    def cpuinfo(path, *args, **kwargs):  # /proc/cpuinfo as a CPU with these flags writes it
+        assert path == "/proc/cpuinfo"
+        if flags is None:
+            raise FileNotFoundError(path)
+        return io.StringIO(f"processor\t: 0\nmodel name\t: a CPU\nflags\t\t: {flags}\nbugs\t\t: none\n")
+
+    monkeypatch.setattr(host, "open", cpuinfo, raising=False)  # found before the builtin
+    assert host.native_bf16_cpu() is native
+
+
+@pytest.mark.parametrize("native, expected", [(True, "bf16-mixed"), (False, "32-true")])
+def test_auto_precision_follows_the_hardware_and_a_set_one_is_kept(monkeypatch, native, expected):
+    from types import SimpleNamespace
+
+    from lmforge.train.trainer import make_trainer, precision_of
+
+    monkeypatch.setattr(host, "native_bf16_cpu", lambda: native)
+    auto = SimpleNamespace(precision="auto", accelerator="cpu")
+    assert precision_of(auto) == expected
+    assert precision_of(SimpleNamespace(precision="32-true", accelerator="cpu")) == "32-true"
+    settings = dict(devices=1, num_nodes=1, strategy="auto", gradient_clip_val=None, accumulate_grad_batches=1)
+    trainer = make_trainer(SimpleNamespace(**vars(auto), log_every_n_steps=1, **settings), callbacks=[], progress=False)
+    assert trainer.precision == expected

@@ -5,10 +5,11 @@ alone and a whole fine-tuning step (forward, backward, clipping, step).
 Both sides use `lmforge.optim.adamw` (decay on matrices only, betas 0.9/0.999 as fine-tuning
 uses) over the same model: all-MiniLM-L6-v2 (22.7M parameters, from its offline package) under
 lmforge's `SequenceClassifier`, batches of `--batch` × `--tokens` random token ids (SST-2's
-phrases average 13 MiniLM tokens) and two labels, bf16 autocast as the default trainer runs, and
-gradient-norm clipping at 1.0 (`torch.nn.utils.clip_grad_norm_`, as `lmforge.optim.FusedClipping`
-and Lightning clip). Rounds alternate which side runs first; the reported ratios are medians over
-rounds of per-tensor time / fused time, measured in the same process (machines here are noisy).
+phrases average 13 MiniLM tokens) and two labels, bf16 autocast (what the default trainer runs on
+a CPU with AVX512-BF16 or AMX), and gradient-norm clipping at 1.0 (`torch.nn.utils.clip_grad_norm_`,
+as `lmforge.optim.FusedClipping` and Lightning clip). Rounds alternate which side runs first; the
+reported ratios are medians over rounds of per-tensor time / fused time, measured in the same
+process (machines here are noisy).
 
     python benchmarks/optimizer_step.py                  # 5 rounds of 20 steps per side: ~2 min on 2 cores
     python benchmarks/optimizer_step.py --quick          # 1 round of 3 steps: checks that it runs

@@ -72,6 +72,10 @@ def smoke_repo(dst: Path, run) -> Path:
             shutil.copy2(ROOT / rel, dst / rel)
     pipeline = dst / "conf" / "pipeline.yaml"
     pipeline.write_text(pipeline.read_text().replace("  - experiment: default", "  - experiment: smoke"))
+    # fp32 on the CPU on every host (`auto` picks bf16 on a GPU or an AVX512-BF16 CPU): the smoke
+    # results are compared exactly with tests/smoke_baseline.json
+    smoke = dst / "conf" / "experiment" / "smoke.yaml"
+    smoke.write_text(smoke.read_text().replace("trainer:\n", "trainer:\n  accelerator: cpu\n  precision: 32-true\n", 1))
     run(["git", "init", "-q"], dst)
     run([sys.executable, "-m", "lmforge.params"], dst)
     for cmd in (["git", "add", "-A"], ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"]):

@@ -129,7 +129,7 @@ def auto_precision(device: str) -> str:
     if device == "cuda":
         import torch
 
-        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"
+        return "bf16-mixed" if torch.cuda.is_bf16_supported(including_emulation=False) else "32-true"
     return "bf16-mixed" if device == "cpu" and native_bf16_cpu() else "32-true"
 
 

@@ -140,12 +140,12 @@ def markdown(
     return "\n".join(lines)
 
 
-def runtime_markdown(
-    pretrain: dict, finetune: dict[tuple[str, str], dict], runtime: dict[str, dict], finetune_runtime: dict
-) -> str:
+def runtime_markdown(pretrain: dict, finetune: dict[tuple[str, str], dict], runtime: dict[str, dict]) -> str:
     """`reports/runtime.md`: what the last run of each stage measured on this machine — kept out of
-    DVC's outs (a stage restored from its cache, or run elsewhere, has no row)."""
+    DVC's outs (a stage restored from DVC's cache shows the record of its last run here, if any). `runtime`: stage
+    label (`finetune@<task> (<init>)`, …) → its runtime record."""
     pre = runtime.get("pretrain", {})
+    measured = {(t, i): runtime.get(f"finetune@{t} ({i})", {}) for t, i in finetune}
     lines = [
         "# lmforge runtime",
         "",
@@ -158,7 +158,7 @@ def runtime_markdown(
         "",
         "## Fine-tuning cost",
         "",
-        *cost_table(finetune, finetune_runtime),
+        *cost_table(finetune, measured),
         "",
         "## Wall time",
         "",

@@ -113,7 +113,7 @@ def measure(ctx: StageContext, s: Setup, data: PackedLMData) -> Fitted:
     """A checkpoint taken as it is (`Backbone.trains` says no): no training, only its loss on the
     corpus's validation windows, so the report still says how well it models the corpus."""
     from lmforge.train.callbacks import History
-    from lmforge.train.trainer import make_trainer, precision_of
+    from lmforge.train.trainer import compute_device, make_trainer, precision_of
 
     history = History(sink=ctx.run.log_metrics)
     trainer = make_trainer(
@@ -140,7 +140,7 @@ def measure(ctx: StageContext, s: Setup, data: PackedLMData) -> Fitted:
             "tokens_per_s": 0.0,
             "mfu": 0.0,
             "peak_flops": 0.0,
-            "device": "cpu",
+            "device": compute_device(ctx.cfg.trainer.accelerator),
             "precision": precision_of(ctx.cfg.trainer),
         },
         history,

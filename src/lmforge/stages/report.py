@@ -18,15 +18,14 @@ PARAMS = ("task",)
 
 
 def write_runtime(paths: Paths, names: list[str], pretrain: dict, finetune: dict[tuple[str, str], dict]) -> None:
-    """`reports/runtime.md` and the timings plot from the stages' runtime records; a stage whose
-    outs came from elsewhere (DVC's cache, a remote, a queued experiment's copy) has none."""
+    """`reports/runtime.md` and the timings plot from the stages' runtime records: each stage's last
+    run in this workspace (outs restored from DVC's cache or a remote bring none of their own)."""
     labels = {"prepare": "prepare", "pretrain": "pretrain"}
     labels |= {f"finetune/{t}/{i}": f"finetune@{t} ({i})" for t, i in sorted(finetune)}
     labels |= {f"evaluate/{t}": f"evaluate@{t}" for t in names}
     files = {label: paths.runtime / f"{name}.json" for name, label in labels.items()}
     runtime = {label: read_json(path) for label, path in files.items() if path.is_file()}
-    ran = {(t, i): runtime[f"finetune@{t} ({i})"] for t, i in finetune if f"finetune@{t} ({i})" in runtime}
-    write_text(paths.reports / "runtime.md", runtime_markdown(pretrain, finetune, runtime, ran))
+    write_text(paths.reports / "runtime.md", runtime_markdown(pretrain, finetune, runtime))
     timings_csv(timings(runtime), paths.reports / "plots" / "timings.csv")
 
 

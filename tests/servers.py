@@ -97,19 +97,22 @@ def mlflow_server(root: Path, port: int, backend: str | None = None):
     return serving(args, f"http://127.0.0.1:{port}/health", root / "server.log")
 
 
-def signal_at_step(at: int, signum: int) -> str:
+def signal_at_step(at: int, signum: int, during: str = "step") -> str:
     """A `stage_process` prelude: the training stage sends itself `signum` the moment step `at`
-    has trained (before that step's checkpoint, validation and stop) — a real signal at a chosen
-    step, not at a moment a timer guesses."""
+    has trained (`during="step"`: before that step's checkpoint, validation and stop) or in the
+    middle of the validation after step `at` (`during="validation"`) — a real signal at a chosen
+    moment, not at one a timer guesses."""
+    hook = {"step": "on_train_batch_end", "validation": "on_validation_batch_end"}[during]
     return f"""
 import os
+from lightning.pytorch import Callback
 from lmforge.train.trainer import StopOnSignal
-_end = StopOnSignal.on_train_batch_end
-def on_train_batch_end(self, trainer, *args):
-    if trainer.global_step == {at}:
-        os.kill(os.getpid(), {int(signum)})
-    _end(self, trainer, *args)
-StopOnSignal.on_train_batch_end = on_train_batch_end
+_hook, _sent = getattr(StopOnSignal, {hook!r}, None) or getattr(Callback, {hook!r}), []
+def {hook}(self, trainer, *args):
+    if trainer.global_step == {at} and not trainer.sanity_checking and not _sent:  # once: a second stops at once
+        _sent.append(os.kill(os.getpid(), {int(signum)}))
+    _hook(self, trainer, *args)
+StopOnSignal.{hook} = {hook}
 """
 
 

@@ -141,6 +141,20 @@ def test_params_yaml_is_the_composed_pipeline():
     assert {k: v for k, v in written.items() if k != "conf_digest"} == to_container(compose_params()), stale
 
 
+@pytest.mark.parametrize(
+    "argv, overrides",
+    [
+        (["dvc", "exp", "run", "-S", "optim.lr=1", "--set-param", "seed=2"], ["optim.lr=1", "seed=2"]),
+        (["dvc", "exp", "run", "-Smodel=lstm", "--set-param=task={}"], ["model=lstm", "task={}"]),
+        (["dvc", "exp", "run", "--queue", "-S", "params.yaml:seed=1,2", "-n", "x"], ["seed=1,2"]),
+        (["dvc", "exp", "run", "-n", "S"], []),
+    ],
+)
+def test_the_overrides_dvc_composes_with_are_read_from_its_command_line(argv, overrides):
+    """(`-S key={}` is checked in DVC's process from them: tests/test_pipeline.py)"""
+    assert params.set_params(argv) == overrides
+
+
 def test_unknown_group_option_is_rejected():
     with pytest.raises(ConfigCompositionException, match="model"):
         compose(["model=does_not_exist"])

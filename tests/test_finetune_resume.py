@@ -5,6 +5,7 @@ LoRA adapters, and stops where early stopping stopped it: the resumed epoch leav
 it already trained on, and dropout draws where the uninterrupted run would
 (`train.tasks.EpochPosition`)."""
 
+import json
 import shutil
 import signal
 import time
@@ -25,6 +26,7 @@ ARGS = [
     "progress=false",
     "task=topic",
     "inits=[pretrained]",
+    "task.topic.data.max_train=40",
     "task.topic.batch_size=4",
     "task.topic.max_epochs=4",
 ]
@@ -80,6 +82,7 @@ EARLY_STOP = 2 * STEPS_PER_EPOCH
         (signal.SIGKILL, "best.ckpt", []),
         (signal.SIGINT, 13, ["task.topic.method=lora"]),
         (signal.SIGTERM, EARLY_STOP, ["task.topic.patience=1"]),
+        (signal.SIGTERM, ("validation", 4 * STEPS_PER_EPOCH), []),
     ],
     ids=[
         "SIGINT mid-epoch",
@@ -87,6 +90,7 @@ EARLY_STOP = 2 * STEPS_PER_EPOCH
         "SIGKILL after an epoch",
         "LoRA, SIGINT mid-epoch",
         "SIGTERM in the epoch early stopping ends",
+        "SIGTERM during the last validation",
     ],
 )
 def test_a_stopped_fine_tune_resumes_to_the_same_weights(pretrained, uninterrupted, tmp_path, signum, at, settings):
@@ -105,7 +109,8 @@ def test_a_stopped_fine_tune_resumes_to_the_same_weights(pretrained, uninterrupt
         assert proc.poll() is None, f"the fine-tune ended before it could be stopped:\n{log.read_text()[-3000:]}"
         proc.send_signal(signum)
     else:
-        proc = stage_process("finetune", args, root, log, signal_at_step(at, signum))
+        during, at = at if isinstance(at, tuple) else ("step", at)
+        proc = stage_process("finetune", args, root, log, signal_at_step(at, signum, during))
     status = proc.wait(timeout=60)
     text = log.read_text()
     assert status == (-signum if signum == signal.SIGKILL else 128 + signum), text[-3000:]
@@ -115,6 +120,9 @@ def test_a_stopped_fine_tune_resumes_to_the_same_weights(pretrained, uninterrupt
 
     summary = finetune.run(compose(args, root=root))["topic"]["pretrained"]
     assert (summary["steps"], summary["epochs"]) == (reference["steps"], reference["epochs"])
+    if signum != signal.SIGKILL:  # what was trained and validated is not done again
+        runtime = json.loads((root / "reports/runtime/finetune/topic/pretrained.json").read_text())
+        assert runtime["resumed_from_step"] == at
     assert curves(root) == reference["curves"]
     assert len(reference["curves"]["train.csv"].splitlines()) > reference["steps"] // 2  # (logged often)
     resumed = load_file(str(root / MODEL))

@@ -175,9 +175,17 @@ def test_a_key_no_stage_reads_fails_before_any_stage(smoke_pipeline, tmp_path):
         (["-S", "optim.beta1=1.5"], "optim.beta1"),
         (["-S", "+task.topic.foo=1"], "task.topic.foo"),
         (["-S", "model=nope"], "nope"),
+        (["-S", "task=nope"], "Could not find 'task/nope'; Available options in 'task': ag_news,"),
+        (["-S", "task=[topic,nope]"], "task=nope: no such task (conf/task/<name>.yaml); the tasks are: ag_news,"),
+        (  # Hydra would merge the empty map into the configured one: refused, naming `~`
+            ["-S", "task=sst2_local", "-S", "task.sst2_local.data.label_map={}"],
+            "to empty it, delete it: '~task.sst2_local.data.label_map'",
+        ),
     ):
         out = run_in(["dvc", "exp", "run", *args], repo, check=False)
         assert out.returncode != 0 and named in out.stdout + out.stderr, (args, out.stderr[-2000:])
+        (said,) = [line for line in out.stderr.splitlines() if line.startswith("ERROR")]  # one line
+        assert named in said and "search path" not in out.stderr, out.stderr[-2000:]
         assert ran_stages(out.stdout) == set()
     assert (repo / "params.yaml").read_text() == params
 

@@ -6,20 +6,32 @@ overrides of it), and `python -m lmforge.params [overrides]` composes it the sam
 calls DVC's own composition). A DVC stage reads every hyperparameter from params.yaml and nothing
 from conf/ (`conf/stage.yaml`), so `dvc params diff`, `dvc exp show` and `dvc.lock` list what ran.
 
-The composition checks itself: params.yaml's `conf_digest` is resolved by `composed` (registered in
-DVC's process by `hydra_plugins/lmforge` at the project root), which refuses, before any stage runs, a key no stage
-reads (e.g. one added with `-S +optim.lrr=…`), a value outside its range and a model/objective/task
-combination that cannot work — and records a digest of conf/, which every DVC stage compares with
-conf/ as it is: `dvc repro` never recomposes params.yaml, so a stage refuses to run on a stale one.
+The composition checks itself: params.yaml's `conf_digest` is resolved by `composed` (registered
+in DVC's process by `hydra_plugins/lmforge` at the project root), which refuses, before any stage
+runs, a key no stage reads (e.g. one added with `-S +optim.lrr=…`), a value outside its range,
+`-S key={}` on a map (Hydra would merge it away) and a model/objective/task combination that
+cannot work — and records a digest of conf/, which every DVC stage compares with conf/ as it is:
+`dvc repro` never recomposes params.yaml, so a stage refuses to run on a stale one. DVC prints
+what went wrong in one line (Hydra's report of an unknown option included).
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 
 from omegaconf import DictConfig, OmegaConf
 
-from lmforge.config import HYPERPARAMETERS, SCALARS, SECTIONS, composition_error, conf_digest, project_root, section
+from lmforge.config import (
+    HYPERPARAMETERS,
+    SCALARS,
+    SECTIONS,
+    check_map_overrides,
+    composition_error,
+    conf_digest,
+    project_root,
+    section,
+)
 from lmforge.errors import ConfigError, LmforgeError
 from lmforge.schema import unknown_key
 
@@ -51,16 +63,66 @@ def check(cfg: DictConfig) -> None:
         )
 
 
+# the overrides of the composition this process makes (`main`); None in DVC's process, whose
+# overrides are the `-S` values of its command line
+OVERRIDES: list[str] | None = None
+
+
+def set_params(argv: list[str]) -> list[str]:
+    """The Hydra overrides of a `dvc exp run` command line: its `-S`/`--set-param` values, without
+    the `params.yaml:` file prefix DVC allows."""
+    values, args = [], iter(argv)
+    for arg in args:
+        if arg in ("-S", "--set-param"):
+            value = next(args, "")
+        elif arg.startswith("--set-param="):
+            value = arg.partition("=")[2]
+        elif arg.startswith("-S") and not arg.startswith("--"):
+            value = arg[2:]
+        else:
+            continue
+        values.append(value.removeprefix("params.yaml:"))
+    return values
+
+
 def composed(*, _root_: DictConfig) -> str:
-    """The resolver of params.yaml's `conf_digest` in DVC's process: checks the composition (an
-    error stops `dvc exp run` before any stage) and returns the digest of conf/."""
+    """The resolver of params.yaml's `conf_digest` in DVC's process: checks the composition and
+    the overrides that made it (an error stops `dvc exp run` before any stage) and returns the
+    digest of conf/."""
     root = OmegaConf.create({k: _root_[k] for k in _root_ if k != "conf_digest"})
+    check_map_overrides(OVERRIDES if OVERRIDES is not None else set_params(sys.argv), root)
     check(root)
     return conf_digest(project_root() / "conf")
 
 
+class _OneLineComposition(logging.Filter):
+    """In DVC's process, an error of the composition logged as one line: Hydra's report of an
+    override that does not compose (e.g. `-S task=nope`: the options, then the search path, over
+    20 lines) as `composition_error` words it, and lmforge's own check as itself (not wrapped in
+    OmegaConf's "raised while resolving interpolation")."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from hydra.errors import HydraException
+
+        exc = record.exc_info[1] if record.exc_info else None
+        ours = exc
+        while ours is not None and not isinstance(ours, LmforgeError):
+            ours = ours.__cause__ or ours.__context__
+        if ours is None and isinstance(exc, HydraException):
+            ours = ConfigError(composition_error(exc))
+        if ours is not None:
+            record.exc_info = (type(ours), ours.with_traceback(None), record.exc_info[2])
+            record.exc_text = None
+        return True
+
+
 def register_resolvers() -> None:
+    """What DVC's process needs to compose params.yaml (`hydra_plugins/lmforge`): the resolver of
+    `conf_digest`, and Hydra's composition errors in one line on DVC's console."""
     OmegaConf.register_new_resolver("lmforge.params_check", composed, replace=True)
+    for handler in logging.getLogger("dvc").handlers:
+        if not any(isinstance(f, _OneLineComposition) for f in handler.filters):
+            handler.addFilter(_OneLineComposition())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     hydra_cfg = Repo(str(root)).config.get("hydra", {})
     for path in write_task_defaults(root / hydra_cfg.get("config_dir", "conf")):
         print(f"wrote {path} (from its settings class)")
+    global OVERRIDES
+    OVERRIDES = list(args.overrides)
     try:
         dvc_compose_params(
             root / "params.yaml",

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 PARAMS = ("seed", "finetune_seed", "max_task_records", "model", "objective", "trainer", "task")
 # what the run measured about the machine: reports/runtime/finetune/<task>/<init>.json, not the out
-RUNTIME = ("peak_memory_mb", "threads")
+RUNTIME = ("peak_memory_mb", "threads", "resumed_from_step")
 
 
 def check_pretrained(cfg: DictConfig, pretrained: SavedModel, where: Path) -> None:
@@ -228,6 +228,7 @@ def fit(ctx: StageContext, s: Setup, init: str) -> Fitted:
         "skipped": s.splits.skipped,
         "precision": trainer.precision,  # `auto` resolved for this device
         "threads": threads,
+        "resumed_from_step": resumed_step,
     }
     return Fitted(summary, history, ckpt_dir)
 

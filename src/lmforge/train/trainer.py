@@ -110,8 +110,10 @@ class StopOnSignal(Checkpoint):
     validation's end, or at the epoch's end when the epoch ends there (a run resumed from a checkpoint
     saved ahead of a pending validation leaves that validation out). As a `Checkpoint` callback it
     runs after every other callback and after the checkpoint callbacks listed before it, so the best
-    checkpoint and early stopping have counted that validation in the state it saves. In a
-    multi-process run the ranks agree first: a signal to any of them stops all."""
+    checkpoint and early stopping have counted that validation in the state it saves. A signal that
+    arrives during a validation (the run's last included) stops at that validation's end in the same
+    way, so the resumed run neither trains nor validates again what was done. In a multi-process run
+    the ranks agree first: a signal to any of them stops all."""
 
     def __init__(self, ckpt_dir: Path):
         self.ckpt_dir = Path(ckpt_dir)
@@ -123,11 +125,16 @@ class StopOnSignal(Checkpoint):
         # and they hang. lmforge's only sets a flag, which the ranks agree on at a step's end.
         interrupt.install()
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+    @staticmethod
+    def _signalled(trainer) -> bool:
+        """A signal has reached this process or, under DDP, any rank (every rank must ask)."""
         stop = interrupt.received() is not None
         if trainer.world_size > 1:
             stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
-        if not stop or trainer.should_stop:
+        return stop and not trainer.should_stop
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if not self._signalled(trainer):
             return
         loop = trainer.fit_loop.epoch_loop
         if loop._should_check_val_fx(trainer.fit_loop._data_fetcher):  # (the same on every rank)
@@ -136,6 +143,10 @@ class StopOnSignal(Checkpoint):
         self._stop(trainer)
 
     def on_validation_end(self, trainer, pl_module) -> None:
+        if self._stop_after is None and not trainer.sanity_checking and self._signalled(trainer):
+            # the signal came during the validation
+            last_batch = trainer.fit_loop.epoch_loop.batch_progress.is_last_batch
+            self._stop_after = "epoch" if last_batch else "validation"
         if self._stop_after == "validation":
             self._stop(trainer)
 

@@ -3,10 +3,11 @@
 import itertools
 
 import pytest
+import torch
 from task_utils import backbone, family, fit, splits, tokenizer
 
 from lmforge.errors import ConfigError
-from lmforge.tasks.qa import answer_tokens, overlap_answer, windows
+from lmforge.tasks.qa import answer_tokens, best_spans, overlap_answer, windows
 
 
 def test_windows_overlap_by_the_stride_and_cover_the_context():
@@ -56,3 +57,19 @@ def test_stride_must_leave_room_for_new_context():
     with pytest.raises(ConfigError, match=r"task\.qa\.doc_stride=32 must be below half of task\.qa\.max_length=64"):
         family("qa", max_length=64, doc_stride=32)
     assert family("qa").config.doc_stride < family("qa").config.max_length // 2  # the defaults agree
+
+
+def test_validation_picks_the_span_prediction_would_and_scores_its_token_f1():
+    torch.manual_seed(0)
+    start, end = torch.randn(6, 12), torch.randn(6, 12)
+    s, e = best_spans(start, end, max_length=3)
+    for b in range(6):  # against every allowed pair
+        pairs = [(i, j) for i in range(12) for j in range(i, min(i + 3, 12))]
+        assert (s[b].item(), e[b].item()) == max(pairs, key=lambda p: start[b, p[0]] + end[b, p[1]])
+    # gold 4..6; prediction 5..8 shares 2 tokens: F1 = 2·2 / (4 + 3)
+    start, end = torch.full((1, 10), -5.0), torch.full((1, 10), -5.0)
+    start[0, 5], end[0, 8] = 5.0, 5.0
+    batch = {"start": torch.tensor([4]), "end": torch.tensor([6]), "context_mask": torch.ones(1, 10)}
+    batch |= {"input_ids": torch.zeros(1, 10, dtype=torch.long), "attention_mask": torch.ones(1, 10)}
+    v = family("qa", max_answer_length=5).val_step(lambda ids, mask: (start, end), batch, {})
+    assert v.out_of == 1 and abs(v.hits - 4 / 7) < 1e-6

@@ -98,6 +98,17 @@ def windows(n_context: int, room: int, doc_stride: int) -> list[tuple[int, int]]
         s += step
 
 
+def best_spans(start: torch.Tensor, end: torch.Tensor, max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The highest-scoring (start, end) of each row of start/end logits [B, T] with start <= end <
+    start + max_length: two tensors [B]."""
+    t = start.shape[-1]
+    i = torch.arange(t, device=start.device)
+    allowed = (i[None, :] >= i[:, None]) & (i[None, :] < i[:, None] + max_length)  # [start, end]
+    scores = (start[:, :, None] + end[:, None, :]).masked_fill(~allowed, -float("inf"))
+    flat = scores.flatten(1).argmax(-1)
+    return flat // t, flat % t
+
+
 def answer_tokens(offsets: list[tuple[int, int]], start_char: int, end_char: int) -> tuple[int, int] | None:
     """First and last context token overlapping the answer's characters [start_char, end_char)."""
     hit = [i for i, (s, e) in enumerate(offsets) if e > start_char and s < end_char]
@@ -110,7 +121,7 @@ class QA(Family):
     fields = {"context": str, "question": str, "answers": dict}
     metrics = ("f1", "exact_match")
     scale = 100
-    val_metric = "span_accuracy"
+    val_metric = "span_f1"
     world_tasks = {"qa": WorldTask(_qa, id_prefix="qa")}
     description = {
         "model": "start/end logits over question <sep> context windows (doc_stride), n-best spans",
@@ -213,10 +224,16 @@ class QA(Family):
         return (F.cross_entropy(start, batch["start"]) + F.cross_entropy(end, batch["end"])) / 2
 
     def val_step(self, model, batch, head):
+        """Each window's span F1: the best span as prediction chooses it (start <= end, at most
+        `max_answer_length` tokens), its tokens against the answer's — SQuAD's F1 counted in tokens
+        (1 for a window that rightly answers "not here", 0 for one that answers it wrongly)."""
         start, end = self._logits(model, batch)
         loss = (F.cross_entropy(start, batch["start"]) + F.cross_entropy(end, batch["end"])) / 2
-        ok = (start.argmax(-1) == batch["start"]) & (end.argmax(-1) == batch["end"])
-        return Validation(loss, len(ok), int(ok.sum()), len(ok))
+        s, e = best_spans(start, end, self.config.max_answer_length)
+        gs, ge = batch["start"], batch["end"]
+        overlap = (torch.minimum(e, ge) - torch.maximum(s, gs) + 1).clamp(min=0).float()
+        f1 = 2 * overlap / ((e - s + 1) + (ge - gs + 1)).float()
+        return Validation(loss, len(f1), float(f1.sum()), len(f1))
 
     @torch.no_grad()
     def predict(self, model, records, tok, head):

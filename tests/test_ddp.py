@@ -32,6 +32,7 @@ COMMON = [
     "trainer.precision=32-true",
     "progress=false",
     "trainer.accelerator=cpu",
+    "task.topic.data.max_train=40",
     "task.topic.batch_size=20",
     "task.topic.dropout=0.0",
     "task.topic.max_epochs=2",

@@ -29,8 +29,19 @@ def pytest_addoption(parser):
     )
 
 
-def compose(overrides: list[str] | None = None, root: Path | None = None):
-    """The real config composed by Hydra (as a stage app would), rooted at `root`."""
+def pytest_collection_modifyitems(items):
+    """The smoke pipeline's build first, the tests that read it last: under `pytest -n N` one worker
+    builds it from the start while the others run every test that does not need it, instead of
+    waiting on its lock whenever they reach a reader first (each group in its own order)."""
+    reads = [item for item in items if "smoke_pipeline" in getattr(item, "fixturenames", ())]
+    builds = [item for item in reads if item.name == "test_the_smoke_pipeline_gives_the_baseline_results"]
+    later = {id(item) for item in reads}
+    items[:] = builds + [item for item in items if id(item) not in later] + [i for i in reads if i not in builds]
+
+
+def compose(overrides: list[str] | None = None, root: Path | None = None, config_name: str = "config"):
+    """The real config composed by Hydra (as a stage app would), rooted at `root`: `config` (a stage
+    run by hand) or `stage` (as DVC runs one: every hyperparameter from `root`/params.yaml)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
@@ -40,7 +51,7 @@ def compose(overrides: list[str] | None = None, root: Path | None = None):
     if root is not None:
         overrides.append(f"paths.root={root}")
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return hydra_compose(config_name="config", overrides=overrides)
+        return hydra_compose(config_name=config_name, overrides=overrides)
 
 
 @pytest.fixture

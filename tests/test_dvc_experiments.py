@@ -1,60 +1,69 @@
 """DVC experiments: a queued seed grid runs in temporary copies (.dvc/tmp/exps/...), yet its MLflow
 runs land in the workspace's store, tagged with the experiment's name; `dvc exp show` and
 `python -m lmforge.compare --exps` list the experiments with the params that differ, and
-`python -m lmforge.compare --seeds` aggregates them into mean ± std per task (error bars)."""
+`python -m lmforge.compare --seeds` aggregates them into mean ± std per task (error bars).
+
+The grid is `make seeds`' — fine-tune seeds on the committed pretrained model — queued in a copy of
+the session's smoke pipeline: each temporary copy checks the committed outputs out of the DVC cache
+and re-runs only the stages the seed reaches. (A whole-pipeline grid, `-S seed=...`, is queued the
+same way; tests/test_seeds.py aggregates one.)"""
 
 import json
 from pathlib import Path
 
 import pytest
-from conftest import run_in, smoke_repo
+from conftest import copy_repo, run_in
 from mlflow.tracking import MlflowClient
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def repo(tmp_path) -> Path:
-    """The working tree as it is (tracked and new files, not ignored ones), committed, smoke-sized."""
-    return smoke_repo(tmp_path / "repo", lambda args, cwd: run_in(args, cwd))
+def repo(smoke_pipeline, tmp_path) -> Path:
+    """A copy of the smoke pipeline's repo, its results committed (a queued experiment starts from the
+    commit, its outputs checked out of the DVC cache)."""
+    repo = copy_repo(smoke_pipeline[0], tmp_path / "repo")
+    run_in(["git", "add", "reports/metrics.json", "dvc.lock"], repo)
+    run_in(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "results"], repo)
+    return repo
 
 
 def test_a_queued_seed_grid_tracks_into_the_workspace_and_aggregates(repo):
-    run_in(["dvc", "exp", "run", "--queue", "-S", "seed=7,8", "-S", "task=[topic]"], repo)
+    ours = [repo / "reports/metrics.json", repo / "artifacts/finetune/topic/pretrained/summary.json"]
+    before = [path.read_bytes() for path in ours]
+    run_in(["dvc", "exp", "run", "--queue", "-S", "finetune_seed=7,8", "-S", "task=[topic]"], repo)
     log = run_in(["dvc", "exp", "run", "--run-all"], repo).stdout
 
     shown = json.loads(run_in(["dvc", "exp", "show", "--json"], repo).stdout)
     exps = {rev["name"]: rev for b in shown for e in b.get("experiments") or [] for rev in e["revs"][:1]}
     assert len(exps) == 2, log
     params = {name: e["data"]["params"]["params.yaml"]["data"] for name, e in exps.items()}
-    assert sorted(p["seed"] for p in params.values()) == [7, 8]
+    assert sorted(p["finetune_seed"] for p in params.values()) == [7, 8]
     assert all(list(p["task"]) == ["topic"] for p in params.values())  # composed by DVC from conf/ + -S
 
-    assert not (repo / "artifacts").exists()  # they ran in temporary copies, not here
+    assert [path.read_bytes() for path in ours] == before  # they ran in temporary copies, not here
     client = MlflowClient(tracking_uri=f"sqlite:///{repo}/mlflow.db")
     runs = client.search_runs([client.get_experiment_by_name("lmforge").experiment_id], max_results=200)
-    parents = {r.data.tags["lmforge.dvc.exp"]: r for r in runs if r.data.tags.get("lmforge.kind") == "pipeline"}
+    parents = {
+        r.data.tags["lmforge.dvc.exp"]: r
+        for r in runs
+        if r.data.tags.get("lmforge.kind") == "pipeline" and "lmforge.dvc.exp" in r.data.tags
+    }
     assert set(parents) == set(exps)
     for name, parent in parents.items():
         assert parent.info.run_name == f"dvc exp {name}" and parent.info.status == "FINISHED"
         children = {r.info.run_name: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
-        assert set(children) == {
-            "prepare",
-            "pretrain",
-            "finetune/topic/pretrained",
-            "finetune/topic/scratch",
-            "evaluate/topic",
-            "report",
-        }
-        pre = children["pretrain"]
-        assert pre.data.tags["lmforge.dvc.stage"] == "pretrain" and pre.data.tags["lmforge.dvc.exp"] == name
-        assert pre.data.params["seed"] == str(params[name]["seed"])
-        assert Path(pre.info.artifact_uri.removeprefix("file://")).is_relative_to(repo / "mlartifacts")
+        # the seed reaches the task stages alone: prepare and pretrain came out of the cache
+        assert set(children) == {"finetune/topic/pretrained", "finetune/topic/scratch", "evaluate/topic", "report"}
+        ft = children["finetune/topic/pretrained"]
+        assert ft.data.tags["lmforge.dvc.stage"] == "finetune@topic" and ft.data.tags["lmforge.dvc.exp"] == name
+        assert ft.data.params["finetune_seed"] == str(params[name]["finetune_seed"])
+        assert Path(ft.info.artifact_uri.removeprefix("file://")).is_relative_to(repo / "mlartifacts")
     assert not list((repo / ".dvc").rglob("mlflow.db"))
 
     run_in(["python", "-m", "lmforge.compare", "--exps", *exps], repo)
     table = (repo / "reports/compare/compare.md").read_text()
-    assert "params that differ: seed" in table and all(name in table for name in exps)
+    assert "params that differ: finetune_seed" in table and all(name in table for name in exps)
 
     run_in(["python", "-m", "lmforge.compare", "--seeds", *exps], repo)
     seeds = (repo / "reports/compare/seeds.md").read_text()
@@ -63,9 +72,9 @@ def test_a_queued_seed_grid_tracks_into_the_workspace_and_aggregates(repo):
         for e in exps.values()
     ]
     mean = sum(scores) / 2
-    assert "## seeds 7, 8" in seeds and f"| topic | accuracy | {mean:.3f} ± " in seeds
+    assert "## fine-tune seeds 7, 8 (pretraining seed 1234)" in seeds and f"| topic | accuracy | {mean:.3f} ± " in seeds
 
     # one still queued shows its baseline's metrics: not a seed of the spread until it has run
-    run_in(["dvc", "exp", "run", "--queue", "-S", "seed=9", "-S", "task=[topic]"], repo)
+    run_in(["dvc", "exp", "run", "--queue", "-S", "finetune_seed=9", "-S", "task=[topic]"], repo)
     run_in(["python", "-m", "lmforge.compare", "--seeds"], repo)
-    assert "## seeds 7, 8 (" in (repo / "reports/compare/seeds.md").read_text()
+    assert "## fine-tune seeds 7, 8 (pretraining seed 1234)" in (repo / "reports/compare/seeds.md").read_text()

@@ -1,7 +1,7 @@
 """Two processes through Lightning's DDP (CPU, gloo) at smoke size: pretrain and a fine-tune each
 leave one MLflow run, one output and one registered model version, and end at the validation loss
 of one process with the same global batch and seed (fp32; within 1e-4 — the gradient all-reduce
-sums in another order). Stopped by SIGTERM, a DDP pretrain stops every rank at one step with one
+sums in another order); a LoRA fine-tune too. Stopped by SIGTERM, a DDP pretrain stops every rank at one step with one
 checkpoint, and its re-run ends with the uninterrupted DDP run's weights."""
 
 from __future__ import annotations
@@ -84,6 +84,44 @@ def test_ddp_ends_where_one_process_does(runs):
     for a, b in zip(one_curve, two_curve):
         (step_a, loss_a, _), (step_b, loss_b, _) = a.split(","), b.split(",")
         assert step_a == step_b and float(loss_a) == pytest.approx(float(loss_b), abs=1e-4)
+
+
+@pytest.fixture(scope="module")
+def lora_runs(runs, tmp_path_factory):
+    """A LoRA fine-tune of each run's pretrained model: in one process, and under DDP."""
+    from lmforge.stages import finetune
+
+    lora = ["task.topic.method=lora", "task.topic.lr=0.005", "tracking=none"]
+    roots = tmp_path_factory.mktemp("single-lora"), tmp_path_factory.mktemp("ddp-lora")
+    for src, root in zip(runs, roots):
+        for stage_dir in ("prepare", "pretrain"):
+            shutil.copytree(src / "artifacts" / stage_dir, root / "artifacts" / stage_dir)
+    finetune.run(compose([*COMMON, *lora], root=roots[0]))
+    stage("finetune", roots[1], *DDP, *lora)
+    return roots
+
+
+def test_lora_under_ddp_ends_where_one_process_does(lora_runs):
+    """Only the adapters and the head train, on both ranks alike: the DDP run's curve, best score and
+    merged weights are the single process's."""
+    single, ddp = lora_runs
+    path = "artifacts/finetune/topic/pretrained/summary.json"
+    one, two = summary(single, path), summary(ddp, path)
+    assert one["method"] == two["method"] == "lora"
+    assert 0 < two["trainable_params"] == one["trainable_params"] < one["total_params"] / 5
+    assert two["best_val_score"] == pytest.approx(one["best_val_score"], abs=1e-6)
+    one_curve, two_curve = ((r / "artifacts/finetune/topic/pretrained/curves/val.csv").read_text() for r in lora_runs)
+    for a, b in zip(one_curve.splitlines()[1:], two_curve.splitlines()[1:], strict=True):
+        (step_a, loss_a, _), (step_b, loss_b, _) = a.split(","), b.split(",")
+        assert step_a == step_b and float(loss_a) == pytest.approx(float(loss_b), abs=1e-4)
+    weights = [load_file(str(r / "artifacts/finetune/topic/pretrained/model/model.safetensors")) for r in lora_runs]
+    assert weights[0].keys() == weights[1].keys() and not any("lora" in k for k in weights[0])
+    for k, v in weights[0].items():
+        assert torch.allclose(weights[1][k], v, atol=1e-5), k
+    pretrained = load_file(str(single / "artifacts/pretrain/model/model.safetensors"))
+    moved = {k for k in pretrained.keys() & weights[0].keys() if not torch.equal(pretrained[k], weights[0][k])}
+    # the adapters, merged into the attention projections they adapt; every other backbone weight kept
+    assert moved and all(k.endswith(("c_attn.weight", "c_proj.weight")) for k in moved), sorted(moved)
 
 
 def test_one_run_one_output_one_model_version(runs):

@@ -106,28 +106,32 @@ def main(argv=None) -> None:
     forwarded = [f"--steps={args.steps}", f"--batch={args.batch}", f"--rank={args.rank}", "--targets", *args.targets]
     forwarded += [f"--threads={args.threads}"] if args.threads else []
     sides: dict = {}
+
+    def side(method: str, tokens: int, alloc: str) -> str:
+        return f"{method}, {args.batch} x {tokens} tokens, {alloc}"
+
     for tokens in args.tokens:
         for alloc, extra in ALLOCATORS.items():
             for method in ("full", "lora"):
                 env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), **extra}
                 cmd = [PYTHON, __file__, f"--child={method}", *forwarded, "--tokens", str(tokens)]
                 out = subprocess.run(cmd, env=env, capture_output=True, text=True)
-                side = f"{method}, {args.batch} x {tokens} tokens, {alloc}"
+                name = side(method, tokens, alloc)
                 if out.returncode:
-                    sys.exit(f"{side} failed:\n{out.stderr[-3000:]}")
-                s = sides[side] = json.loads(out.stdout.strip().splitlines()[-1])
-                print(f"{side}: peak {s['peak_mb']:.1f} MB, {s['ms_per_step']:.1f} ms a step", flush=True)
+                    sys.exit(f"{name} failed:\n{out.stderr[-3000:]}")
+                s = sides[name] = json.loads(out.stdout.strip().splitlines()[-1])
+                print(f"{name}: peak {s['peak_mb']:.1f} MB, {s['ms_per_step']:.1f} ms a step", flush=True)
     rows = [
         (
-            side,
+            name,
             f"peak {s['peak_mb']:.0f} MB (from {s['rss_start_mb']:.0f} MB at the first step), "
             f"{s['ms_per_step']:.0f} ms a step, {s['trainable']:,} trainable",
         )
-        for side, s in sides.items()
+        for name, s in sides.items()
     ]
     ratios = {
-        f"{args.batch} x {tokens} tokens, {alloc}": sides[f"lora, {args.batch} x {tokens} tokens, {alloc}"]["peak_mb"]
-        / sides[f"full, {args.batch} x {tokens} tokens, {alloc}"]["peak_mb"]
+        f"{args.batch} x {tokens} tokens, {alloc}": sides[side("lora", tokens, alloc)]["peak_mb"]
+        / sides[side("full", tokens, alloc)]["peak_mb"]
         for tokens in args.tokens
         for alloc in ALLOCATORS
     }

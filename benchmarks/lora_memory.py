@@ -41,16 +41,12 @@ from harness import PYTHON, ROOT, TORCH_THREADS, Parser, report
 ALLOCATORS = {"glibc default": {}, "mmap threshold 128 KiB": {"MALLOC_MMAP_THRESHOLD_": "131072"}}
 
 
-def status_mb(field: str) -> float:
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) / 1024 for line in f if line.startswith(field))
-
-
 def child(args) -> dict:
     """One side, in this process: the step's peak resident memory and its time."""
     import torch
     from omegaconf import OmegaConf
 
+    from lmforge.host import peak_memory_mb, reset_peak_memory
     from lmforge.models import settings
     from lmforge.models.adapters import add_lora
     from lmforge.optim import adamw
@@ -78,16 +74,15 @@ def child(args) -> dict:
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    start = status_mb("VmRSS:")
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # VmHWM from here on
+    reset_peak_memory()
+    start = peak_memory_mb()  # the peak starts afresh at the resident memory of now
     for _ in range(2):  # warm-up: the optimiser's state
         step()
     t0 = time.perf_counter()
     for _ in range(args.steps):
         step()
     ms = 1e3 * (time.perf_counter() - t0) / args.steps
-    return {"trainable": trainable, "rss_start_mb": start, "peak_mb": status_mb("VmHWM:"), "ms_per_step": ms}
+    return {"trainable": trainable, "rss_start_mb": start, "peak_mb": peak_memory_mb(), "ms_per_step": ms}
 
 
 def main(argv=None) -> None:

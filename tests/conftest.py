@@ -35,8 +35,7 @@ def pytest_collection_modifyitems(items):
     waiting on its lock whenever they reach a reader first (each group in its own order)."""
     reads = [item for item in items if "smoke_pipeline" in getattr(item, "fixturenames", ())]
     builds = [item for item in reads if item.name == "test_the_smoke_pipeline_gives_the_baseline_results"]
-    later = {id(item) for item in reads}
-    items[:] = builds + [item for item in items if id(item) not in later] + [i for i in reads if i not in builds]
+    items[:] = builds + [item for item in items if item not in reads] + [item for item in reads if item not in builds]
 
 
 def compose(overrides: list[str] | None = None, root: Path | None = None, config_name: str = "config"):

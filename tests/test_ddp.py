@@ -1,8 +1,8 @@
 """Two processes through Lightning's DDP (CPU, gloo) at smoke size: pretrain and a fine-tune each
 leave one MLflow run, one output and one registered model version, and end at the validation loss
 of one process with the same global batch and seed (fp32; within 1e-4 — the gradient all-reduce
-sums in another order); a LoRA fine-tune too. Stopped by SIGTERM, a DDP pretrain stops every rank at one step with one
-checkpoint, and its re-run ends with the uninterrupted DDP run's weights."""
+sums in another order); a LoRA fine-tune too. Stopped by SIGTERM, a DDP pretrain stops every rank
+at one step with one checkpoint, and its re-run ends with the uninterrupted DDP run's weights."""
 
 from __future__ import annotations
 
@@ -70,6 +70,16 @@ def summary(root, path: str) -> dict:
     return json.loads((root / path).read_text())
 
 
+def same_validation_curves(roots) -> int:
+    """Assert the topic fine-tunes of both roots validated at the same steps with the same loss (to
+    1e-4); returns how many validations each made."""
+    one, two = ((r / "artifacts/finetune/topic/pretrained/curves/val.csv").read_text().splitlines()[1:] for r in roots)
+    for a, b in zip(one, two, strict=True):
+        (step_a, loss_a, _), (step_b, loss_b, _) = a.split(","), b.split(",")
+        assert step_a == step_b and float(loss_a) == pytest.approx(float(loss_b), abs=1e-4)
+    return len(one)
+
+
 def test_ddp_ends_where_one_process_does(runs):
     single, ddp = runs
     one, two = summary(single, "artifacts/pretrain/summary.json"), summary(ddp, "artifacts/pretrain/summary.json")
@@ -77,13 +87,7 @@ def test_ddp_ends_where_one_process_does(runs):
     assert two["val_loss"] == pytest.approx(one["val_loss"], abs=1e-4)
     path = "artifacts/finetune/topic/pretrained/summary.json"
     assert summary(ddp, path)["best_val_score"] == pytest.approx(summary(single, path)["best_val_score"], abs=1e-6)
-    one_curve, two_curve = (
-        (r / "artifacts/finetune/topic/pretrained/curves/val.csv").read_text().splitlines()[1:] for r in runs
-    )
-    assert len(one_curve) == len(two_curve) == 2  # a validation per epoch
-    for a, b in zip(one_curve, two_curve):
-        (step_a, loss_a, _), (step_b, loss_b, _) = a.split(","), b.split(",")
-        assert step_a == step_b and float(loss_a) == pytest.approx(float(loss_b), abs=1e-4)
+    assert same_validation_curves(runs) == 2  # a validation per epoch
 
 
 @pytest.fixture(scope="module")
@@ -110,10 +114,7 @@ def test_lora_under_ddp_ends_where_one_process_does(lora_runs):
     assert one["method"] == two["method"] == "lora"
     assert 0 < two["trainable_params"] == one["trainable_params"] < one["total_params"] / 5
     assert two["best_val_score"] == pytest.approx(one["best_val_score"], abs=1e-6)
-    one_curve, two_curve = ((r / "artifacts/finetune/topic/pretrained/curves/val.csv").read_text() for r in lora_runs)
-    for a, b in zip(one_curve.splitlines()[1:], two_curve.splitlines()[1:], strict=True):
-        (step_a, loss_a, _), (step_b, loss_b, _) = a.split(","), b.split(",")
-        assert step_a == step_b and float(loss_a) == pytest.approx(float(loss_b), abs=1e-4)
+    same_validation_curves(lora_runs)
     weights = [load_file(str(r / "artifacts/finetune/topic/pretrained/model/model.safetensors")) for r in lora_runs]
     assert weights[0].keys() == weights[1].keys() and not any("lora" in k for k in weights[0])
     for k, v in weights[0].items():

@@ -1,7 +1,8 @@
 #!/usr/bin/env python
-"""Peak memory of a fine-tuning step on MiniLM: every weight (`full`) against LoRA (`lora`, through
-`lmforge.models.adapters.add_lora`, as `task.<t>.method=lora` does), each under glibc's default
-allocator and with its mmap threshold fixed (`MALLOC_MMAP_THRESHOLD_`).
+"""Peak memory of a fine-tuning step on MiniLM: every weight (`full`) against LoRA as
+`task.<t>.method=lora` adds it (`lora`: `lmforge.models.adapters.add_lora`, whose layer adds the
+adapters in place) and against LoRA through peft's own layer (`lora-peft`), each under glibc's
+default allocator and with its mmap threshold fixed (`MALLOC_MMAP_THRESHOLD_`).
 
 Each side runs in a process of its own (a process's peak resident memory, VmHWM, is the figure):
 all-MiniLM-L6-v2 (22.7M parameters, from its offline package) under lmforge's `TokenClassifier`,
@@ -9,18 +10,17 @@ batches of `--batch` × `--tokens` random token ids and 9 tags (a batch of 32 of
 sentences pads to 51 MiniLM tokens at the median, the longest to the task's `max_length`, 128),
 fp32, AdamW as fine-tuning builds it, `--steps` steps after two of warm-up. The peak is measured
 from the first step on (what the model, its data and the optimiser hold before training is the same
-for both); the resident memory at that point is reported beside it.
+for all); the resident memory at that point is reported beside it.
 
 Why both allocators: by default glibc serves the tensors of a step (under 32 MB each) from heaps it
 keeps and reuses, so a process's resident peak follows how the allocations of a step interleave,
 not only what is alive at once. With the mmap threshold fixed at 128 KiB every larger tensor is
 mapped and unmapped, and the resident peak follows live memory — at the price of a page fault per
 page, so steps are slower. LoRA keeps no gradient or AdamW state for the backbone's weights
-(22.7M × 3 floats), but `peft` adds an adapter's output to the layer's out of place (three
-temporaries the size of the layer's output per adapted layer and step): they grow with the batch's
-length, the saving does not.
+(22.7M × 3 floats); `peft`'s own layer adds an adapter's output to the layer's out of place (three
+temporaries the size of the layer's output per adapted layer and step), which glibc keeps.
 
-    python benchmarks/lora_memory.py                    # ~4 min on 2 cores
+    python benchmarks/lora_memory.py                    # ~6 min on 2 cores
     python benchmarks/lora_memory.py --quick            # 1 step: checks that it runs
     python benchmarks/lora_memory.py --targets query value --rank 8
 
@@ -38,6 +38,7 @@ import time
 
 from harness import PYTHON, ROOT, TORCH_THREADS, Parser, report
 
+METHODS = ("full", "lora", "lora-peft")
 ALLOCATORS = {"glibc default": {}, "mmap threshold 128 KiB": {"MALLOC_MMAP_THRESHOLD_": "131072"}}
 
 
@@ -59,6 +60,12 @@ def child(args) -> dict:
     model = TokenClassifier(cls.create(cfg), n_labels=9)
     if args.child == "lora":
         add_lora(model.backbone, args.rank, 2.0 * args.rank, 0.0, args.targets, "benchmark")
+    elif args.child == "lora-peft":
+        from peft import LoraConfig
+        from peft.functional import inject_adapter_in_model
+
+        config = LoraConfig(r=args.rank, lora_alpha=2.0 * args.rank, target_modules=args.targets)
+        inject_adapter_in_model(config, model.backbone)  # peft's layer; the rest frozen, as add_lora's
     model.train()
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     gen = torch.Generator().manual_seed(0)
@@ -92,7 +99,7 @@ def main(argv=None) -> None:
     p.add_argument("--tokens", type=int, nargs="+", default=[51, 128], help="tokens per example (each a run)")
     p.add_argument("--rank", type=int, default=16, help="LoRA's rank (alpha is twice it)")
     p.add_argument("--targets", nargs="+", default=["query", "key", "value", "dense"], help="LoRA's target layers")
-    p.add_argument("--child", choices=["full", "lora"], help=argparse.SUPPRESS)
+    p.add_argument("--child", choices=METHODS, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
         print(json.dumps(child(args)))
@@ -107,7 +114,7 @@ def main(argv=None) -> None:
 
     for tokens in args.tokens:
         for alloc, extra in ALLOCATORS.items():
-            for method in ("full", "lora"):
+            for method in METHODS:
                 env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), **extra}
                 cmd = [PYTHON, __file__, f"--child={method}", *forwarded, "--tokens", str(tokens)]
                 out = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -125,12 +132,13 @@ def main(argv=None) -> None:
         for name, s in sides.items()
     ]
     ratios = {
-        f"{args.batch} x {tokens} tokens, {alloc}": sides[side("lora", tokens, alloc)]["peak_mb"]
+        f"{method} over full, {args.batch} x {tokens} tokens, {alloc}": sides[side(method, tokens, alloc)]["peak_mb"]
         / sides[side("full", tokens, alloc)]["peak_mb"]
+        for method in METHODS[1:]
         for tokens in args.tokens
         for alloc in ALLOCATORS
     }
-    rows += [(f"LoRA's peak over full's, {key}", f"{r:.2f}") for key, r in ratios.items()]
+    rows += [(f"peak of {key}", f"{r:.2f}") for key, r in ratios.items()]
     report(
         "lora_memory",
         rows,

@@ -42,6 +42,41 @@ def test_a_lora_layer_computes_the_dense_low_rank_update():
     torch.testing.assert_close(layer(h), dense)
 
 
+@pytest.mark.parametrize("dropout, dtype", [(0.0, torch.float32), (0.2, torch.float32), (0.0, torch.bfloat16)])
+def test_the_in_place_lora_layer_computes_what_pefts_own_layer_does(dropout, dtype):
+    """add_lora's layer (adapters added in place) against peft's stock layer on the same weights:
+    the same outputs and the same gradients, in training (dropout drawn alike) and under autocast."""
+    from peft import LoraConfig
+    from peft.functional import inject_adapter_in_model
+
+    from lmforge.models.lora_linear import InPlaceLoraLinear
+
+    ours, stock = tiny(), tiny()
+    add_lora(ours, rank=4, alpha=8.0, dropout=dropout, targets=["c_attn", "c_fc"], key="task.t")
+    config = LoraConfig(r=4, lora_alpha=8.0, lora_dropout=dropout, target_modules=["c_attn", "c_fc"])
+    inject_adapter_in_model(config, stock)
+    assert type(ours.h[0].mlp.c_fc) is InPlaceLoraLinear and type(stock.h[0].mlp.c_fc) is not InPlaceLoraLinear
+    with torch.no_grad():
+        for p in ours.parameters():
+            p.normal_(0, 0.3)  # lora_B too: a zero B would hide its half of the update
+    stock.load_state_dict(ours.state_dict())
+    x = torch.randint(0, 50, (3, 10))
+    outputs = []
+    for model in (ours, stock):
+        model.train()
+        torch.manual_seed(1)
+        with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
+            out = model(x)
+        out.float().square().mean().backward()
+        outputs.append(out)
+    tol = {"rtol": 2e-2, "atol": 2e-2} if dtype == torch.bfloat16 else {"rtol": 1e-5, "atol": 1e-6}
+    torch.testing.assert_close(outputs[0], outputs[1], **tol)
+    grads = [{n: p.grad for n, p in m.named_parameters() if p.requires_grad} for m in (ours, stock)]
+    assert grads[0].keys() == grads[1].keys() and len(grads[0]) == 8  # A and B of 2 layers x 2 blocks
+    for name, grad in grads[0].items():
+        torch.testing.assert_close(grad, grads[1][name], **tol, msg=name)
+
+
 def test_merged_weights_compute_what_the_adapted_model_computed():
     model = tiny()
     add_lora(model, rank=4, alpha=8.0, dropout=0.0, targets=["c_fc"], key="task.t")

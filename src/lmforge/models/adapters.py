@@ -1,6 +1,7 @@
 """How a fine-tune trains a backbone (`task.<t>.method`): every weight (`full`), the head alone on a
 fixed backbone (`frozen`, a linear probe), or low-rank adapters beside the backbone's projections
-(`lora`, with Hugging Face `peft` for every backbone: it wraps any `nn.Linear` by module name). A
+(`lora`, with Hugging Face `peft` for every backbone: it wraps any `nn.Linear` by module name; an
+`nn.Linear` gets `lora_linear.InPlaceLoraLinear`, peft's layer with its adapters added in place). A
 LoRA model is saved merged — the adapters folded into the weights they adapt — so it is saved,
 evaluated, served and exported as any task model is."""
 
@@ -39,7 +40,10 @@ def add_lora(backbone: nn.Module, rank: int, alpha: float, dropout: float, targe
     from peft import LoraConfig
     from peft.functional import inject_adapter_in_model
 
+    from lmforge.models.lora_linear import InPlaceLoraLinear
+
     config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets, bias="none")
+    config._register_custom_module({nn.Linear: InPlaceLoraLinear})
     inject_adapter_in_model(config, backbone)
     return matched
 

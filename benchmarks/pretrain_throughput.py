@@ -2,8 +2,9 @@
 """Pretraining throughput: lmforge's Lightning step vs a bare PyTorch loop of the same model.
 
 Both sides train `CausalLM(Transformer(cfg))` with the same initial weights, the same batches
-(lmforge's `RandomWindows` over a real packed token file), the same precision (Lightning's
-`bf16-mixed` vs `torch.autocast(bfloat16, cache_enabled=False)`, as Lightning calls it), the same
+(lmforge's `RandomWindows` over a real packed token file), the same precision (by default the one
+`trainer.precision=auto` picks for the device: fp32, or Lightning's `bf16-mixed` against
+`torch.autocast(bfloat16, cache_enabled=False)`, as Lightning calls it, where it computes bf16 natively), the same
 AdamW (`lmforge.optim.adamw`, fused as the stage's is, + the warmup-cosine schedule) and gradient
 clipping at norm 1.0.
 
@@ -38,7 +39,7 @@ from pathlib import Path
 import yaml
 from harness import ROOT, SHAKESPEARE, TORCH_THREADS, Parser, alternate, report, scratch
 
-PRECISIONS = ("bf16-mixed", "32-true", "16-mixed")
+PRECISIONS = ("auto", "bf16-mixed", "32-true", "16-mixed")
 SDPA_BACKENDS = ("auto", "flash", "efficient", "cudnn", "math")
 SDPA_OPS = {  # the aten op each attention backend dispatches to
     "_scaled_dot_product_flash_attention_for_cpu": "flash (cpu)",
@@ -64,7 +65,7 @@ def parse_args(argv=None):
     g = p.add_argument_group("training")
     g.add_argument("--block", type=int, default=256, help="sequence length T")
     g.add_argument("--batch", type=int, default=16)
-    g.add_argument("--precision", choices=PRECISIONS, default="bf16-mixed")
+    g.add_argument("--precision", choices=PRECISIONS, default="auto", help="auto: as trainer.precision=auto picks")
     g.add_argument("--device", default="auto", help="auto (cuda if available) | cpu | cuda")
     g.add_argument("--compile", action="store_true", help="torch.compile the model on both sides (nn.Module.compile)")
     g.add_argument("--sdpa-backend", choices=SDPA_BACKENDS, default="auto", help="force an attention kernel on both")
@@ -332,6 +333,7 @@ def main(argv=None) -> dict:
     import torch
 
     from lmforge.data.packing import read_meta
+    from lmforge.host import auto_precision
     from lmforge.models import build_backbone
     from lmforge.models.heads import CausalLM
     from lmforge.models.transformer import Transformer
@@ -343,6 +345,8 @@ def main(argv=None) -> dict:
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda but torch.cuda.is_available() is False")
+    if args.precision == "auto":
+        args.precision = auto_precision(device.type)
     if args.precision == "16-mixed" and device.type != "cuda":
         raise SystemExit("16-mixed needs CUDA here (use bf16-mixed or 32-true on CPU)")
     cuda = device.type == "cuda"

@@ -17,8 +17,8 @@ coverage slows a suite, so its times are then the suite's under coverage (run wi
 times alone). Targets (issue #20): HEAD's wall and CPU time <= 0.5x the reference's, its coverage
 not lower.
 
-    python benchmarks/suite_time.py                        # HEAD against d3cde62, ~30 min on 2 cores
-    python benchmarks/suite_time.py --coverage             # with the coverage of both, ~40 min
+    python benchmarks/suite_time.py                        # HEAD against d3cde62
+    python benchmarks/suite_time.py --coverage             # with the coverage of both: 68 min on 2 AVX2 cores
     python benchmarks/suite_time.py --quick                # two small test files on each side
 """
 

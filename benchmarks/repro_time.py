@@ -1,7 +1,8 @@
 #!/usr/bin/env python
-"""Time `make repro` on a fresh clone of the committed HEAD, then a no-op `dvc repro`.
+"""Time `make repro` on a fresh clone of the committed HEAD, then a no-op `dvc repro`; with
+`--against <commit>`, the same on a fresh clone of that commit right after, and the ratio.
 
-    git clone <repo> <tmp>/lmforge          (the committed HEAD; uncommitted edits are not measured)
+    git clone <repo> <tmp>/head/lmforge     (the committed HEAD; uncommitted edits are not measured)
     make repro VENV=<venv> -o <venv>/.installed    (the existing venv: install time is not measured)
     dvc repro                                (again: nothing changed, so nothing may run; target <= 2 s)
 
@@ -15,11 +16,18 @@ whether pretrained beats both.
 `--experiment <name>` composes the clone's params.yaml with that preset
 (`python -m lmforge.params experiment=<name>`, what `dvc exp run -S experiment=<name>` composes)
 before `make repro`, which never recomposes it. Targets: the default pipeline (six tasks, both
-inits) within 15 minutes on 2 cores; a no-op within 2 s.
+inits) within 15 minutes on 2 cores; a no-op within 2 s; with `--against d3cde62` (issue #20's
+reference), HEAD's `make repro` wall time <= 0.5x the reference's, scores within their seed spread.
+
+The reference runs in the same venv as HEAD, with its own src/ first on PYTHONPATH. `--against-set`
+composes the reference's params.yaml with Hydra overrides: d3cde62 pins `trainer.precision=bf16-mixed`,
+which a CPU without AVX512-BF16 or AMX only emulates (17x slower), where HEAD's `auto` picks fp32 —
+`--against-set trainer.precision=32-true` compares the two at the precision the host computes.
 
     python benchmarks/repro_time.py --experiment smoke      # the tiny pipeline, ~1-3 min on 2 cores
     python benchmarks/repro_time.py                          # the default pipeline (params.yaml as committed)
     python benchmarks/repro_time.py --fresh-venv             # also time `make install` into a new venv
+    python benchmarks/repro_time.py --against d3cde62 --against-set trainer.precision=32-true
 """
 
 from __future__ import annotations
@@ -48,6 +56,7 @@ from harness import (
 
 STAGE_RE = re.compile(r"Running stage '([^']+)'")
 NOOP_TARGET_S = 2.0
+RATIO_TARGET = 0.5  # issue #20: HEAD's make repro against d3cde62's
 # what --overlay-working-tree copies over the clone: the pipeline's inputs
 OVERLAY = tuple("src pipelines conf hydra_plugins .dvc/config dvc.yaml params.yaml Makefile pyproject.toml".split())
 
@@ -85,13 +94,18 @@ def dvc_run(label: str, cmd: list[str], clone: Path, env: dict, logs: Path, time
     }  # fmt: skip
 
 
-def pipeline(args, base: Path, logs: Path, result: dict) -> None:
-    """Clone, (install,) compose params.yaml, make repro, the no-op dvc repro; into `result`."""
+def pipeline(args, base: Path, logs: Path, result: dict, rev: str | None = None, overrides=()) -> None:
+    """Clone (at `rev`, else HEAD), (install,) compose params.yaml (with the experiment and
+    `overrides`), make repro, the no-op dvc repro; into `result`."""
     clone = base / "lmforge"
-    result["clone_s"] = checked(run(["git", "clone", "--quiet", str(args.repo), str(clone)]), "git clone").wall_s
+    base.mkdir(parents=True, exist_ok=True)
+    cloned = run(["git", "clone", "--quiet", *(["--no-checkout"] if rev else []), str(args.repo), str(clone)])
+    result["clone_s"] = checked(cloned, "git clone").wall_s
+    if rev:
+        checked(run(["git", "-C", str(clone), "checkout", "--quiet", rev]), f"git checkout {rev}")
     result["head"] = run(["git", "-C", str(clone), "log", "-1", "--format=%H %s"]).output.strip()
     print(f"cloned {args.repo} at {result['head'][:80]} into {clone} ({result['clone_s']:.1f} s)", flush=True)
-    if args.overlay_working_tree:
+    if args.overlay_working_tree and not rev:
         for name in OVERLAY:  # a file deleted in the working tree is deleted in the clone too
             if (clone / name).is_dir():
                 shutil.rmtree(clone / name)
@@ -109,15 +123,19 @@ def pipeline(args, base: Path, logs: Path, result: dict) -> None:
         sys.exit(f"--venv {venv} has no bin/python (make install there first, or pass --fresh-venv)")
     else:  # never remake the shared venv (a fresh clone's pyproject.toml is newer than its stamp)
         make += ["-o", str(venv / ".installed")]
-    if args.experiment:  # `make repro` = `dvc repro` never recomposes params.yaml; the stages refuse a stale one
-        compose = [str(venv / "bin" / "python"), "-m", "lmforge.params", f"experiment={args.experiment}"]
-        result["compose_params"] = dvc_run("params", compose, clone, env, logs)
+    overrides = [*([f"experiment={args.experiment}"] if args.experiment else []), *overrides]
+    result["overrides"] = overrides
+    side = base.name
+    if overrides:  # `make repro` = `dvc repro` never recomposes params.yaml; the stages refuse a stale one
+        compose = [str(venv / "bin" / "python"), "-m", "lmforge.params", *overrides]
+        result["compose_params"] = dvc_run(f"{side}_params", compose, clone, env, logs)
         if result["compose_params"]["rc"] != 0:
             return
-    result["repro"] = dvc_run("make_repro", make + ["repro"], clone, env, logs, args.timeout, args.echo)
+    result["repro"] = dvc_run(f"{side}_make_repro", make + ["repro"], clone, env, logs, args.timeout, args.echo)
+    result["precision"] = (read_json(clone / "artifacts" / "pretrain" / "summary.json") or {}).get("precision")
     if result["repro"]["rc"] == 0:
         dvc = [str(venv / "bin" / "dvc"), "repro"]
-        noops = [dvc_run(f"noop_{i}", dvc, clone, env, logs) for i in range(max(1, args.noop_runs))]
+        noops = [dvc_run(f"{side}_noop_{i}", dvc, clone, env, logs) for i in range(max(1, args.noop_runs))]
         result["noop"] = noops
         result["noop_s"] = statistics.median(r["wall_s"] for r in noops)
         result["noop_reran_stages"] = sorted({name for r in noops for name in r["stages"]})
@@ -143,7 +161,8 @@ def rows_of(result: dict) -> list[tuple[str, str]]:
     if rep := result.get("repro"):
         ended = f"rc {rep['rc']}{', TIMED OUT' if rep['timed_out'] else ''}"
         wall = f"{rep['wall_s']:.1f} s wall, {rep['cpu_s']:.1f} s CPU on {os.cpu_count()} cores ({ended})"
-        rows.append((f"make repro (experiment={result['experiment']})", wall))
+        composed = " ".join(result.get("overrides") or []) or "params.yaml as committed"
+        rows.append((f"make repro ({composed}; pretrained in {result.get('precision')})", wall))
         rows.append(("  load average", f"{rep['load_before']:.1f} before, {rep['load_after']:.1f} after"))
     if "noop_s" in result:
         verdict = "ok" if result["noop_s"] <= NOOP_TARGET_S else f"OVER the {NOOP_TARGET_S:.0f} s target"
@@ -177,17 +196,40 @@ def main(argv=None) -> bool:
         action="store_true",
         help=f"copy the working tree's {' '.join(OVERLAY)} over the clone (uncommitted work; default: HEAD only)",
     )
+    p.add_argument("--against", default=None, help="also time a fresh clone of this commit, after HEAD (e.g. d3cde62)")
+    p.add_argument(
+        "--against-set",
+        action="append",
+        default=[],
+        metavar="OVERRIDE",
+        help="Hydra override for the reference's params.yaml (repeatable; e.g. trainer.precision=32-true)",
+    )
     p.add_argument("--noop-runs", type=int, default=2, help="no-op `dvc repro` runs to time (median reported)")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds allowed for `make repro`")
     p.add_argument("--quiet", dest="echo", action="store_false", help="do not echo the pipeline's output")
     args = p.parse_args(argv)
     logs = logs_beside(args.out)  # kept after the clone is deleted
-    result: dict = {"benchmark": "repro_time", "config": vars(args), "experiment": args.experiment or "default"}
+    result: dict = {"benchmark": "repro_time", "config": vars(args)}
     with scratch(args.workdir, args.keep) as base:
-        pipeline(args, base, logs, result)
-    rep = result.get("repro", {})
-    result["ok"] = rep.get("rc") == 0 and not rep.get("timed_out") and not result.get("noop_reran_stages")
-    report("repro_time", rows_of(result) + [("ok", str(result["ok"]))], result, args.out)
+        result["head"] = {}
+        pipeline(args, base / "head", logs, result["head"])
+        if args.against:
+            result["reference"] = {}
+            pipeline(args, base / "reference", logs, result["reference"], args.against, args.against_set)
+    sides = [result["head"], *([result["reference"]] if args.against else [])]
+    for one in sides:
+        rep = one.get("repro", {})
+        one["ok"] = rep.get("rc") == 0 and not rep.get("timed_out") and not one.get("noop_reran_stages")
+    rows = rows_of(result["head"])
+    if args.against:
+        rows += [(f"reference {args.against}: {k.strip()}", v) for k, v in rows_of(result["reference"])]
+        walls = [one.get("repro", {}).get("wall_s") for one in sides]
+        if all(one["ok"] for one in sides):
+            result["ratio"] = walls[0] / walls[1]
+            verdict = "met" if result["ratio"] <= RATIO_TARGET else f"over the {RATIO_TARGET} target"
+            rows.append(("HEAD's make repro over the reference's", f"{result['ratio']:.2f}x ({verdict})"))
+    result["ok"] = all(one["ok"] for one in sides)
+    report("repro_time", rows + [("ok", str(result["ok"]))], result, args.out)
     return result["ok"]
 
 

@@ -208,6 +208,8 @@ def main(argv=None) -> bool:
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds allowed for `make repro`")
     p.add_argument("--quiet", dest="echo", action="store_false", help="do not echo the pipeline's output")
     args = p.parse_args(argv)
+    if args.against_set and not args.against:
+        p.error("--against-set composes the reference's params.yaml: give the reference with --against")
     logs = logs_beside(args.out)  # kept after the clone is deleted
     result: dict = {"benchmark": "repro_time", "config": vars(args)}
     with scratch(args.workdir, args.keep) as base:

@@ -98,7 +98,6 @@ def pipeline(args, base: Path, logs: Path, result: dict, rev: str | None = None,
     """Clone (at `rev`, else HEAD), (install,) compose params.yaml (with the experiment and
     `overrides`), make repro, the no-op dvc repro; into `result`."""
     clone = base / "lmforge"
-    base.mkdir(parents=True, exist_ok=True)
     cloned = run(["git", "clone", "--quiet", *(["--no-checkout"] if rev else []), str(args.repo), str(clone)])
     result["clone_s"] = checked(cloned, "git clone").wall_s
     if rev:

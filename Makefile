@@ -33,12 +33,15 @@ repro: install
 	dvc repro
 
 ## Error bars: the fine-tunes and evaluations once per seed on the current pretrained model (DVC
-## experiments, one after another in temporary copies), then each task's score as mean ± std
-## (reports/compare/seeds.md). The whole pipeline per seed: dvc exp run --queue -S 'seed=1,2,3'.
+## experiments, one after another, each in a temporary copy: `dvc exp run --temp`), then each task's
+## score as mean ± std (reports/compare/seeds.md). ARGS: more -S overrides for every seed, e.g.
+## ARGS="-S 'task=[topic]'". The whole pipeline per seed: dvc exp run --temp -S seed=<n>. (Not DVC's
+## queue, `--queue` then `--run-all`: its worker can die between two experiments and leave
+## `--run-all` waiting for ever, treeverse/dvc#10428.)
 SEEDS ?= 1,2,3
+comma := ,
 seeds: install
-	dvc exp run --queue -S 'finetune_seed=$(SEEDS)'
-	dvc exp run --run-all
+	for seed in $(subst $(comma), ,$(SEEDS)); do dvc exp run --temp -S finetune_seed=$$seed $(ARGS) || exit 1; done
 	$(BIN)/python -m lmforge.compare --seeds
 
 ## After a change that moves results: the default pipeline, then the smoke pipeline's results as

@@ -1,14 +1,16 @@
-"""DVC experiments: a queued seed grid runs in temporary copies (.dvc/tmp/exps/...), yet its MLflow
-runs land in the workspace's store, tagged with the experiment's name; `dvc exp show` and
-`python -m lmforge.compare --exps` list the experiments with the params that differ, and
-`python -m lmforge.compare --seeds` aggregates them into mean ± std per task (error bars).
+"""DVC experiments: `make seeds` runs one experiment per seed, each in a temporary copy
+(`dvc exp run --temp`, .dvc/tmp/exps/...), yet their MLflow runs land in the workspace's store,
+tagged with the experiment's name; `dvc exp show` and `python -m lmforge.compare --exps` list the
+experiments with the params that differ, and `python -m lmforge.compare --seeds` (the target's last
+step) aggregates them into mean ± std per task (error bars).
 
-The grid is `make seeds`' — fine-tune seeds on the committed pretrained model — queued in a copy of
-the session's smoke pipeline: each temporary copy checks the committed outputs out of the DVC cache
-and re-runs only the stages the seed reaches. (A whole-pipeline grid, `-S seed=...`, is queued the
-same way; tests/test_seeds.py aggregates one.)"""
+The seeds are fine-tune seeds on the committed pretrained model, run in a copy of the session's
+smoke pipeline: each temporary copy checks the committed outputs out of the DVC cache and re-runs
+only the stages the seed reaches. (A whole-pipeline grid, `-S seed=<n>`, runs the same way;
+tests/test_seeds.py aggregates one.)"""
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,19 +22,20 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def repo(smoke_pipeline, tmp_path) -> Path:
-    """A copy of the smoke pipeline's repo, its results committed (a queued experiment starts from the
-    commit, its outputs checked out of the DVC cache)."""
+    """A copy of the smoke pipeline's repo, its results committed (an experiment in a temporary copy
+    starts from the commit, its outputs checked out of the DVC cache)."""
     repo = copy_repo(smoke_pipeline[0], tmp_path / "repo")
     run_in(["git", "add", "reports/metrics.json", "dvc.lock"], repo)
     run_in(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "results"], repo)
     return repo
 
 
-def test_a_queued_seed_grid_tracks_into_the_workspace_and_aggregates(repo):
+def test_make_seeds_tracks_into_the_workspace_and_aggregates(repo):
     ours = [repo / "reports/metrics.json", repo / "artifacts/finetune/topic/pretrained/summary.json"]
     before = [path.read_bytes() for path in ours]
-    run_in(["dvc", "exp", "run", "--queue", "-S", "finetune_seed=7,8", "-S", "task=[topic]"], repo)
-    log = run_in(["dvc", "exp", "run", "--run-all"], repo).stdout
+    venv = Path(sys.prefix)  # this environment: nothing to install (-o: never remade)
+    make = ["make", f"VENV={venv}", "-o", f"{venv}/.installed", "seeds", "SEEDS=7,8", "ARGS=-S 'task=[topic]'"]
+    log = run_in(make, repo).stdout
 
     shown = json.loads(run_in(["dvc", "exp", "show", "--json"], repo).stdout)
     exps = {rev["name"]: rev for b in shown for e in b.get("experiments") or [] for rev in e["revs"][:1]}
@@ -65,8 +68,7 @@ def test_a_queued_seed_grid_tracks_into_the_workspace_and_aggregates(repo):
     table = (repo / "reports/compare/compare.md").read_text()
     assert "params that differ: finetune_seed" in table and all(name in table for name in exps)
 
-    run_in(["python", "-m", "lmforge.compare", "--seeds", *exps], repo)
-    seeds = (repo / "reports/compare/seeds.md").read_text()
+    seeds = (repo / "reports/compare/seeds.md").read_text()  # make seeds' table of every finished seed
     scores = [
         e["data"]["metrics"]["reports/metrics.json"]["data"]["tasks"]["topic"]["pretrained"]["accuracy"]
         for e in exps.values()

@@ -120,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         groups = aggregate([r for r in rows if r["name"] != "workspace" and "(" not in r["name"] and not r["status"]])
         if not groups:
             raise SystemExit(
-                "no DVC experiments with task metrics and a seed: run some first, e.g. "
-                "dvc exp run --queue -S 'seed=1,2,3' && dvc exp run --run-all"
+                "no DVC experiments with task metrics and a seed: run some first, e.g. `make seeds` "
+                "(fine-tune seeds) or `dvc exp run --temp -S seed=<n>` once per seed (the whole pipeline)"
             )
         out.mkdir(parents=True, exist_ok=True)
         md = markdown(groups)

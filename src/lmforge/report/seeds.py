@@ -1,8 +1,8 @@
 """Error bars: the same pipeline run with several seeds — of the fine-tunes alone on one pretrained
-model (`make seeds`: `dvc exp run --queue -S 'finetune_seed=1,2,3'`, then `dvc exp run --run-all`)
-or of the whole pipeline (`-S 'seed=1,2,3'`) — aggregated per task and system as mean ± standard
-deviation, with each pretrained-vs-scratch difference marked when it is larger than the spread (the
-two standard deviations added: a difference the seeds alone would rarely make).
+model (`make seeds`: `dvc exp run --temp -S finetune_seed=<n>` for n = 1, 2, 3) or of the whole
+pipeline (`-S seed=<n>`) — aggregated per task and system as mean ± standard deviation, with each
+pretrained-vs-scratch difference marked when it is larger than the spread (the two standard
+deviations added: a difference the seeds alone would rarely make).
 
 Rows are experiments as `python -m lmforge.compare` reads them (flat params and metrics of
 reports/metrics.json); experiments whose params differ in anything but `seed`, `finetune_seed`
@@ -113,8 +113,8 @@ def markdown(groups: list[dict]) -> str:
         if one:
             lines += [
                 "",
-                "One seed has no spread: whether a difference is more than noise cannot be judged. Queue more "
-                "seeds of this configuration (`dvc exp run --queue -S 'seed=1,2'`, then `dvc exp run --run-all`).",
+                "One seed has no spread: whether a difference is more than noise cannot be judged. Run more "
+                "seeds of this configuration (`dvc exp run --temp -S seed=<n>`, once per seed).",
             ]
         lines.append("")
     return "\n".join(lines)

@@ -203,10 +203,12 @@ def edit_manifest(**changes: Any) -> Callable[[Path], None]:
     return edit
 
 
-def truncate(name: str, keep: float = 0.5) -> Callable[[Path], None]:
+def truncate(name: str, keep: float = 0.5, at: int | None = None) -> Callable[[Path], None]:
+    """Cut the file to its first `keep` share, or to its first `at` bytes."""
+
     def cut(directory: Path) -> None:
         data = (directory / name).read_bytes()
-        (directory / name).write_bytes(data[: int(len(data) * keep)])
+        (directory / name).write_bytes(data[: int(len(data) * keep) if at is None else at])
 
     return cut
 
@@ -696,8 +698,8 @@ REFUSED = [
     ),
     bad(
         "model: truncated lmforge.json",
-        model_damage(truncate("lmforge.json")),
-        "lmforge.json:1",
+        model_damage(truncate("lmforge.json", at=40)),  # in "backbone", the manifest's 3rd line
+        "lmforge.json:3",
         "not valid JSON",
         "re-run the stage that wrote it",
     ),

@@ -90,16 +90,18 @@ def cfg(**kw) -> TransformerConfig:  # vocab 300 → 320 embedding rows (padded 
     )
 
 
-def test_causal_lm_round_trip_same_logits_and_generation(tmp_path, tok_dir):
+@pytest.mark.parametrize("activation, hf_activation", [("gelu_tanh", "gelu_new"), ("gelu", "gelu")])
+def test_causal_lm_round_trip_same_logits_and_generation(tmp_path, tok_dir, activation, hf_activation):
     from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
 
-    lm = CausalLM(randomised(cfg()))
+    lm = CausalLM(randomised(cfg(activation=activation)))
     language_model(lm, "clm").save(tmp_path / "m", lm.state_dict(), tok_dir)
     assert main([str(tmp_path / "m"), str(tmp_path / "hf")]) == 0  # python -m lmforge.export <model> <out>
 
     hf = AutoModelForCausalLM.from_pretrained(tmp_path / "hf").eval()
     hf_tok = AutoTokenizer.from_pretrained(tmp_path / "hf")
     assert type(hf).__name__ == "GPT2LMHeadModel" and hf.config.vocab_size == 300
+    assert hf.config.activation_function == hf_activation
     batch = hf_tok(["the old owl sat on the flat mat", "the red cat"], return_tensors="pt", padding=True)
     ids = batch["input_ids"]
     with torch.no_grad():

@@ -107,6 +107,7 @@ def test_settings_capabilities_and_spec():
         "n_heads": 4,
         "d_ff": 64,
         "layer_norm_eps": 1e-5,
+        "activation": "gelu_tanh",
     }
     rebuilt = build_backbone(spec)
     assert isinstance(rebuilt, Transformer) and rebuilt.cfg == tiny(pad_id=3, causal=False)
@@ -120,6 +121,33 @@ def test_settings_capabilities_and_spec():
         settings({"arch": "transformer", "d_model": 30, "n_heads": 4})
     with pytest.raises(ConfigError, match=r"model\.arch='rnn' is not a backbone.*lstm.*transformer"):
         settings({"arch": "rnn"})
+    with pytest.raises(ConfigError, match=r"model\.activation='relu' is not one of \['gelu_tanh', 'gelu'\]"):
+        settings({"arch": "transformer", "activation": "relu"})
+
+
+def test_the_mlp_activation_is_gpt2s_tanh_gelu_unless_set_and_an_older_manifest_keeps_it(tmp_path):
+    """`activation: gelu` computes the exact GELU; a manifest written before the setting existed
+    (no `activation`) loads as what it was trained with, the tanh approximation."""
+    torch.manual_seed(0)
+    tanh, exact = Transformer(tiny()), Transformer(tiny(activation="gelu"))
+    exact.load_state_dict(tanh.state_dict())
+    x = 3 * torch.randn(2, 5, 32)
+    mlp = tanh.h[0].mlp
+    pre = mlp.c_fc(x)
+    assert torch.equal(mlp(x), mlp.c_proj(torch.nn.functional.gelu(pre, approximate="tanh")))
+    assert torch.equal(exact.h[0].mlp(x), mlp.c_proj(torch.nn.functional.gelu(pre)))
+    ids = torch.randint(0, 100, (2, 8))
+    assert not torch.equal(tanh(ids), exact(ids)) and torch.allclose(tanh(ids), exact(ids), atol=1e-2)
+
+    lm = CausalLM(tanh)
+    SavedModel(kind="language_model", backbone=tanh.spec(), objective="clm").save(
+        tmp_path / "m", lm.state_dict(), tmp_path
+    )
+    manifest = json.loads((tmp_path / "m" / MANIFEST).read_text())
+    del manifest["backbone"]["activation"]  # as an older lmforge wrote it
+    (tmp_path / "m" / MANIFEST).write_text(json.dumps(manifest))
+    old, _ = load_backbone(tmp_path / "m")
+    assert old.cfg.activation == "gelu_tanh" and torch.equal(old(ids), tanh(ids))
 
 
 def test_classifier_ignores_padding():

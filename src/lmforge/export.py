@@ -6,11 +6,11 @@ What a model exports as is what its backbone declares (`Capabilities.exports_as`
 
 - `gpt2` — a native causal Transformer LM (the pretrain stage's output) becomes a `GPT2LMHeadModel`.
   The native model is GPT-2's layout by construction (pre-LN blocks, learned positions, fused
-  `c_attn`, tanh GELU = `gelu_new`, LayerNorm eps 1e-5, tied head), so the mapping is exact: the
-  weights are renamed, the `nn.Linear` matrices transposed into GPT-2's `Conv1D` [in, out] form,
-  and the embedding cut back from its 64-padded rows to the real vocabulary. The logits equal
-  lmforge's (fp32, up to kernel rounding), `AutoModelForCausalLM` / `AutoTokenizer` /
-  `pipeline("text-generation")` load the directory.
+  `c_attn`, tanh GELU = `gelu_new` or exact GELU = `gelu`, LayerNorm eps 1e-5, tied head), so the
+  mapping is exact: the weights are renamed, the `nn.Linear` matrices transposed into GPT-2's
+  `Conv1D` [in, out] form, and the embedding cut back from its 64-padded rows to the real
+  vocabulary. The logits equal lmforge's (fp32, up to kernel rounding), `AutoModelForCausalLM` /
+  `AutoTokenizer` / `pipeline("text-generation")` load the directory.
   A classifier over it becomes a `GPT2ForSequenceClassification` when
   it pools the last real token (`SequenceClassifier(pooling="last")`), which is what that class
   does. Its score layer has no bias; ours has one, so the bias is folded exactly into the final
@@ -53,7 +53,7 @@ def gpt2_config(cfg, eos_id: int | None, pad_id: int | None, **extra):
         n_layer=cfg.n_layers,
         n_head=cfg.n_heads,
         n_inner=cfg.d_ff,
-        activation_function="gelu_new",
+        activation_function={"gelu_tanh": "gelu_new", "gelu": "gelu"}[cfg.activation],
         resid_pdrop=cfg.dropout,
         embd_pdrop=cfg.dropout,
         attn_pdrop=cfg.dropout,

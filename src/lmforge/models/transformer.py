@@ -1,9 +1,10 @@
 """The native Transformer backbone: GPT-2-shaped, readable in one sitting.
 
-Pre-LayerNorm blocks, learned absolute positions, fused QKV projection, tanh-GELU MLP,
-`scaled_dot_product_attention` (causal, or bidirectional with a padding mask), a final
-LayerNorm, and an LM head tied to the token embedding. The parameter layout mirrors GPT-2's
-so that the weights map one-to-one onto `transformers.GPT2LMHeadModel`.
+Pre-LayerNorm blocks, learned absolute positions, fused QKV projection, a GELU MLP (GPT-2's tanh
+approximation by default, or the exact one: `activation`), `scaled_dot_product_attention` (causal,
+or bidirectional with a padding mask), a final LayerNorm, and an LM head tied to the token
+embedding. The parameter layout mirrors GPT-2's so that the weights map one-to-one onto
+`transformers.GPT2LMHeadModel`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ from lmforge.errors import ConfigError
 from lmforge.models import Backbone, BackboneConfig, Capabilities, register
 from lmforge.schema import setting
 
+# the MLP's activation → `F.gelu`'s `approximate`. A model saved before the setting existed has none
+# in its manifest and loads with the default, which is what it was trained with.
+GELU_APPROXIMATE = {"gelu_tanh": "tanh", "gelu": "none"}
+
 
 @dataclass
 class TransformerConfig(BackboneConfig):
@@ -27,6 +32,7 @@ class TransformerConfig(BackboneConfig):
     n_heads: int = setting(4, gt=0)
     d_ff: int = setting(512, gt=0)
     layer_norm_eps: float = setting(1e-5, gt=0)
+    activation: str = setting("gelu_tanh", choices=tuple(GELU_APPROXIMATE))
 
     @property
     def padded_vocab_size(self) -> int:
@@ -103,9 +109,10 @@ class MLP(nn.Module):
         self.c_fc = nn.Linear(cfg.d_model, cfg.d_ff)
         self.c_proj = nn.Linear(cfg.d_ff, cfg.d_model)
         self.drop = nn.Dropout(cfg.dropout)
+        self.approximate = GELU_APPROXIMATE[cfg.activation]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.c_proj(F.gelu(self.c_fc(x), approximate="tanh")))
+        return self.drop(self.c_proj(F.gelu(self.c_fc(x), approximate=self.approximate)))
 
 
 class Block(nn.Module):

@@ -1,5 +1,5 @@
 """The native Transformer: shapes, causal masking, padding, initialisation, what it declares it can
-do, and its model directory (`SavedModel`)."""
+do, its LM head's loss, and its model directory (`SavedModel`)."""
 
 import json
 from dataclasses import asdict, replace
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lmforge.errors import ConfigError
-from lmforge.models import Capabilities, backbone_class, build_backbone, load_backbone, settings
+from lmforge.models import Capabilities, backbone_class, build_backbone, lm_loss, load_backbone, settings
 from lmforge.models.heads import CausalLM
 from lmforge.models.transformer import Transformer, TransformerConfig
 from lmforge.saved_model import MANIFEST, SavedModel
@@ -107,7 +107,7 @@ def test_settings_capabilities_and_spec():
         "n_heads": 4,
         "d_ff": 64,
         "layer_norm_eps": 1e-5,
-        "activation": "gelu_tanh",
+        "activation": "gelu",
     }
     rebuilt = build_backbone(spec)
     assert isinstance(rebuilt, Transformer) and rebuilt.cfg == tiny(pad_id=3, causal=False)
@@ -125,29 +125,67 @@ def test_settings_capabilities_and_spec():
         settings({"arch": "transformer", "activation": "relu"})
 
 
-def test_the_mlp_activation_is_gpt2s_tanh_gelu_unless_set_and_an_older_manifest_keeps_it(tmp_path):
-    """`activation: gelu` computes the exact GELU; a manifest written before the setting existed
-    (no `activation`) loads as what it was trained with, the tanh approximation."""
+def test_the_mlp_activation_is_the_exact_gelu_unless_set_and_an_older_manifest_keeps_tanh(tmp_path):
+    """The MLP computes the exact GELU by default and GPT-2's tanh approximation with `activation:
+    gelu_tanh`; a manifest written before the setting existed (no `activation`) loads as what it was
+    trained with then, the tanh approximation, although the default has changed since."""
     torch.manual_seed(0)
-    tanh, exact = Transformer(tiny()), Transformer(tiny(activation="gelu"))
-    exact.load_state_dict(tanh.state_dict())
+    exact, tanh = Transformer(tiny()), Transformer(tiny(activation="gelu_tanh"))
+    tanh.load_state_dict(exact.state_dict())
     x = 3 * torch.randn(2, 5, 32)
-    mlp = tanh.h[0].mlp
+    mlp = exact.h[0].mlp
     pre = mlp.c_fc(x)
-    assert torch.equal(mlp(x), mlp.c_proj(torch.nn.functional.gelu(pre, approximate="tanh")))
-    assert torch.equal(exact.h[0].mlp(x), mlp.c_proj(torch.nn.functional.gelu(pre)))
+    assert torch.equal(mlp(x), mlp.c_proj(torch.nn.functional.gelu(pre)))
+    assert torch.equal(tanh.h[0].mlp(x), mlp.c_proj(torch.nn.functional.gelu(pre, approximate="tanh")))
     ids = torch.randint(0, 100, (2, 8))
     assert not torch.equal(tanh(ids), exact(ids)) and torch.allclose(tanh(ids), exact(ids), atol=1e-2)
 
-    lm = CausalLM(tanh)
-    SavedModel(kind="language_model", backbone=tanh.spec(), objective="clm").save(
-        tmp_path / "m", lm.state_dict(), tmp_path
-    )
-    manifest = json.loads((tmp_path / "m" / MANIFEST).read_text())
+    for model, name in ((tanh, "old"), (exact, "new")):
+        SavedModel(kind="language_model", backbone=model.spec(), objective="clm").save(
+            tmp_path / name, CausalLM(model).state_dict(), tmp_path
+        )
+    manifest = json.loads((tmp_path / "old" / MANIFEST).read_text())
     del manifest["backbone"]["activation"]  # as an older lmforge wrote it
-    (tmp_path / "m" / MANIFEST).write_text(json.dumps(manifest))
-    old, _ = load_backbone(tmp_path / "m")
+    (tmp_path / "old" / MANIFEST).write_text(json.dumps(manifest))
+    old, _ = load_backbone(tmp_path / "old")
     assert old.cfg.activation == "gelu_tanh" and torch.equal(old(ids), tanh(ids))
+    new, _ = load_backbone(tmp_path / "new")
+    assert new.cfg.activation == "gelu" and torch.equal(new(ids), exact(ids))
+
+
+@pytest.mark.parametrize("autocast", [None, torch.bfloat16], ids=["fp32", "bf16-autocast"])
+@pytest.mark.parametrize("frozen", [False, True], ids=["head-trained", "head-frozen"])
+def test_the_lm_heads_loss_without_logits_matches_cross_entropy_and_its_gradients(monkeypatch, autocast, frozen):
+    """`lm_loss` (blocks of rows, gradients made in the forward) against the plain logits +
+    cross-entropy: the same loss and gradients, over several blocks and a ragged last one, under
+    bf16 autocast (up to its rounding) and with the head frozen (no gradient for it); without
+    gradients it is the plain path."""
+    monkeypatch.setattr(lm_loss, "BLOCK_ELEMENTS", 32 * 100)  # 32 rows of a 100-token head a block
+    torch.manual_seed(0)
+    model = Transformer(tiny())
+    model.wte.weight.requires_grad_(not frozen)
+    ids, targets = torch.randint(0, 100, (3, 15)), torch.randint(0, 100, (45,))  # 45 rows: blocks of 32 + 13
+
+    def run(loss_fn):
+        model.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=autocast or torch.float32, enabled=autocast is not None):
+            loss = loss_fn(model(ids).flatten(0, 1))
+        (2.5 * loss).backward()  # an upstream gradient other than 1 reaches both
+        return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    plain = run(lambda h: torch.nn.functional.cross_entropy(model.lm_logits(h).float(), targets))
+    fused = run(lambda h: model.lm_loss(h, targets))
+    tol = 1e-2 if autocast else 1e-5  # relative error: bf16 keeps 8 bits of a mantissa
+
+    def close(a, b):
+        return a.dtype == b.dtype and float((a - b).norm()) <= tol * float(b.norm())
+
+    assert fused[0].dtype == torch.float32 and close(fused[0], plain[0])
+    assert set(fused[1]) == set(plain[1]) and ("wte.weight" in fused[1]) is not frozen
+    assert all(close(fused[1][name], grad) for name, grad in plain[1].items())
+    with torch.no_grad():
+        h = model(ids).flatten(0, 1)
+        assert torch.equal(model.lm_loss(h, targets), torch.nn.functional.cross_entropy(model.lm_logits(h), targets))
 
 
 def test_classifier_ignores_padding():

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Optional
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from lmforge.errors import ConfigError, DataError
@@ -52,6 +53,10 @@ class BackboneConfig:
     vocab_size: int = setting(0, ge=0, derived=True)
     pad_id: int = setting(0, ge=0, derived=True)
     causal: bool = setting(True, derived=True)  # how it was (or will be) trained: left to right or not
+
+    # settings added after models were saved without them, with what those models were trained with
+    # (not the default, where that has changed since): a manifest that lacks the key loads so
+    SAVED_WITHOUT: ClassVar[dict[str, Any]] = {}
 
 
 class Backbone(nn.Module):
@@ -92,6 +97,11 @@ class Backbone(nn.Module):
 
     def lm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def lm_loss(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy of the LM head at `hidden` [N, D] against `targets` [N] (every one
+        counts). A backbone whose head is a plain matrix computes it without the logits."""
+        return F.cross_entropy(self.lm_logits(hidden).float(), targets)
 
     def input_embeddings(self) -> nn.Embedding | None:
         """The token embedding table (what `task.<t>.freeze_embeddings` freezes); None: none to name."""
@@ -153,7 +163,7 @@ def from_spec(spec: dict[str, Any], source: str | Path = "the saved model") -> t
     spec = dict(spec)
     cls = backbone_class(spec.pop("arch"))
     names = {f.name for f in fields(cls.config_class)}
-    config = cls.config_class(**{k: v for k, v in spec.items() if k in names})
+    config = cls.config_class(**{**cls.config_class.SAVED_WITHOUT, **{k: v for k, v in spec.items() if k in names}})
     try:
         check_values(config, "backbone")
     except ConfigError as e:

@@ -16,6 +16,7 @@ from torch import nn
 
 from lmforge.errors import ConfigError
 from lmforge.models import Backbone, BackboneConfig, Capabilities, register
+from lmforge.models.lm_loss import linear_cross_entropy
 from lmforge.schema import setting
 
 
@@ -79,6 +80,9 @@ class LSTM(Backbone):
 
     def lm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         return F.linear(hidden, self.wte.weight)[..., : self.cfg.vocab_size]
+
+    def lm_loss(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return linear_cross_entropy(hidden, self.wte.weight[: self.cfg.vocab_size], targets)
 
     def num_params(self, non_embedding: bool = True) -> int:
         # the embedding is also the LM head, so it is counted (as the Transformer counts wte)

@@ -165,7 +165,7 @@ def fit(ctx: StageContext, s: Setup) -> Fitted:
 
     trainer_cfg = ctx.cfg.trainer
     if trainer_cfg.compile:  # in place: parameter names (checkpoints, safetensors) stay the same
-        s.module.model.compile()
+        s.module.backbone.compile()  # the LM head's loss (models/lm_loss.py) stays eager
     data = PackedLMData(
         s.tokens_dir,
         s.token_meta["dtype"],

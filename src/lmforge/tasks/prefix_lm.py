@@ -247,17 +247,15 @@ class PrefixLMFamily(Family):
             out.append({"input_ids": seq, "attention_mask": [1] * len(seq), "labels": labels})
         return out
 
-    def _target_logits(self, model, batch):
+    def loss(self, model, batch):
         hidden = model(batch["input_ids"], batch["attention_mask"])
         keep = batch["labels"] != IGNORE_INDEX
-        return model.logits(hidden[keep]), batch["labels"][keep]  # the LM head only where it counts
-
-    def loss(self, model, batch):
-        logits, y = self._target_logits(model, batch)
-        return F.cross_entropy(logits, y)
+        return model.backbone.lm_loss(hidden[keep], batch["labels"][keep])  # the head only where it counts
 
     def val_step(self, model, batch, head):
-        logits, y = self._target_logits(model, batch)
+        hidden = model(batch["input_ids"], batch["attention_mask"])
+        keep = batch["labels"] != IGNORE_INDEX
+        logits, y = model.logits(hidden[keep]), batch["labels"][keep]
         return Validation(F.cross_entropy(logits, y), len(y), int((logits.argmax(-1) == y).sum()), len(y))
 
     @torch.no_grad()

@@ -18,7 +18,6 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from lmforge.data.packing import TokenFile
@@ -89,13 +88,11 @@ class LMModule(FusedClipping, L.LightningModule):
 
     def _loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         x, y = batch
-        if self.objective == "mlm":  # logits at the chosen positions only: a fraction of the head's work
-            hidden = self.backbone(x)
+        hidden = self.backbone(x)
+        if self.objective == "mlm":  # the head at the chosen positions only: a fraction of its work
             chosen = y != IGNORE_INDEX
-            logits = self.backbone.lm_logits(hidden[chosen])
-            return F.cross_entropy(logits.float(), y[chosen])
-        logits = self.model(x)
-        return F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1))
+            return self.backbone.lm_loss(hidden[chosen], y[chosen])
+        return self.backbone.lm_loss(hidden.flatten(0, 1), y.flatten())
 
     def training_step(self, batch, batch_idx):
         loss = self._loss(batch)

@@ -247,15 +247,18 @@ class PrefixLMFamily(Family):
             out.append({"input_ids": seq, "attention_mask": [1] * len(seq), "labels": labels})
         return out
 
-    def loss(self, model, batch):
+    def _targets(self, model, batch):
+        """The hidden states at the target positions and their targets: the LM head only where it counts."""
         hidden = model(batch["input_ids"], batch["attention_mask"])
         keep = batch["labels"] != IGNORE_INDEX
-        return model.backbone.lm_loss(hidden[keep], batch["labels"][keep])  # the head only where it counts
+        return hidden[keep], batch["labels"][keep]
+
+    def loss(self, model, batch):
+        return model.backbone.lm_loss(*self._targets(model, batch))
 
     def val_step(self, model, batch, head):
-        hidden = model(batch["input_ids"], batch["attention_mask"])
-        keep = batch["labels"] != IGNORE_INDEX
-        logits, y = model.logits(hidden[keep]), batch["labels"][keep]
+        hidden, y = self._targets(model, batch)
+        logits = model.logits(hidden)
         return Validation(F.cross_entropy(logits, y), len(y), int((logits.argmax(-1) == y).sum()), len(y))
 
     @torch.no_grad()

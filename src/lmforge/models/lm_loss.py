@@ -4,11 +4,12 @@ block of rows at a time.
 
 The plain path writes the [N, vocab] logits, reads them back for the log-softmax, writes its output,
 and in backward fills a zero tensor of the same size for the targets' gradient and reads everything
-once more: at the default pretraining batch (2,048 rows, 4,096 tokens) that is 32 MB a pass and
-about half the time of the head's matmuls. Here each block of rows is small enough to stay in the
-CPU's cache: its logits become their gradient in place (softmax minus the one-hot target) and go
-straight into the two matmuls of the backward, which therefore runs in the forward. The loss is
-the same number up to float rounding (the order of additions differs).
+once more: at the default pretraining batch (2,048 rows, 4,096 tokens) that is 32 MB a pass and,
+on a 2-core CPU, nearly as long as the head's three matmuls (~41 against ~54 ms). Here each block
+of rows is small enough to stay in the CPU's shared cache: its logits become their gradient in
+place (softmax minus the one-hot target) and go straight into the two matmuls of the backward,
+which therefore runs in the forward. The loss is the same number up to float rounding (the order
+of additions differs).
 
 Every target counts (callers select the positions a loss is taken at). Without gradients
 (validation) it is the plain path: computing gradients there would be waste.
@@ -19,7 +20,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-BLOCK_ELEMENTS = 1 << 20  # logits a block holds (4 MB in fp32): it fits a core's L2 or the shared L3
+BLOCK_ELEMENTS = 1 << 20  # logits a block holds (4 MB in fp32, which the L3 cache holds; measured best of 2^17-2^21)
 
 
 def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
